@@ -1,0 +1,52 @@
+"""Matcher ``basename`` (the default): a process whose name is the program's basename.
+
+``/etc/init.d/apache2 start`` is kept alive by any process named ``apache2``.
+Names compare whole and literally (``c++`` and ``node.js`` are not patterns,
+``cp`` does not match ``scp``). The kernel keeps only 15 characters of a
+process name, so a longer program name matches on those 15 plus the basename
+of the executable or of the first argument that names a file. The process
+name survives a program rewriting its command line, as sshd does.
+"""
+
+from __future__ import annotations
+
+import os
+
+from watchdog import hookimpl
+from watchdog.rules import Rule
+from watchdog.snapshot import Proc, Snapshot
+
+STRATEGY = "basename"
+COMM_LENGTH = 15
+
+
+@hookimpl
+def watchdog_strategies() -> list[str]:
+    return [STRATEGY]
+
+
+@hookimpl(trylast=True)
+def watchdog_match(rule: Rule, snapshot: Snapshot) -> list[Proc] | None:
+    if rule.strategy != STRATEGY:
+        return None
+    candidates = snapshot.named(rule.program[:COMM_LENGTH])
+    if len(rule.program) <= COMM_LENGTH:
+        return candidates
+    return [proc for proc in candidates if runs_program(snapshot, proc, rule.program)]
+
+
+def runs_program(snapshot: Snapshot, proc: Proc, program: str) -> bool:
+    """Whether a process whose name was cut to 15 characters runs ``program``."""
+    exe = snapshot.exe(proc.pid)
+    if exe is not None and os.path.basename(exe.removesuffix(" (deleted)")) == program:
+        return True
+    argv = snapshot.cmdline(proc.pid) or []
+    # A script's interpreter comes first: ``python3 /usr/bin/long-named-service``.
+    return any(os.path.basename(arg) == program for arg in argv[:2])
+
+
+@hookimpl(trylast=True)
+def watchdog_describe(rule: Rule) -> str | None:
+    if rule.strategy != STRATEGY:
+        return None
+    return f"a process named {rule.program!r}"

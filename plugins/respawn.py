@@ -1,0 +1,162 @@
+"""Action ``respawn``: start a rule's command whenever nothing matches it.
+
+The first restart is immediate. A command that ends within ``--stable-after``
+seconds of its start, or exits leaving nothing that matches, is a failure;
+each failure in a row doubles the wait before the next start (0.25 s, 0.5 s,
+1 s ... up to ``--backoff-max``), and a run that lasts ``--stable-after``
+seconds resets the count. ``--max-restarts N`` gives up after N failures in a
+row; ``--on-give-up exit`` then stops every service and exits with status 3.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import click
+
+from watchdog import hookimpl
+from watchdog.config import Config
+from watchdog.engine import EXIT_GAVE_UP, Engine
+from watchdog.logs import logger
+from watchdog.rules import Rule
+from watchdog.snapshot import Proc
+
+FIRST_BACKOFF = 0.25
+
+
+@dataclass
+class Policy:
+    stable_after: float = 10.0
+    backoff_max: float = 30.0
+    max_restarts: int = 0  # 0: never give up
+    exit_on_give_up: bool = False
+
+    def delay(self, failures: int) -> float:
+        """Seconds to wait before the next start after ``failures`` failures in a row."""
+        if failures <= 1:
+            return 0.0
+        return min(self.backoff_max, FIRST_BACKOFF * 2 ** (failures - 2))
+
+
+@dataclass
+class Memory:
+    """What respawn remembers of one rule."""
+
+    failures: int = 0
+    started_at: float | None = None  # when our last start happened (engine clock)
+    settled: bool = True  # the outcome of the last start has been counted
+    found: bool = False  # something matched since the last start
+    last_exit: int | None = None
+    not_before: float = 0.0
+    warned: bool = False
+
+
+policy = Policy()
+
+
+def memory(rule: Rule) -> Memory:
+    return rule.state.setdefault("respawn", Memory())  # type: ignore[no-any-return]
+
+
+@hookimpl
+def watchdog_add_options() -> list[click.Option]:
+    return [
+        click.Option(
+            ["--stable-after"], type=click.FloatRange(min=0), default=policy.stable_after,
+            show_default=True, metavar="SECONDS",
+            help="A run this long resets the crash-loop backoff.",
+        ),
+        click.Option(
+            ["--backoff-max"], type=click.FloatRange(min=0), default=policy.backoff_max,
+            show_default=True, metavar="SECONDS",
+            help="Longest wait between restarts of a crash-looping command (0: no backoff).",
+        ),
+        click.Option(
+            ["--max-restarts"], type=click.IntRange(min=0), default=policy.max_restarts,
+            show_default=True, metavar="N",
+            help="Give up on a rule after N failed restarts in a row (0: never).",
+        ),
+        click.Option(
+            ["--on-give-up"], type=click.Choice(["continue", "exit"]), default="continue",
+            show_default=True,
+            help="After giving up on a rule: keep the others running, or stop all and exit 3.",
+        ),
+    ]
+
+
+@hookimpl
+def watchdog_configure(config: Config) -> None:
+    options = config.options
+    policy.stable_after = options.get("stable_after", policy.stable_after)
+    policy.backoff_max = options.get("backoff_max", policy.backoff_max)
+    policy.max_restarts = options.get("max_restarts", policy.max_restarts)
+    policy.exit_on_give_up = options.get("on_give_up") == "exit"
+
+
+@hookimpl
+def watchdog_process_started(rule: Rule) -> None:
+    mem = memory(rule)
+    mem.settled = False
+    mem.found = False
+    mem.last_exit = None
+
+
+@hookimpl
+def watchdog_process_exited(rule: Rule, returncode: int | None) -> None:
+    if returncode is not None:
+        memory(rule).last_exit = returncode
+
+
+@hookimpl
+def watchdog_rule_found(rule: Rule, procs: list[Proc]) -> None:
+    mem = memory(rule)
+    mem.found = True
+    mem.warned = False
+
+
+@hookimpl
+def watchdog_rule_missing(rule: Rule, engine: Engine) -> None:
+    mem = memory(rule)
+    now = engine.clock()
+    if not mem.settled:
+        settle(rule, mem, engine, now)
+        if policy.max_restarts and mem.failures > policy.max_restarts:
+            reason = f"{policy.max_restarts} restarts in a row ended within {policy.stable_after}s"
+            engine.give_up(rule, reason, EXIT_GAVE_UP if policy.exit_on_give_up else None)
+            return
+    if now < mem.not_before:
+        engine.call_at(mem.not_before)
+        return
+    mem.started_at = now
+    if engine.start(rule) is None:  # could not even be executed: a failure too
+        mem.failures += 1
+        mem.not_before = now + max(policy.delay(mem.failures), FIRST_BACKOFF)
+        engine.call_at(mem.not_before)
+
+
+def settle(rule: Rule, mem: Memory, engine: Engine, now: float) -> None:
+    """Count how the last start ended, and set when the next one may happen."""
+    mem.settled = True
+    lasted = now - (mem.started_at if mem.started_at is not None else now)
+    if mem.found and lasted >= policy.stable_after:
+        mem.failures = 0
+    else:
+        mem.failures += 1
+    # A command killed before it was seen says nothing about matching; one that
+    # exited by itself and left nothing to match is a configuration problem.
+    exited_unmatched = not mem.found and mem.last_exit is not None and mem.last_exit >= 0
+    if exited_unmatched and not mem.warned:
+        mem.warned = True
+        logger.warning(
+            "%r exited with status %s and left no %s; if the command starts a program "
+            "of another name, use --regex %s=PATTERN or --pidfile %s=PATH",
+            rule.command, mem.last_exit, engine.describe(rule).removeprefix("a "),
+            rule.name, rule.name, extra={"rule": rule.name, "event": "no-match"},
+        )
+    delay = policy.delay(mem.failures)
+    mem.not_before = now + delay
+    if delay:
+        logger.info(
+            "restarting in %.2fs (%d failures in a row)", delay, mem.failures,
+            extra={"rule": rule.name, "event": "backoff"},
+        )

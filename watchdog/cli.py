@@ -1,0 +1,163 @@
+"""The ``watchdog`` command: click options from the core and from every plugin."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+import click
+import pluggy
+
+from watchdog import __version__
+from watchdog.config import Config
+from watchdog.engine import EXIT_NOT_RUNNING, EXIT_OK, Engine
+from watchdog.logs import setup_logging
+from watchdog.manager import make_plugin_manager
+from watchdog.rules import make_rules, parse_signal
+
+HELP = """Start each COMMAND and keep it running.
+
+Each COMMAND is one argument holding a command line, split like a shell
+would split it (no shell runs unless --shell). A command is running while a
+process named after the basename of its first word is in the process table:
+'/etc/init.d/apache2 start' is kept alive by any process named apache2. When
+none is found the command runs again.
+
+\b
+Example:
+  watchdog /usr/sbin/sshd '/etc/init.d/apache2 start'
+
+Exit status: 0 after a clean stop (or --once/--check with every rule
+running), 1 when --once/--check finds a rule not running, 2 on a usage
+error, 3 after giving up on a rule with --on-give-up exit, 4 when services
+had to be killed after the --grace period.
+"""
+
+
+class WatchdogCommand(click.Command):
+    """A click command whose errors are one line and exit 2, never a traceback."""
+
+    def main(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, prog_name: str | None = None,
+        standalone_mode: bool = True, **extra: Any,
+    ) -> Any:
+        try:
+            code = super().main(args, prog_name, standalone_mode=False, **extra)
+        except click.exceptions.Exit as done:
+            code = done.exit_code
+        except click.Abort:
+            click.echo("watchdog: aborted", err=True)
+            code = 1
+        except click.ClickException as exc:
+            click.echo(f"watchdog: {exc.format_message()}", err=True)
+            code = exc.exit_code
+        if standalone_mode:
+            sys.exit(code or 0)
+        return code
+
+
+def core_options(strategies: Sequence[str]) -> list[click.Parameter]:
+    return [
+        click.Argument(["commands"], nargs=-1, metavar="COMMAND..."),
+        click.Option(
+            ["--rule"], multiple=True, metavar="NAME=COMMAND",
+            help="A command with a rule name of your choice (to run two of one program).",
+        ),
+        click.Option(
+            ["--match"], type=click.Choice(sorted(strategies)), default="basename",
+            show_default=True,
+            help="How rules that no per-rule flag sets are matched.",
+        ),
+        click.Option(
+            ["--interval"], type=click.FloatRange(min=0.01), default=5.0, show_default=True,
+            metavar="SECONDS", help="Seconds between full checks (exits are seen at once anyway).",
+        ),
+        click.Option(["--once"], is_flag=True, help="Start what is missing, wait, exit 0 if all run."),
+        click.Option(["--check"], is_flag=True, help="Start nothing; exit 0 if all run, else 1."),
+        click.Option(["--shell"], is_flag=True, help="Run each command with /bin/sh -c."),
+        click.Option(
+            ["--grace"], type=click.FloatRange(min=0), default=8.0, show_default=True,
+            metavar="SECONDS", help="On stop, wait this long before SIGKILL (Docker waits 10).",
+        ),
+        click.Option(
+            ["--stop-signal"], multiple=True, metavar="NAME=SIGNAL",
+            help="Signal that stops rule NAME (default TERM), e.g. nginx=QUIT.",
+        ),
+        click.Option(
+            ["--no-pidfd"], is_flag=True,
+            help="Do not use pidfds: adopted processes' exits are seen at each --interval.",
+        ),
+        click.Option(
+            ["-p", "--plugin", "plugins"], multiple=True, metavar="MODULE",
+            help="Load a plugin module by its import name.",
+        ),
+        click.Option(
+            ["--disable"], multiple=True, metavar="NAME",
+            help="Do not load the plugin NAME (built-in or entry point).",
+        ),
+    ]
+
+
+def make_cli(pm: pluggy.PluginManager) -> click.Command:
+    """The ``watchdog`` command, with the options of every plugin in ``pm``."""
+    strategies = [name for names in pm.hook.watchdog_strategies() for name in names]
+    params = core_options(strategies)
+    for options in pm.hook.watchdog_add_options():
+        params.extend(options)
+
+    def run(**options: Any) -> int:
+        if options["once"] and options["check"]:
+            raise click.UsageError("--once and --check exclude each other")
+        setup_logging()
+        rules = make_rules(options["commands"], options["rule"], shell=options["shell"])
+        config = Config(rules=rules, options=options)
+        for rule, text in config.per_rule("--stop-signal", options["stop_signal"]):
+            rule.stop_signal = parse_signal(f"--stop-signal {rule.name}", text)
+        pm.hook.watchdog_configure(config=config)
+        config.apply_default_strategy(options["match"])
+        engine = Engine(
+            rules, pm.hook, interval=options["interval"], grace=options["grace"],
+            use_pidfd=not options["no_pidfd"],
+        )
+        if options["check"]:
+            missing = engine.missing_rules()
+            for rule in missing:
+                click.echo(f"missing: {rule.name} (no {engine.describe(rule).removeprefix('a ')})")
+            return EXIT_NOT_RUNNING if missing else EXIT_OK
+        return engine.run(once=options["once"])
+
+    return WatchdogCommand(
+        "watchdog", params=params, callback=run, help=HELP,
+        context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+        epilog=f"watchdog {__version__}. Plugins: watchdog --disable NAME, -p MODULE.",
+    )
+
+
+def prescan(args: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``-p`` and ``--disable`` values, needed before the command line can be built."""
+    wanted = {"-p": [], "--plugin": [], "--disable": []}  # type: dict[str, list[str]]
+    words = iter(args)
+    for word in words:
+        if word == "--":
+            break
+        flag, sep, value = word.partition("=")
+        if sep and flag in wanted:
+            wanted[flag].append(value)
+        elif word in wanted:
+            wanted[word].append(next(words, ""))
+        elif word.startswith("-p") and len(word) > 2 and not word.startswith("--"):
+            wanted["-p"].append(word[2:])
+    return wanted["-p"] + wanted["--plugin"], wanted["--disable"]
+
+
+def main(args: Sequence[str] | None = None) -> NoReturn:
+    args = list(sys.argv[1:] if args is None else args)
+    try:
+        modules, disabled = prescan(args)
+        pm = make_plugin_manager(modules, disabled)
+    except click.ClickException as exc:
+        click.echo(f"watchdog: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    make_cli(pm).main(args, prog_name="watchdog")
+    sys.exit(0)

@@ -1,0 +1,130 @@
+"""The one place the watchdog blocks: signals, child exits and pidfds in one selector.
+
+Signal handlers only record the signal number; ``set_wakeup_fd`` makes the
+selector return when one arrives. A pidfd (Linux 5.3+) becomes readable when
+its process exits, whether or not it is our child, so adopted daemons wake the
+loop as quickly as our own children do.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import selectors
+import signal
+import socket
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+from watchdog.logs import logger
+
+
+def pidfd_supported() -> bool:
+    if not hasattr(os, "pidfd_open"):
+        return False
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except OSError:
+        return False
+    return True
+
+
+class Waiter:
+    """Waits for the next signal, process exit or deadline."""
+
+    def __init__(self, use_pidfd: bool = True) -> None:
+        self.use_pidfd = use_pidfd and pidfd_supported()
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = socket.socketpair()
+        for sock in (self._wake_r, self._wake_w):
+            sock.setblocking(False)
+        self._selector.register(self._wake_r, selectors.EVENT_READ)
+        self._pending: list[int] = []
+        self._pidfds: dict[int, int] = {}  # pid -> pidfd
+        self._fd_limit_warned = False
+
+    # --- signals --------------------------------------------------------------
+
+    def _record(self, signum: int, frame: FrameType | None) -> None:
+        self._pending.append(signum)
+
+    @contextmanager
+    def signals_caught(self, signals: Iterable[int]) -> Iterator[None]:
+        previous = {sig: signal.signal(sig, self._record) for sig in signals}
+        old_fd = signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)
+        try:
+            yield
+        finally:
+            signal.set_wakeup_fd(old_fd)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def take_signals(self) -> list[int]:
+        taken, self._pending = self._pending, []
+        return taken
+
+    # --- pidfds ---------------------------------------------------------------
+
+    def watched(self) -> set[int]:
+        return set(self._pidfds)
+
+    def watch(self, pid: int) -> bool:
+        """Wake the loop when ``pid`` exits. False if pidfds are off or the pid is gone."""
+        if not self.use_pidfd or pid in self._pidfds:
+            return pid in self._pidfds
+        try:
+            fd = os.pidfd_open(pid)
+        except OSError as exc:
+            if exc.errno in (errno.EMFILE, errno.ENFILE) and not self._fd_limit_warned:
+                self._fd_limit_warned = True
+                logger.warning("out of file descriptors for pidfds: some exits are seen only at the interval")
+            return False
+        self._pidfds[pid] = fd
+        self._selector.register(fd, selectors.EVENT_READ, pid)
+        return True
+
+    def unwatch(self, pid: int) -> None:
+        fd = self._pidfds.pop(pid, None)
+        if fd is not None:
+            self._selector.unregister(fd)
+            os.close(fd)
+
+    def send_signal(self, pid: int, sig: int) -> bool:
+        """Signal ``pid`` through its pidfd when we hold one, so a reused pid is never hit."""
+        try:
+            fd = self._pidfds.get(pid)
+            if fd is not None:
+                signal.pidfd_send_signal(fd, sig)
+            else:
+                os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+
+    # --- waiting --------------------------------------------------------------
+
+    def wait(self, timeout: float | None) -> set[int]:
+        """Block until a signal, a watched exit or ``timeout``; return the pids that exited."""
+        if self._pending:
+            timeout = 0
+        exited = set()
+        for key, _ in self._selector.select(None if timeout is None else max(0.0, timeout)):
+            if key.data is None:
+                try:
+                    while self._wake_r.recv(4096):
+                        pass
+                except BlockingIOError:
+                    pass
+            else:
+                exited.add(key.data)
+        for pid in exited:
+            self.unwatch(pid)
+        return exited
+
+    def close(self) -> None:
+        for pid in list(self._pidfds):
+            self.unwatch(pid)
+        self._selector.close()
+        self._wake_r.close()
+        self._wake_w.close()

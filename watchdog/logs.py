@@ -1,0 +1,57 @@
+"""The watchdog's own log: one line per event on stderr, as text or JSON.
+
+Plugins log through ``logging.getLogger("watchdog")`` and may attach
+``extra={"rule": ..., "event": ..., "pid": ..., "status": ...}`` so that both
+formats carry those fields.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+
+logger = logging.getLogger("watchdog")
+EVENT_FIELDS = ("rule", "event", "pid", "status")
+
+
+def timestamp(record: logging.LogRecord) -> str:
+    return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+
+
+class TextFormatter(logging.Formatter):
+    """``2026-01-01T00:00:00.000+00:00 watchdog: sshd: exited pid=12 status=-9``"""
+
+    def format(self, record: logging.LogRecord) -> str:
+        rule = getattr(record, "rule", None)
+        parts = [timestamp(record), "watchdog:"]
+        if record.levelno >= logging.WARNING:
+            parts.append(record.levelname.lower() + ":")
+        if rule is not None:
+            parts.append(f"{rule}:")
+        parts.append(record.getMessage())
+        for key in ("pid", "status"):
+            value = getattr(record, key, None)
+            if value is not None:
+                parts.append(f"{key}={value}")
+        return " ".join(parts)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: timestamp, level, rule, event, pid, status, message."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"timestamp": timestamp(record), "level": record.levelname.lower()}
+        for key in EVENT_FIELDS:
+            entry[key] = getattr(record, key, None)
+        entry["message"] = record.getMessage()
+        return json.dumps(entry)
+
+
+def setup_logging(fmt: str = "text", level: int = logging.INFO) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    logger.handlers[:] = [handler]
+    logger.setLevel(level)
+    logger.propagate = False

@@ -1,0 +1,111 @@
+"""Rules: one per command the watchdog keeps alive, built from the command line."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import signal
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+
+
+@dataclass(eq=False)
+class Rule:
+    """What to keep alive, and how to recognise it in the process table.
+
+    ``settings`` holds per-rule values that plugins read from their flags (a
+    regex, a pidfile path); ``state`` is scratch memory plugins keep between
+    checks. Both are keyed by whatever the owning plugin chooses.
+    """
+
+    name: str
+    command: str
+    argv: tuple[str, ...]
+    program: str
+    strategy: str = ""
+    stop_signal: signal.Signals = signal.SIGTERM
+    settings: dict[str, Any] = field(default_factory=dict)
+    state: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return f"Rule({self.name!r}, {self.command!r}, strategy={self.strategy!r})"
+
+
+def split_command(command: str) -> list[str]:
+    """Split ``command`` like a POSIX shell would, without running one."""
+    try:
+        words = shlex.split(command)
+    except ValueError as exc:  # shlex says "No closing quotation"
+        raise click.UsageError(f"command {command!r}: {str(exc).lower()}") from None
+    if not words:
+        raise click.UsageError("empty command: each argument must be a command line to run")
+    return words
+
+
+def make_rule(command: str, *, name: str | None = None, shell: bool = False) -> Rule:
+    """Build the rule for one command line; its name defaults to the program's basename."""
+    words = split_command(command)
+    program = os.path.basename(words[0])
+    if not program:
+        raise click.UsageError(f"command {command!r}: the first word names no program")
+    argv = ("/bin/sh", "-c", command) if shell else tuple(words)
+    if not shell:
+        check_executable(words[0], command)
+    return Rule(name=name or program, command=command, argv=argv, program=program)
+
+
+def check_executable(program: str, command: str) -> None:
+    """Fail at start-up, not at the first respawn, when a program cannot run."""
+    if "/" in program:
+        if not os.path.isfile(program):
+            raise click.UsageError(f"command {command!r}: {program} does not exist")
+        if not os.access(program, os.X_OK):
+            raise click.UsageError(f"command {command!r}: {program} is not executable")
+    elif shutil.which(program) is None:
+        raise click.UsageError(f"command {command!r}: {program} is not found on PATH")
+
+
+def make_rules(commands: Sequence[str], named: Sequence[str], *, shell: bool) -> list[Rule]:
+    """Rules for the positional commands, then for each ``--rule NAME=COMMAND``."""
+    rules = [make_rule(command, shell=shell) for command in commands]
+    for name, command in (split_assignment("--rule", value) for value in named):
+        rules.append(make_rule(command, name=name, shell=shell))
+    if not rules:
+        raise click.UsageError("no command given: try watchdog '/usr/sbin/sshd' 'apache2ctl start'")
+    seen: dict[str, Rule] = {}
+    for rule in rules:
+        if rule.name in seen:
+            raise click.UsageError(
+                f"two commands are named {rule.name!r} ({seen[rule.name].command!r} and "
+                f"{rule.command!r}); name one with --rule NAME=COMMAND and match it with "
+                "--regex NAME=PATTERN or --pidfile NAME=PATH"
+            )
+        seen[rule.name] = rule
+    return rules
+
+
+def split_assignment(flag: str, value: str) -> tuple[str, str]:
+    """Split a ``NAME=VALUE`` flag value; NAME is non-blank and VALUE is non-empty."""
+    name, sep, rest = value.partition("=")
+    if not sep or not name.strip() or not rest:
+        raise click.UsageError(f"{flag} {value!r}: expected NAME=VALUE")
+    return name.strip(), rest
+
+
+def parse_signal(flag: str, text: str) -> signal.Signals:
+    """A signal given as ``TERM``, ``SIGTERM`` or ``15``."""
+    spelled = text.strip().upper()
+    try:
+        if spelled.isdigit():
+            return signal.Signals(int(spelled))
+        return signal.Signals[spelled if spelled.startswith("SIG") else "SIG" + spelled]
+    except (KeyError, ValueError):
+        raise click.UsageError(f"{flag}: {text!r} is not a signal name or number") from None
+
+
+def rules_by_name(rules: Iterable[Rule]) -> dict[str, Rule]:
+    return {rule.name: rule for rule in rules}

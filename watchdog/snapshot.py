@@ -1,0 +1,177 @@
+"""One pass over the process table, kept as immutable records plus a name index.
+
+Each check reads ``/proc/PID/stat`` once per process: it holds the name (comm),
+state, parent and start time, which is all the default matcher needs. Command
+lines and executables are read lazily, only for the processes a matcher asks
+about, and cached for the life of the snapshot. psutil's per-process objects
+cost about four times this pass, which is why the hot path reads /proc itself.
+
+Zombies, the watchdog itself, its ancestors and every other watchdog process are
+invisible to matchers: a supervisor that counts itself (or a ``--check`` run
+beside it) as the service it watches never starts that service.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+DEAD_STATES = frozenset("ZXx")
+
+
+@dataclass(frozen=True, slots=True)
+class Proc:
+    """One process as the snapshot saw it."""
+
+    pid: int
+    ppid: int
+    name: str  # the kernel's comm: at most 15 characters
+    state: str
+    start_ticks: int  # clock ticks after boot
+
+
+def boot_time() -> float:
+    """Boot time as a Unix timestamp, precise to the clock (``/proc/stat`` rounds to 1 s)."""
+    return time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
+def read_stat(proc_root: str, pid: str) -> Proc | None:
+    try:
+        with open(f"{proc_root}/{pid}/stat", "rb") as f:
+            raw = f.read()
+    except OSError:  # gone between listing and reading, or hidden from us
+        return None
+    # comm may hold spaces and parentheses: it ends at the last ')'.
+    open_paren, close_paren = raw.find(b"("), raw.rfind(b")")
+    if open_paren < 0 or close_paren < 0:
+        return None
+    fields = raw[close_paren + 2 :].split()
+    try:
+        return Proc(
+            pid=int(pid),
+            ppid=int(fields[1]),
+            name=raw[open_paren + 1 : close_paren].decode("utf-8", "surrogateescape"),
+            state=fields[0].decode(),
+            start_ticks=int(fields[19]),
+        )
+    except (IndexError, ValueError):
+        return None
+
+
+def is_watchdog_argv(argv: list[str]) -> bool:
+    """True for ``python .../bin/watchdog ...`` and ``python -m watchdog ...``.
+
+    The interpreter must come first: a C program installed as ``watchdog``
+    (the kernel watchdog daemon) is a service like any other.
+    """
+    if len(argv) < 2 or not os.path.basename(argv[0]).startswith("python"):
+        return False
+    args = iter(argv[1:])
+    for arg in args:
+        if arg == "-m":
+            return next(args, "") == "watchdog"
+        if not arg.startswith("-"):
+            return os.path.basename(arg) == "watchdog"
+    return False
+
+
+class Snapshot:
+    """The process table at one instant, as matchers see it."""
+
+    def __init__(self, procs: dict[int, Proc], self_pid: int, proc_root: str = "/proc") -> None:
+        self.proc_root = proc_root
+        self.taken_at = time.time()
+        self._procs = procs
+        self._cmdlines: dict[int, list[str] | None] = {}
+        self._hidden = self._ancestry(self_pid)
+        self._watchdogs: dict[int, bool] = {}
+        self.by_name: dict[str, list[Proc]] = {}
+        for proc in procs.values():
+            if proc.state not in DEAD_STATES and proc.pid not in self._hidden:
+                self.by_name.setdefault(proc.name, []).append(proc)
+
+    def _ancestry(self, pid: int) -> frozenset[int]:
+        chain = set()
+        while pid > 0 and pid not in chain:
+            chain.add(pid)
+            parent = self._procs.get(pid)
+            pid = parent.ppid if parent else 0
+        return frozenset(chain)
+
+    def __len__(self) -> int:
+        return len(self._procs)
+
+    def visible(self, proc: Proc) -> bool:
+        """Alive, not a zombie, not this watchdog, its ancestors or another watchdog."""
+        if proc.state in DEAD_STATES or proc.pid in self._hidden:
+            return False
+        return not self.is_watchdog(proc)
+
+    def named(self, name: str) -> list[Proc]:
+        """Visible processes whose comm is exactly ``name`` (give at most 15 characters)."""
+        return [proc for proc in self.by_name.get(name, ()) if not self.is_watchdog(proc)]
+
+    def get(self, pid: int) -> Proc | None:
+        """The visible process with this pid, if there is one."""
+        proc = self._procs.get(pid)
+        return proc if proc is not None and self.visible(proc) else None
+
+    def processes(self) -> Iterator[Proc]:
+        """Every visible process."""
+        return (proc for proc in self._procs.values() if self.visible(proc))
+
+    def is_watchdog(self, proc: Proc) -> bool:
+        # Only the console script (comm "watchdog") or an interpreter can be one,
+        # so the command line is read for few processes.
+        if proc.name != "watchdog" and not proc.name.startswith("python"):
+            return False
+        known = self._watchdogs.get(proc.pid)
+        if known is None:
+            known = self._watchdogs[proc.pid] = is_watchdog_argv(self.cmdline(proc.pid) or [])
+        return known
+
+    def cmdline(self, pid: int) -> list[str] | None:
+        """The process's arguments (undecodable bytes kept as surrogates); None if unreadable.
+
+        Kernel threads and zombies have an empty command line.
+        """
+        if pid not in self._cmdlines:
+            try:
+                with open(f"{self.proc_root}/{pid}/cmdline", "rb") as f:
+                    raw = f.read()
+            except OSError:
+                self._cmdlines[pid] = None
+            else:
+                self._cmdlines[pid] = [
+                    part.decode("utf-8", "surrogateescape") for part in raw.rstrip(b"\0").split(b"\0")
+                ] if raw else []
+        return self._cmdlines[pid]
+
+    def command_line(self, pid: int) -> str:
+        """The arguments joined by spaces, as ``ps`` shows them; empty if unreadable."""
+        return " ".join(self.cmdline(pid) or ())
+
+    def exe(self, pid: int) -> str | None:
+        """The executable's path, or None when unreadable (another user's process)."""
+        try:
+            return os.readlink(f"{self.proc_root}/{pid}/exe")
+        except OSError:
+            return None
+
+    def start_time(self, proc: Proc) -> float:
+        """When the process started, as a Unix timestamp."""
+        return boot_time() + proc.start_ticks / CLOCK_TICKS
+
+
+def take_snapshot(self_pid: int | None = None, proc_root: str = "/proc") -> Snapshot:
+    """Read the process table once."""
+    procs: dict[int, Proc] = {}
+    for entry in os.listdir(proc_root):
+        if entry.isdigit():
+            proc = read_stat(proc_root, entry)
+            if proc is not None:
+                procs[proc.pid] = proc
+    return Snapshot(procs, os.getpid() if self_pid is None else self_pid, proc_root)
