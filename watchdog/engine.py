@@ -32,6 +32,10 @@ EXIT_NOT_RUNNING = 1
 EXIT_GAVE_UP = 3
 EXIT_KILLED = 4
 
+# A started command has no pidfd to wake us when its service appears: look
+# again soon, then less and less often, until it matches or exits.
+FIRST_RECHECK = 0.05
+
 
 @dataclass
 class RuleStatus:
@@ -44,6 +48,7 @@ class RuleStatus:
     last_exit: int | None = None
     since: float = field(default_factory=time.time)
     given_up: bool = False
+    recheck_after: float = 0.0  # while starting: doubles from FIRST_RECHECK up to the interval
 
 
 class Engine:
@@ -92,8 +97,10 @@ class Engine:
         status = self.status[rule.name]
         status.children.add(pid)
         status.starts += 1
+        status.recheck_after = FIRST_RECHECK
         self._children[pid] = rule
         self._set_state(rule, "starting")
+        self.call_at(self.clock() + FIRST_RECHECK)
         self.hook.watchdog_process_started(rule=rule, pid=pid)
         return pid
 
@@ -214,6 +221,8 @@ class Engine:
                     self.hook.watchdog_rule_found(rule=rule, procs=procs)
             elif status.children:
                 self._set_state(rule, "starting")
+                status.recheck_after = min(self.interval, status.recheck_after * 2)
+                self.call_at(now + status.recheck_after)
             else:
                 self._set_state(rule, "missing")
                 if not status.given_up and not (self._once and status.starts):

@@ -1,0 +1,101 @@
+"""Shared by the tests: run real watchdogs, read the real process table."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import psutil
+
+PROGRAMS = Path(__file__).parent / "programs"
+T = TypeVar("T")
+
+
+def wait_for(predicate: Callable[[], T], timeout: float = 10.0, what: str = "condition") -> T:
+    """Poll ``predicate`` until it returns something truthy (tests may poll; the watchdog may not)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+def live(name: str) -> list[psutil.Process]:
+    """Non-zombie processes whose name (comm) is ``name``."""
+    found = []
+    for proc in psutil.process_iter(["name", "status"]):
+        if proc.info["name"] == name[:15] and proc.info["status"] != psutil.STATUS_ZOMBIE:
+            found.append(proc)
+    return found
+
+
+def pids(name: str) -> set[int]:
+    return {proc.pid for proc in live(name)}
+
+
+def program(tmp_path: Path, name: str, source: str = "/bin/sleep") -> Path:
+    """A copy of ``source`` called ``name``: a process name no other test uses."""
+    path = tmp_path / name
+    shutil.copy(source, path)
+    path.chmod(0o755)
+    return path
+
+
+def service(tmp_path: Path, name: str, *args: str) -> Path:
+    """An executable called ``name`` that runs programs/service.py as a process named ``name``."""
+    path = tmp_path / name
+    quoted = " ".join(f"'{arg}'" for arg in args)
+    path.write_text(
+        f"#!/bin/sh\nexec {sys.executable} {PROGRAMS / 'service.py'} --name {name} {quoted} \"$@\"\n"
+    )
+    path.chmod(0o755)
+    return path
+
+
+class Watchdog:
+    """A watchdog running as a real subprocess, its log captured to a file."""
+
+    def __init__(self, args: list[str], cwd: Path, env: dict[str, str] | None = None,
+                 preexec_setsid: bool = True) -> None:
+        self.log_path = cwd / f"watchdog-{time.monotonic_ns()}.log"
+        self._log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "watchdog", *args], cwd=cwd, stdout=self._log,
+            stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+            start_new_session=preexec_setsid,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def wait_log(self, text: str, timeout: float = 10.0) -> str:
+        return wait_for(lambda: text in self.log() and self.log(), timeout, f"{text!r} in the log")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self._log.close()
+
+    def kill_everything(self) -> None:
+        """Clean-up after a test: the watchdog and anything it left behind."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._log.close()

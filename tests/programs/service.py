@@ -1,0 +1,65 @@
+"""A stand-in service for the tests: names itself, optionally daemonizes, records signals.
+
+    service.py --name NAME [--daemon] [--pidfile PATH] [--record FILE]
+               [--ignore-term] [--exit-after SECONDS] [--exit-code N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import signal
+import sys
+import time
+
+PR_SET_NAME = 15
+RECORDED = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGUSR1,
+            signal.SIGUSR2)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--daemon", action="store_true")
+    parser.add_argument("--pidfile")
+    parser.add_argument("--record")
+    parser.add_argument("--ignore-term", action="store_true")
+    parser.add_argument("--exit-after", type=float)
+    parser.add_argument("--exit-code", type=int, default=0)
+    args = parser.parse_args()
+
+    if args.daemon:  # the classic double fork: the starter exits, the daemon is orphaned
+        if os.fork():
+            os._exit(0)
+        os.setsid()
+        if os.fork():
+            os._exit(0)
+    ctypes.CDLL(None).prctl(PR_SET_NAME, args.name.encode()[:15], 0, 0, 0)
+    if args.pidfile:
+        tmp = f"{args.pidfile}.tmp"
+        with open(tmp, "w") as f:
+            f.write(f"{os.getpid()}\n")
+        os.rename(tmp, args.pidfile)
+
+    def record(signum: int, frame: object) -> None:
+        if args.record:
+            with open(args.record, "a") as f:
+                f.write(f"{os.getpid()} {signal.Signals(signum).name}\n")
+        if signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT) and not args.ignore_term:
+            sys.exit(0)
+
+    for sig in RECORDED:
+        signal.signal(sig, record)
+    if args.record:
+        with open(args.record, "a") as f:
+            f.write(f"{os.getpid()} READY\n")
+    if args.exit_after is not None:
+        time.sleep(args.exit_after)
+        sys.exit(args.exit_code)
+    while True:
+        signal.pause()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+"""The command line: parsing, one-line usage errors, plugin loading."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from watchdog import hookimpl
+from watchdog.cli import make_cli, prescan
+from watchdog.manager import make_plugin_manager
+
+
+def invoke(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(make_cli(make_plugin_manager()), list(args))
+    return result.exit_code, result.output
+
+
+BAD_INPUT = [
+    ((), "no command given"),
+    (("",), "empty command"),
+    (("   ",), "empty command"),
+    (("sleep 'unbalanced",), "no closing quotation"),
+    (("/no/such/program",), "/no/such/program does not exist"),
+    (("{not_executable}",), "not-executable is not executable"),
+    (("no-such-program-anywhere",), "not found on PATH"),
+    (("sleep 1", "sleep 2"), "two commands are named 'sleep'"),
+    (("sleep 1", "--regex", "nginx=x"), "no rule is named 'nginx'"),
+    (("sleep 1", "--pidfile", "nginx=/run/x"), "no rule is named 'nginx'"),
+    (("sleep 1", "--stop-signal", "nginx=QUIT"), "no rule is named 'nginx'"),
+    (("sleep 1", "--match", "nosuch"), "'nosuch' is not one of"),
+    (("sleep 1", "--regex", "sleep"), "expected NAME=VALUE"),
+    (("sleep 1", "--regex", "=x"), "expected NAME=VALUE"),
+    (("sleep 1", "--regex", "sleep="), "expected NAME=VALUE"),
+    (("sleep 1", "--regex", "sleep=("), "--regex sleep=(: bad pattern"),
+    (("sleep 1", "--regex", "sleep=a", "--pidfile", "sleep=/x"), "given both"),
+    (("sleep 1", "--stop-signal", "sleep=NOPE"), "not a signal name or number"),
+    (("sleep 1", "--interval", "0"), "--interval"),
+    (("sleep 1", "--interval", "soon"), "--interval"),
+    (("sleep 1", "--grace", "-1"), "--grace"),
+    (("sleep 1", "--once", "--check"), "exclude each other"),
+    (("sleep 1", "--rule", "noequals"), "expected NAME=VALUE"),
+    (("sleep 1", "--no-such-flag"), "No such option"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_INPUT, ids=[" ".join(a) or "none" for a, _ in BAD_INPUT])
+def test_bad_input_is_a_one_line_usage_error(
+    args: tuple[str, ...], message: str, tmp_path: Path
+) -> None:
+    not_executable = tmp_path / "not-executable"
+    not_executable.write_text("#!/bin/sh\n")
+    not_executable.chmod(0o644)
+    code, output = invoke(*(arg.format(not_executable=not_executable) for arg in args))
+    assert code == 2
+    assert message in output
+    assert output.count("\n") == 1 and output.startswith("watchdog: ")
+    assert "Traceback" not in output
+
+
+def test_usage_error_from_the_installed_command_is_one_line_without_traceback(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "watchdog", "sleep 'oops"], cwd=tmp_path,
+        capture_output=True, text=True,
+    )
+    assert run.returncode == 2
+    assert run.stdout == ""
+    assert run.stderr == "watchdog: command \"sleep 'oops\": no closing quotation\n"
+
+
+def test_help_lists_every_flag_and_the_seed_example() -> None:
+    code, output = invoke("--help")
+    assert code == 0
+    for flag in ("--match", "--regex", "--pidfile", "--interval", "--once", "--check", "--shell",
+                 "--grace", "--stop-signal", "--plugin", "--disable", "--rule", "--max-restarts"):
+        assert flag in output
+    assert "watchdog /usr/sbin/sshd '/etc/init.d/apache2 start'" in output
+
+
+def test_check_exits_1_and_names_the_missing_rule(tmp_path: Path) -> None:
+    program = tmp_path / "wd-never-runs"
+    program.write_text("#!/bin/sh\n")
+    program.chmod(0o755)
+    code, output = invoke(str(program), "--check")
+    assert code == 1
+    assert output == "missing: wd-never-runs (no process named 'wd-never-runs')\n"
+
+
+def test_prescan_finds_plugin_flags_in_every_spelling() -> None:
+    modules, disabled = prescan(["-p", "a", "-pb", "--plugin", "c", "--plugin=d", "--disable",
+                                 "log", "--disable=respawn", "x", "--", "-p", "e"])
+    assert modules == ["a", "b", "c", "d"]
+    assert disabled == ["log", "respawn"]
+
+
+class ShoutPlugin:
+    """A plugin registered in-process: adds a flag and a strategy of its own."""
+
+    seen: dict[str, object] = {}
+
+    @hookimpl
+    def watchdog_add_options(self) -> list[click.Option]:
+        return [click.Option(["--shout"], is_flag=True)]
+
+    @hookimpl
+    def watchdog_strategies(self) -> list[str]:
+        return ["always"]
+
+    @hookimpl
+    def watchdog_configure(self, config: object) -> None:
+        self.seen["config"] = config
+
+    @hookimpl
+    def watchdog_match(self, rule: object, snapshot: object) -> list[object] | None:
+        return [object()] if getattr(rule, "strategy", "") == "always" else None
+
+
+def test_a_plugin_registered_in_process_adds_a_flag_and_a_strategy() -> None:
+    pm = make_plugin_manager()
+    plugin = ShoutPlugin()
+    pm.register(plugin, name="shout")
+    result = CliRunner().invoke(make_cli(pm), ["sleep 1", "--shout", "--match", "always", "--check"])
+    assert result.exit_code == 0, result.output
+    config = plugin.seen["config"]
+    assert config.options["shout"] is True  # type: ignore[attr-defined]
+
+
+def test_p_loads_a_module_and_disable_blocks_a_builtin(tmp_path: Path) -> None:
+    (tmp_path / "wd_noisy.py").write_text(textwrap.dedent("""
+        import click
+        from watchdog import hookimpl
+
+        @hookimpl
+        def watchdog_add_options():
+            return [click.Option(["--noisy"], is_flag=True, help="from wd_noisy")]
+    """))
+    env_path = {"PYTHONPATH": str(tmp_path)}
+    helped = subprocess.run([sys.executable, "-m", "watchdog", "-p", "wd_noisy", "--help"],
+                            cwd=tmp_path, capture_output=True, text=True, env=env_path)
+    assert "--noisy" in helped.stdout
+    disabled = subprocess.run([sys.executable, "-m", "watchdog", "--disable", "regex", "--help"],
+                              cwd=tmp_path, capture_output=True, text=True)
+    assert "--regex" not in disabled.stdout and "--pidfile" in disabled.stdout
+    missing = subprocess.run([sys.executable, "-m", "watchdog", "-p", "wd_absent", "sleep 1"],
+                             cwd=tmp_path, capture_output=True, text=True)
+    assert missing.returncode == 2
+    assert missing.stderr.startswith("watchdog: cannot load plugin 'wd_absent'")
+
+
+def test_a_misspelled_hook_fails_at_start(tmp_path: Path) -> None:
+    (tmp_path / "wd_typo.py").write_text(
+        "from watchdog import hookimpl\n\n@hookimpl\ndef watchdog_rule_mising(rule):\n    pass\n"
+    )
+    run = subprocess.run([sys.executable, "-m", "watchdog", "-p", "wd_typo", "sleep 1"],
+                         cwd=tmp_path, capture_output=True, text=True,
+                         env={"PYTHONPATH": str(tmp_path)})
+    assert run.returncode == 2
+    assert "watchdog_rule_mising" in run.stderr and run.stderr.count("\n") == 1
