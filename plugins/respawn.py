@@ -35,7 +35,7 @@ class Policy:
         """Seconds to wait before the next start after ``failures`` failures in a row."""
         if failures <= 1:
             return 0.0
-        return min(self.backoff_max, FIRST_BACKOFF * 2 ** (failures - 2))
+        return min(self.backoff_max, FIRST_BACKOFF * 2.0 ** (failures - 2))
 
 
 @dataclass

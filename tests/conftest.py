@@ -7,7 +7,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from helpers import Watchdog
 
 

@@ -9,7 +9,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import psutil
-
 from helpers import Watchdog, pids, program, service, wait_for
 
 Start = Callable[..., Watchdog]
@@ -32,7 +31,7 @@ def test_a_killed_child_is_started_again_without_waiting_for_the_interval(
     second = one_pid("wd-fg", timeout=5, other_than=first)
     assert time.monotonic() - killed_at < 5  # not the 60 s interval
     assert second != first
-    wd.wait_log("wd-fg: exited pid=%d status=-9" % first)
+    wd.wait_log(f"wd-fg: exited pid={first} status=-9")
 
 
 def test_a_double_forking_daemon_is_adopted_and_restarted(tmp_path: Path, watchdog: Start) -> None:
@@ -87,7 +86,7 @@ def test_backoff_resets_after_a_stable_run(tmp_path: Path, watchdog: Start) -> N
     for _ in range(3):  # quick deaths: the count grows
         first = one_pid("wd-reset")
         os.kill(first, signal.SIGKILL)
-        wait_for(lambda: first not in pids("wd-reset"))
+        wait_for(lambda: first not in pids("wd-reset"))  # noqa: B023
     wd.wait_log("(2 failures in a row)")
     first = one_pid("wd-reset", timeout=5)
     time.sleep(1.2)  # longer than --stable-after

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from helpers import PROGRAMS, program, wait_for
+
 from watchdog.config import Config
 from watchdog.manager import make_plugin_manager
 from watchdog.rules import Rule, make_rule

@@ -78,7 +78,7 @@ class Waiter:
         except OSError as exc:
             if exc.errno in (errno.EMFILE, errno.ENFILE) and not self._fd_limit_warned:
                 self._fd_limit_warned = True
-                logger.warning("out of file descriptors for pidfds: some exits are seen only at the interval")
+                logger.warning("out of file descriptors for pidfds: some exits are seen at the interval")
             return False
         self._pidfds[pid] = fd
         self._selector.register(fd, selectors.EVENT_READ, pid)

@@ -42,7 +42,7 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line: timestamp, level, rule, event, pid, status, message."""
 
     def format(self, record: logging.LogRecord) -> str:
-        entry = {"timestamp": timestamp(record), "level": record.levelname.lower()}
+        entry: dict[str, object] = {"timestamp": timestamp(record), "level": record.levelname.lower()}
         for key in EVENT_FIELDS:
             entry[key] = getattr(record, key, None)
         entry["message"] = record.getMessage()

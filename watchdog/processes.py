@@ -34,7 +34,7 @@ def spawn(argv: Sequence[str], stdout: int | None = None, stderr: int | None = N
 
 def reap() -> list[tuple[int, int]]:
     """Collect every child that has exited: ``(pid, returncode)``, negative when killed."""
-    reaped = []
+    reaped: list[tuple[int, int]] = []
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
