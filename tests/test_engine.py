@@ -208,3 +208,20 @@ def test_services_inherit_stdout_and_read_nothing_from_stdin(tmp_path: Path, wat
     wd = watchdog(str(talker))
     wd.wait_log("hello-from-service")
     wd.wait_log("stdin-closed")
+
+
+def test_a_daemon_that_replaces_its_main_process_is_readopted_not_restarted(
+    tmp_path: Path, watchdog: Start
+) -> None:
+    svc = service(tmp_path, "wd-upgrade", "--daemon", "--new-master-on-usr2")
+    wd = watchdog(str(svc), "--interval", "60")
+    old = one_pid("wd-upgrade")
+    wd.wait_log("wd-upgrade: running")
+    os.kill(old, signal.SIGUSR2)  # a graceful restart under a new pid
+    new = one_pid("wd-upgrade", timeout=5, other_than=old)
+    wd.wait_log(f"wd-upgrade: exited pid={old}")  # its pidfd woke the loop
+    time.sleep(0.3)
+    assert wd.log().count("wd-upgrade: started") == 1  # picked up, not started again
+    # The new process is watched too: its death is answered without the interval.
+    os.kill(new, signal.SIGKILL)
+    one_pid("wd-upgrade", timeout=5, other_than=new)

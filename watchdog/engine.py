@@ -290,7 +290,8 @@ class Engine:
         """Stop signal to every service, wait up to the grace, then SIGKILL what is left."""
         logger.info("stopping every service (%s), grace %ss", reason, self.grace)
         self.hook.watchdog_stopping(signal_name=reason)
-        deadline = self.clock() + self.grace
+        began = self.clock()
+        deadline = began + self.grace
         signalled: set[int] = set()
         while True:
             self._reap()
@@ -316,6 +317,7 @@ class Engine:
                     self.waiter.watch(proc.pid)
             self.waiter.wait(remaining)
         self._finish_reaping()
+        logger.info("stopped in %.2fs", self.clock() - began)
         if self._exit_code is not None:
             code = self._exit_code
         self.hook.watchdog_stopped(exit_code=code)

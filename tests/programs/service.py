@@ -27,6 +27,8 @@ def main() -> None:
     parser.add_argument("--ignore-term", action="store_true")
     parser.add_argument("--exit-after", type=float)
     parser.add_argument("--exit-code", type=int, default=0)
+    parser.add_argument("--new-master-on-usr2", action="store_true",
+                        help="on SIGUSR2, fork a new main process and end the old one (nginx-style)")
     args = parser.parse_args()
 
     if args.daemon:  # the classic double fork: the starter exits, the daemon is orphaned
@@ -36,13 +38,19 @@ def main() -> None:
         if os.fork():
             os._exit(0)
     ctypes.CDLL(None).prctl(PR_SET_NAME, args.name.encode()[:15], 0, 0, 0)
-    if args.pidfile:
-        tmp = f"{args.pidfile}.tmp"
-        with open(tmp, "w") as f:
-            f.write(f"{os.getpid()}\n")
-        os.rename(tmp, args.pidfile)
+    def write_pidfile() -> None:
+        if args.pidfile:
+            tmp = f"{args.pidfile}.tmp"
+            with open(tmp, "w") as f:
+                f.write(f"{os.getpid()}\n")
+            os.rename(tmp, args.pidfile)
 
     def record(signum: int, frame: object) -> None:
+        if signum == signal.SIGUSR2 and args.new_master_on_usr2:
+            if os.fork():
+                os._exit(0)  # the old main process ends; the new one carries on
+            write_pidfile()
+            return
         if args.record:
             with open(args.record, "a") as f:
                 f.write(f"{os.getpid()} {signal.Signals(signum).name}\n")
@@ -51,6 +59,7 @@ def main() -> None:
 
     for sig in RECORDED:
         signal.signal(sig, record)
+    write_pidfile()
     if args.record:
         with open(args.record, "a") as f:
             f.write(f"{os.getpid()} READY\n")
