@@ -56,7 +56,8 @@ def service(tmp_path: Path, name: str, *args: str) -> Path:
     path = tmp_path / name
     quoted = " ".join(f"'{arg}'" for arg in args)
     path.write_text(
-        f"#!/bin/sh\nexec {sys.executable} {PROGRAMS / 'service.py'} --name {name} {quoted} \"$@\"\n"
+        f"#!/bin/sh\nexec {sys.executable} {PROGRAMS / 'service.py'} --name {name} --home {tmp_path} "
+        f"{quoted} \"$@\"\n"
     )
     path.chmod(0o755)
     return path
@@ -83,7 +84,8 @@ class Watchdog:
         return self.log_path.read_text()
 
     def wait_log(self, text: str, timeout: float = 10.0) -> str:
-        return wait_for(lambda: text in self.log() and self.log(), timeout, f"{text!r} in the log")
+        wait_for(lambda: text in self.log(), timeout, f"{text!r} in the log")
+        return self.log()
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
         if self.proc.poll() is None:
@@ -94,8 +96,12 @@ class Watchdog:
             self._log.close()
 
     def kill_everything(self) -> None:
-        """Clean-up after a test: the watchdog and anything it left behind."""
+        """Clean-up after a test: stop the watchdog the way a user would, then make sure."""
         if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
         self._log.close()

@@ -62,7 +62,8 @@ class Container:
         return self.log_path.read_text()
 
     def wait_log(self, text: str, timeout: float = 10.0) -> str:
-        return wait_for(lambda: text in self.log() and self.log(), timeout, f"{text!r} in the log")
+        wait_for(lambda: text in self.log(), timeout, f"{text!r} in the log")
+        return self.log()
 
     def processes(self) -> list[psutil.Process]:
         """Every process in the namespace but its PID 1, as the host sees them."""

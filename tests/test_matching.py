@@ -11,6 +11,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from conftest import kill_programs_under
 from helpers import PROGRAMS, program, wait_for
 
 from watchdog.config import Config
@@ -34,12 +35,13 @@ def matched(rule: Rule) -> set[int]:
 
 
 @pytest.fixture
-def spawn() -> Iterator[list[subprocess.Popen[bytes]]]:
+def spawn(tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
     procs: list[subprocess.Popen[bytes]] = []
     yield procs
     for proc in procs:
-        proc.kill()
+        proc.terminate()
         proc.wait()
+    kill_programs_under(tmp_path)
 
 
 def start(procs: list[subprocess.Popen[bytes]], argv: list[str], **kw: object) -> subprocess.Popen[bytes]:

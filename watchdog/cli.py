@@ -96,7 +96,17 @@ def core_options(strategies: Sequence[str]) -> list[click.Parameter]:
             ["--disable"], multiple=True, metavar="NAME",
             help="Do not load the plugin NAME (built-in or entry point).",
         ),
+        click.Option(
+            ["--version"], is_flag=True, expose_value=False, is_eager=True,
+            callback=show_version, help="Show the version and exit.",
+        ),
     ]
+
+
+def show_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        click.echo(f"watchdog {__version__}")
+        ctx.exit(0)
 
 
 def make_cli(pm: pluggy.PluginManager) -> click.Command:

@@ -21,6 +21,7 @@ RECORDED = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--name", required=True)
+    parser.add_argument("--home", help="ignored: lets a test's clean-up find its daemons")
     parser.add_argument("--daemon", action="store_true")
     parser.add_argument("--pidfile")
     parser.add_argument("--record")

@@ -1,0 +1,940 @@
+"""Benchmark the watchdog beside supervisord: restart latency, check cost, idle CPU, memory, start-up.
+
+    python tests/benchmarks/bench.py [--quick]
+
+Not part of the test suite (pytest collects nothing here). It needs the
+project installed with its ``bench`` extra (supervisord) and prints one table:
+each figure is a median of repeated runs, beside its peer measured in the same
+run, with the target it should meet. Progress goes to stderr.
+
+Every process started here (watchdogs, supervisord, their services, the
+2,000 background processes) is stopped in ``finally`` blocks, on Ctrl-C and
+SIGTERM too; programs run from a temporary directory, and whatever is still
+running from it at the end is killed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import ctypes
+import io
+import os
+import platform
+import pstats
+import re
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any, TypeVar
+
+try:
+    import psutil
+
+    from watchdog.config import Config
+    from watchdog.manager import make_plugin_manager
+    from watchdog.rules import Rule, make_rule
+    from watchdog.snapshot import take_snapshot
+except ImportError as missing:
+    print(f"bench: {missing}: run it with the interpreter of an environment holding the "
+          "project and its bench extra (pip install '.[bench]')", file=sys.stderr)
+    raise SystemExit(2) from None
+
+HERE = Path(__file__).resolve().parent
+POLL_SECONDS = 0.0005  # how often the benchmark looks at /proc while it waits
+TIMEOUT_SECONDS = 15.0  # for anything expected to happen: beyond it the run fails
+STABLE_AFTER = 0.5  # the watchdog's --stable-after during the latency runs
+KILL_SPACING = 0.6  # seconds from a restart to the next kill of the same service
+LATENCY_INTERVAL = 60  # the watchdog's --interval during the latency runs
+SERVICE_COUNT = 10  # programs in the idle, memory and start-up runs
+LOAD_COUNT = 2000  # extra processes during the check-cost run
+RULE_KINDS = {"basename": 17, "regex": 17, "pidfile": 16}  # the 50 rules of the check
+FOREVER = "86400"  # the argument of every sleep: longer than any run
+T = TypeVar("T")
+
+
+class BenchError(Exception):
+    """Something the benchmark waited for did not happen."""
+
+
+@dataclass(frozen=True)
+class Mode:
+    """How many repetitions a run makes."""
+
+    name: str
+    kills: int  # per restart-latency case
+    check_rounds: int
+    idle_window: float  # seconds
+    startup_runs: int  # per supervisor
+
+
+FULL = Mode("full", kills=50, check_rounds=15, idle_window=20.0, startup_runs=10)
+QUICK = Mode("quick", kills=10, check_rounds=5, idle_window=10.0, startup_runs=3)
+
+
+BENCH_STARTED = time.perf_counter()
+
+
+def progress(message: str) -> None:
+    elapsed = time.perf_counter() - BENCH_STARTED
+    print(f"bench [{elapsed:5.1f} s]: {message}", file=sys.stderr, flush=True)
+
+
+# --- the process table, read directly -------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Stat:
+    """What /proc/PID/stat says of one process."""
+
+    pid: int
+    name: str
+    state: str
+    ppid: int
+
+
+def read_stat(pid: int | str) -> Stat | None:
+    """The process's stat line, or None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return None
+    close_paren = raw.rfind(b")")
+    fields = raw[close_paren + 2 :].split()
+    name = raw[raw.find(b"(") + 1 : close_paren].decode("utf-8", "replace")
+    return Stat(int(pid), name, fields[0].decode(), int(fields[1]))
+
+
+def is_alive(stat: Stat | None) -> bool:
+    return stat is not None and stat.state not in "ZX"
+
+
+def proc_entries() -> set[str]:
+    """Every entry of /proc now: the baseline that later new processes are told from."""
+    return set(os.listdir("/proc"))
+
+
+def new_processes(baseline: set[str]) -> Iterator[Stat]:
+    """Live processes whose pid is not in ``baseline``."""
+    for entry in os.listdir("/proc"):
+        if entry not in baseline and entry.isdigit():
+            stat = read_stat(entry)
+            if stat is not None and is_alive(stat):
+                yield stat
+
+
+def live_named(names: set[str]) -> list[Stat]:
+    """Every live process whose name is in ``names``."""
+    return [stat for stat in new_processes(set()) if stat.name in names]
+
+
+def read_pidfile(path: Path) -> int | None:
+    try:
+        text = path.read_text()
+    except OSError:
+        return None
+    return int(text) if text.strip().isdigit() else None
+
+
+def poll_until(probe: Callable[[], T | None], what: str,
+               timeout: float = TIMEOUT_SECONDS) -> tuple[T, float]:
+    """Call ``probe`` every POLL_SECONDS until it returns a value: (value, perf_counter then)."""
+    deadline = time.perf_counter() + timeout
+    while True:
+        value = probe()
+        now = time.perf_counter()
+        if value is not None:
+            return value, now
+        if now > deadline:
+            raise BenchError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(POLL_SECONDS)
+
+
+def wait_for_names(names: set[str], baseline: set[str]) -> tuple[dict[str, int], float]:
+    """Wait until a new live process bears each name: ({name: pid}, when the last appeared)."""
+    found: dict[str, int] = {}
+
+    def probe() -> dict[str, int] | None:
+        for stat in new_processes(baseline):
+            if stat.name in names:
+                found.setdefault(stat.name, stat.pid)
+        return found if len(found) == len(names) else None
+
+    return poll_until(probe, f"processes named {sorted(names - found.keys())}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time used by the process so far, to the nanosecond where the kernel allows.
+
+    The process CPU clock (clock_getcpuclockid) counts scheduler nanoseconds;
+    utime+stime (psutil) advance in 10 ms ticks, too coarse for an idle minute.
+    """
+    clock_id = ctypes.c_int()
+    if LIBC.clock_getcpuclockid(pid, ctypes.byref(clock_id)) == 0:
+        try:
+            return time.clock_gettime(clock_id.value)
+        except OSError:
+            pass
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
+LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+# --- the workspace: programs, supervisors, clean-up ---------------------------------
+
+
+@dataclass
+class Workspace:
+    """A temporary directory holding every program the benchmark runs."""
+
+    path: Path
+    tag: str = field(default_factory=lambda: str(os.getpid() % 100000))
+    notes: list[str] = field(default_factory=list)
+
+    def name(self, suffix: str) -> str:
+        """A process name unique to this run (at most 15 characters, the kernel's limit)."""
+        name = f"w{self.tag}-{suffix}"
+        assert len(name) <= 15, name
+        return name
+
+    def copy_program(self, source: Path | str, name: str) -> Path:
+        """A copy of ``source`` called ``name``: a process name nothing else uses."""
+        path = self.path / name
+        shutil.copy(source, path)
+        path.chmod(0o755)
+        return path
+
+    def sleep_copy(self, suffix: str) -> Path:
+        return self.copy_program(shutil.which("sleep") or "/bin/sleep", self.name(suffix))
+
+    def kill_leftovers(self) -> None:
+        """SIGKILL every process still running a program from the workspace."""
+        root = str(self.path)
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) == os.getpid():
+                continue
+            try:
+                exe = os.readlink(f"/proc/{entry}/exe")
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().decode("utf-8", "replace")
+            except OSError:
+                continue
+            if exe.startswith(root) or root in cmdline:
+                try:
+                    os.kill(int(entry), signal.SIGKILL)
+                except OSError:
+                    pass
+
+
+@contextmanager
+def workspace() -> Iterator[Workspace]:
+    path = Path(tempfile.mkdtemp(prefix="watchdog-bench-"))
+    space = Workspace(path)
+    try:
+        yield space
+    finally:
+        space.kill_leftovers()
+        shutil.rmtree(path, ignore_errors=True)
+
+
+class Supervisor:
+    """The watchdog or supervisord, running as a real subprocess with its output in a file."""
+
+    def __init__(self, label: str, argv: Sequence[str], space: Workspace) -> None:
+        self.label = label
+        self.log_path = space.path / f"{label}-{time.monotonic_ns()}.log"
+        self._log = open(self.log_path, "w")
+        self.started_at = time.perf_counter()
+        self.popen = subprocess.Popen(
+            list(argv), cwd=space.path, stdin=subprocess.DEVNULL, stdout=self._log,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def check_running(self) -> None:
+        if self.popen.poll() is not None:
+            log = self.log_text()[-2000:]
+            raise BenchError(f"{self.label} exited with status {self.popen.returncode}:\n{log}")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM (it stops its services), SIGKILL after ``timeout``."""
+        try:
+            if self.popen.poll() is None:
+                self.popen.terminate()
+                try:
+                    self.popen.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    self.popen.kill()
+                    self.popen.wait()
+        finally:
+            self._log.close()
+
+    def __enter__(self) -> Supervisor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def watchdog_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "watchdog", *args]
+
+
+def supervisord_config(space: Workspace, label: str, programs: dict[str, str]) -> Path:
+    """A supervisord.conf keeping each ``{name: command}`` alive as a foreground child."""
+    lines = [
+        "[supervisord]", "nodaemon=true", f"logfile={space.path}/{label}.supervisord.log",
+        f"pidfile={space.path}/{label}.supervisord.pid", f"childlogdir={space.path}",
+        "loglevel=warn", "",
+    ]
+    for name, command in programs.items():
+        lines += [
+            f"[program:{name}]", f"command={command}", "autorestart=true", "startsecs=0",
+            "stdout_logfile=NONE", "stderr_logfile=NONE", "stopwaitsecs=2", "",
+        ]
+    # One group: supervisord stops a group per turn of its 1 s loop, 10 groups take 10 s.
+    lines += ["[group:services]", f"programs={','.join(programs)}", ""]
+    path = space.path / f"{label}.conf"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def start_supervisord(supervisord: str, space: Workspace, label: str,
+                      programs: dict[str, str]) -> Supervisor:
+    config = supervisord_config(space, label, programs)
+    return Supervisor(f"supervisord-{label}", [supervisord, "-n", "-c", str(config)], space)
+
+
+def find_supervisord() -> str | None:
+    """supervisord next to this interpreter (the same venv), else on PATH."""
+    beside = Path(sys.executable).parent / "supervisord"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    return shutil.which("supervisord")
+
+
+def build_daemonizer(space: Workspace) -> Path:
+    """Compile daemonize.c into the workspace; without a compiler, use daemonize.py."""
+    binary = space.path / "daemonize"
+    compiler = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if compiler is not None:
+        result = subprocess.run(
+            [compiler, "-O2", "-o", str(binary), str(HERE / "daemonize.c")],
+            capture_output=True, text=True,
+        )
+        if result.returncode == 0:
+            space.notes.append(f"The daemon is daemonize.c, compiled with {Path(compiler).name}.")
+            return binary
+        progress(f"compiling daemonize.c failed:\n{result.stderr}")
+    script = (HERE / "daemonize.py").read_text().split("\n", 1)[1]
+    binary.write_text(f"#!{sys.executable}\n{script}")
+    binary.chmod(0o755)
+    space.notes.append(
+        "NO C COMPILER: the daemon of (b) and (c) is daemonize.py, so their latency "
+        "includes ~20-30 ms of Python start-up."
+    )
+    return binary
+
+
+# --- 1. restart latency ------------------------------------------------------------
+
+class ForegroundFinder:
+    """The service is every live process called ``name``: new ones are found in /proc."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def targets(self) -> set[int]:
+        """The pids to kill: all of the service, should a supervisor have started two."""
+        return {stat.pid for stat in live_named({self.name})}
+
+    def find(self, killed: set[int], baseline: set[str]) -> tuple[int, float]:
+        """Wait for a live process called ``name`` that is not in ``baseline``."""
+
+        def probe() -> int | None:
+            return next((s.pid for s in new_processes(baseline) if s.name == self.name), None)
+
+        return poll_until(probe, f"a new process named {self.name}")
+
+
+class DaemonFinder(ForegroundFinder):
+    """The service is a daemon called ``name`` that writes its pid to ``pidfile``.
+
+    With ``by_pidfile``, only the pid in the file is the service (a second daemon
+    the supervisor started is a leak, not part of it); otherwise every process
+    called ``name`` is, as the basename matcher sees it.
+    """
+
+    def __init__(self, name: str, pidfile: Path, by_pidfile: bool) -> None:
+        super().__init__(name)
+        self.pidfile = pidfile
+        self.by_pidfile = by_pidfile
+
+    def targets(self) -> set[int]:
+        pid = read_pidfile(self.pidfile)
+        return {pid} if self.by_pidfile and pid is not None else super().targets()
+
+    def find(self, killed: set[int], baseline: set[str]) -> tuple[int, float]:
+        """Wait for the pidfile to name a live daemon called ``name`` that was not killed."""
+
+        def probe() -> int | None:
+            pid = read_pidfile(self.pidfile)
+            if pid is None or pid in killed:
+                return None
+            stat = read_stat(pid)
+            return pid if stat is not None and is_alive(stat) and stat.name == self.name else None
+
+        return poll_until(probe, f"{self.pidfile} to name a new daemon {self.name}")
+
+
+@dataclass
+class LatencyCase:
+    """One service killed again and again, and how long each replacement took to appear."""
+
+    label: str
+    supervisor: Supervisor
+    finder: ForegroundFinder
+    ready_at: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    crowded_kills: int = 0  # kills that found more than one process to kill
+
+    def wait_first(self) -> None:
+        _, found_at = self.finder.find(set(), set())
+        self.ready_at = found_at + KILL_SPACING
+
+    def kill_once(self) -> None:
+        """Wait out the spacing, SIGKILL the service, time its replacement."""
+        delay = self.ready_at - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        self.supervisor.check_running()
+        targets = self.finder.targets()
+        self.crowded_kills += len(targets) > 1
+        baseline = proc_entries()
+        killed_at = time.perf_counter()
+        for pid in targets:
+            os.kill(pid, signal.SIGKILL)
+        _, found_at = self.finder.find(targets, baseline)
+        self.latencies.append(found_at - killed_at)
+        self.ready_at = found_at + KILL_SPACING
+
+
+@dataclass
+class LatencyFigures:
+    latencies: dict[str, list[float]]  # seconds, by case
+    log_summary: str  # what the watchdogs' logs say they did
+
+
+def measure_latency(space: Workspace, supervisord: str, mode: Mode) -> LatencyFigures:
+    """Kill each case's service ``mode.kills`` times, round-robin, all supervisors running."""
+    daemonizer = build_daemonizer(space)
+    foreground = space.sleep_copy("fg")
+    by_name = space.copy_program(daemonizer, space.name("dm"))
+    by_pidfile = space.copy_program(daemonizer, space.name("pf"))
+    peer_program = space.sleep_copy("sv")
+    dm_pidfile, pf_pidfile = space.path / "dm.pid", space.path / "pf.pid"
+    fast = ["--interval", str(LATENCY_INTERVAL), "--stable-after", str(STABLE_AFTER)]
+    with ExitStack() as stack:
+        def start(label: str, argv: list[str]) -> Supervisor:
+            return stack.enter_context(Supervisor(label, argv, space))
+
+        cases = [
+            LatencyCase("foreground", start("wd-fg", watchdog_argv(*fast, f"{foreground} {FOREVER}")),
+                        ForegroundFinder(foreground.name)),
+            LatencyCase("daemon/basename", start("wd-dm", watchdog_argv(*fast, f"{by_name} {dm_pidfile}")),
+                        DaemonFinder(by_name.name, dm_pidfile, by_pidfile=False)),
+            LatencyCase("daemon/pidfile", start("wd-pf", watchdog_argv(
+                *fast, "--pidfile", f"{by_pidfile.name}={pf_pidfile}", f"{by_pidfile} {pf_pidfile}")),
+                        DaemonFinder(by_pidfile.name, pf_pidfile, by_pidfile=True)),
+            LatencyCase("supervisord", stack.enter_context(start_supervisord(
+                supervisord, space, "latency", {"sv": f"{peer_program} {FOREVER}"})),
+                        ForegroundFinder(peer_program.name)),
+        ]
+        for case in cases:
+            case.wait_first()
+        for round_number in range(mode.kills):
+            if round_number % 10 == 0:
+                progress(f"restart latency: kill round {round_number + 1}/{mode.kills}")
+            for case in cases:
+                case.kill_once()
+        time.sleep(0.3)  # let a stray second start show, if there is one
+        summary = restart_counts(cases[:3], mode.kills)
+    return LatencyFigures({case.label: case.latencies for case in cases}, summary)
+
+
+def restart_counts(cases: list[LatencyCase], kills: int) -> str:
+    """What each watchdog did: ideally one start per kill plus the first, one process alive."""
+    parts = []
+    for case in cases:
+        log = case.supervisor.log_text()
+        parts.append(
+            f"{case.label}: {log.count(': started ')} starts, "
+            f"{log.count(': restarting in ')} backoff waits, {case.crowded_kills} kills "
+            f"found 2+ processes, {len(live_named({case.finder.name}))} alive at the end"
+        )
+    return f"  Watchdog logs (ideal: {kills + 1} starts, 0 waits, 0 kills found 2+, 1 alive): " \
+        + "; ".join(parts) + "."
+
+
+# --- 2. the cost of one check ---------------------------------------------------------
+
+
+class BackgroundProcesses:
+    """Sleeping processes in one process group of their own, killed and reaped on exit."""
+
+    def __init__(self) -> None:
+        self.pids: list[int] = []
+        self.group = 0
+
+    def spawn(self, argv: Sequence[str]) -> int:
+        pid = os.posix_spawn(argv[0], list(argv), os.environ, setpgroup=self.group)
+        if not self.group:
+            self.group = pid
+        self.pids.append(pid)
+        return pid
+
+    def __enter__(self) -> BackgroundProcesses:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.group:
+            try:
+                os.killpg(self.group, signal.SIGKILL)
+            except OSError:
+                pass
+        for pid in self.pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        for pid in self.pids:
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+
+
+def configured_rules(pm: Any, commands: dict[str, str], regexes: dict[str, str],
+                     pidfiles: dict[str, str]) -> list[Rule]:
+    """Rules as the command line would make them (the recipe of tests/test_matching.py)."""
+    rules = [make_rule(command, name=name) for name, command in commands.items()]
+    options = {
+        "regex": tuple(f"{name}={pattern}" for name, pattern in regexes.items()),
+        "pidfile": tuple(f"{name}={path}" for name, path in pidfiles.items()),
+    }
+    config = Config(rules=rules, options=options)
+    pm.hook.watchdog_configure(config=config)
+    config.apply_default_strategy("basename")
+    return rules
+
+
+def start_check_services(space: Workspace, background: BackgroundProcesses,
+                         pm: Any) -> list[Rule]:
+    """One running service per rule, 50 rules: ~17 basename, ~17 regex, ~16 pidfile."""
+    commands: dict[str, str] = {}
+    regexes: dict[str, str] = {}
+    pidfiles: dict[str, str] = {}
+    for kind, count in RULE_KINDS.items():
+        for index in range(count):
+            name = space.name(f"{kind[0]}{index:02d}")
+            program = space.sleep_copy(f"{kind[0]}{index:02d}")
+            pid = background.spawn([str(program), FOREVER])
+            commands[name] = f"{program} {FOREVER}"
+            if kind == "regex":
+                regexes[name] = rf"/{re.escape(name)} \d+$"
+            elif kind == "pidfile":
+                pidfile = space.path / f"{name}.pid"
+                pidfile.write_text(f"{pid}\n")
+                pidfiles[name] = str(pidfile)
+    return configured_rules(pm, commands, regexes, pidfiles)
+
+
+def time_floor() -> float:
+    """The least any check can do: list /proc and read every /proc/PID/stat."""
+    started = time.perf_counter()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as f:
+                    f.read()
+            except OSError:
+                pass
+    return time.perf_counter() - started
+
+
+def time_check(pm: Any, rules: list[Rule]) -> float:
+    """One check as the engine makes it: a snapshot, then every rule's matcher."""
+    started = time.perf_counter()
+    snapshot = take_snapshot()
+    for rule in rules:
+        pm.hook.watchdog_match(rule=rule, snapshot=snapshot)
+    return time.perf_counter() - started
+
+
+def verify_matches(pm: Any, rules: list[Rule]) -> None:
+    """Each rule must match its one service, or the check would time nothing real."""
+    snapshot = take_snapshot()
+    for rule in rules:
+        count = len(pm.hook.watchdog_match(rule=rule, snapshot=snapshot) or [])
+        if count != 1:
+            raise BenchError(f"rule {rule.name} ({rule.strategy}) matches {count} processes, not 1")
+
+
+@dataclass
+class CheckFigures:
+    timings: dict[str, list[float]]  # seconds: "floor", "1 rule", "50 rules"
+    entries: int  # /proc entries while measuring
+    profile: str  # top cProfile entries of the 50-rule check, when asked for
+
+
+def measure_check(space: Workspace, mode: Mode, profile: bool) -> CheckFigures:
+    """Floor, 1-rule and 50-rule checks, interleaved, with LOAD_COUNT extra processes."""
+    pm = make_plugin_manager()
+    timings: dict[str, list[float]] = {"floor": [], "1 rule": [], "50 rules": []}
+    with BackgroundProcesses() as background:
+        load = space.sleep_copy("load")
+        progress(f"check cost: starting {LOAD_COUNT} background processes")
+        for _ in range(LOAD_COUNT):
+            background.spawn([str(load), FOREVER])
+        rules = start_check_services(space, background, pm)
+        verify_matches(pm, rules)
+        one_rule = [rules[0]]
+        timers: dict[str, Callable[[], float]] = {
+            "floor": time_floor,
+            "1 rule": lambda: time_check(pm, one_rule),
+            "50 rules": lambda: time_check(pm, rules),
+        }
+        entries = len(os.listdir("/proc"))
+        progress(f"check cost: {mode.check_rounds} rounds over {entries} /proc entries")
+        for timer in timers.values():
+            timer()  # warm-up: caches, compiled patterns
+        for round_number in range(mode.check_rounds):
+            labels = list(timers)
+            shift = round_number % len(labels)
+            for label in labels[shift:] + labels[:shift]:  # no measure always goes first
+                timings[label].append(timers[label]())
+        profiled = profile_check(pm, rules, mode.check_rounds) if profile else ""
+    return CheckFigures(timings, entries, profiled)
+
+
+def profile_check(pm: Any, rules: list[Rule], rounds: int, top: int = 15) -> str:
+    """The functions a 50-rule check spends its time in, by own time."""
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(rounds):
+        time_check(pm, rules)
+    profiler.disable()
+    stream = io.StringIO()
+    pstats.Stats(profiler, stream=stream).sort_stats("tottime").print_stats(top)
+    lines = stream.getvalue().strip().splitlines()
+    start = next((i for i, line in enumerate(lines) if "ncalls" in line), 0)
+    return "\n".join([f"cProfile of {rounds} checks with 50 rules, top {top} by own time:",
+                      *lines[start:]])
+
+
+# --- 3, 4. idle CPU and memory -----------------------------------------------------------
+
+
+def programs_for(space: Workspace, prefix: str) -> dict[str, str]:
+    """SERVICE_COUNT sleep copies: {name: command}."""
+    return {
+        space.name(f"{prefix}{index}"): f"{space.sleep_copy(f'{prefix}{index}')} {FOREVER}"
+        for index in range(SERVICE_COUNT)
+    }
+
+
+@dataclass
+class IdleFigures:
+    cpu_per_minute: dict[str, float]
+    rss_mib: dict[str, list[float]]
+
+
+def measure_idle(space: Workspace, supervisord: str, mode: Mode) -> IdleFigures:
+    """Both supervisors side by side with 10 services each: CPU over a window, RSS."""
+    ours, theirs = programs_for(space, "i"), programs_for(space, "s")
+    baseline = proc_entries()
+    with ExitStack() as stack:
+        supervisors = {
+            "watchdog": stack.enter_context(
+                Supervisor("wd-idle", watchdog_argv(*ours.values()), space)),
+            "supervisord": stack.enter_context(
+                start_supervisord(supervisord, space, "idle", theirs)),
+        }
+        wait_for_names(set(ours) | set(theirs), baseline)
+        time.sleep(1.0)  # start-up done: what follows is idle
+        progress(f"idle CPU and memory: {mode.idle_window:.0f} s window")
+        cpu_before = {label: cpu_seconds(s.pid) for label, s in supervisors.items()}
+        window_start = time.perf_counter()
+        rss_mib: dict[str, list[float]] = {label: [] for label in supervisors}
+        while time.perf_counter() - window_start < mode.idle_window:
+            for label, supervisor in supervisors.items():
+                supervisor.check_running()
+                rss_mib[label].append(psutil.Process(supervisor.pid).memory_info().rss / 2**20)
+            time.sleep(1.0)
+        elapsed = time.perf_counter() - window_start
+        cpu_after = {label: cpu_seconds(s.pid) for label, s in supervisors.items()}
+    per_minute = {label: (cpu_after[label] - cpu_before[label]) * 60 / elapsed for label in cpu_before}
+    return IdleFigures(per_minute, rss_mib)
+
+
+# --- 5. start-up ------------------------------------------------------------------
+
+
+def time_startup(start: Callable[[], Supervisor], names: set[str]) -> float:
+    """From exec of the supervisor until every service is in the process table."""
+    baseline = proc_entries()
+    with start() as supervisor:
+        _, found_at = wait_for_names(names, baseline)
+        return found_at - supervisor.started_at
+
+
+def measure_startup(space: Workspace, supervisord: str, mode: Mode) -> dict[str, list[float]]:
+    """Alternate watchdog and supervisord start-ups, 10 services each."""
+    ours, theirs = programs_for(space, "u"), programs_for(space, "v")
+    starts: dict[str, tuple[Callable[[], Supervisor], set[str]]] = {
+        "watchdog": (lambda: Supervisor("wd-up", watchdog_argv(*ours.values()), space), set(ours)),
+        "supervisord": (lambda: start_supervisord(supervisord, space, "up", theirs), set(theirs)),
+    }
+    times: dict[str, list[float]] = {label: [] for label in starts}
+    for run in range(mode.startup_runs):
+        progress(f"start-up: run {run + 1}/{mode.startup_runs}")
+        for label, (start, names) in starts.items():
+            times[label].append(time_startup(start, names))
+            wait_gone(names)
+    return times
+
+
+def wait_gone(names: set[str]) -> None:
+    """The services of a stopped supervisor must be gone before the next start."""
+    poll_until(lambda: True if not live_named(names) else None, f"{sorted(names)} to stop")
+
+
+# --- the table -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    measure: str
+    ours: str
+    peer: str
+    ratio: str
+    target: str
+    met: str
+
+
+def p95(values: list[float]) -> float:
+    """Nearest-rank 95th percentile."""
+    ordered = sorted(values)
+    return ordered[max(0, -(-95 * len(ordered) // 100) - 1)]
+
+
+def ratio_text(ours: float, peer: float) -> str:
+    if peer <= 0:
+        return "-"
+    ratio = ours / peer
+    return f"1/{1 / ratio:.0f}" if 0 < ratio < 0.1 else f"{ratio:.2f}x"
+
+
+def yes_no(met: bool) -> str:
+    return "yes" if met else "NO"
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+def latency_rows(figures: LatencyFigures) -> list[Row]:
+    latencies = figures.latencies
+    peer = latencies["supervisord"]
+    peer_median, peer_p95 = statistics.median(peer), p95(peer)
+    labels = {"foreground": "(a) foreground child", "daemon/basename": "(b) daemon, basename",
+              "daemon/pidfile": "(c) daemon, --pidfile"}
+    rows = []
+    for key, label in labels.items():
+        median, tail = statistics.median(latencies[key]), p95(latencies[key])
+        rows.append(Row(
+            f"restart latency {label}, median", ms(median), ms(peer_median),
+            ratio_text(median, peer_median), "<= 10 ms, <= 1/50 peer",
+            yes_no(median <= 0.010 and median <= peer_median / 50),
+        ))
+        rows.append(Row(
+            f"restart latency {label}, p95", ms(tail), ms(peer_p95), ratio_text(tail, peer_p95),
+            "<= 30 ms", yes_no(tail <= 0.030),
+        ))
+    return rows
+
+
+def check_rows(figures: CheckFigures) -> list[Row]:
+    timings = figures.timings
+    floor, one, fifty = (statistics.median(timings[key]) for key in ("floor", "1 rule", "50 rules"))
+    return [
+        Row(f"check, 1 rule, +{LOAD_COUNT} procs (peer: floor)", ms(one), ms(floor),
+            ratio_text(one, floor), "<= 2x peer", yes_no(one <= 2 * floor)),
+        Row(f"check, 50 rules, +{LOAD_COUNT} procs (peer: floor)", ms(fifty), ms(floor),
+            ratio_text(fifty, floor), "<= 2x peer", yes_no(fifty <= 2 * floor)),
+        Row("check, 50 rules (peer: same check, 1 rule)", ms(fifty), ms(one),
+            ratio_text(fifty, one), "<= 1.2x peer", yes_no(fifty <= 1.2 * one)),
+    ]
+
+
+def idle_rows(idle: IdleFigures) -> list[Row]:
+    cpu, peer_cpu = idle.cpu_per_minute["watchdog"], idle.cpu_per_minute["supervisord"]
+    rss = statistics.median(idle.rss_mib["watchdog"])
+    peer_rss = statistics.median(idle.rss_mib["supervisord"])
+    return [
+        Row(f"idle CPU per minute, {SERVICE_COUNT} rules", f"{cpu:.3f} s", f"{peer_cpu:.3f} s",
+            ratio_text(cpu, peer_cpu), "<= 1/5 peer", yes_no(cpu <= peer_cpu / 5)),
+        Row(f"RSS after start, {SERVICE_COUNT} rules", f"{rss:.1f} MiB", f"{peer_rss:.1f} MiB",
+            ratio_text(rss, peer_rss), "<= peer", yes_no(rss <= peer_rss)),
+    ]
+
+
+def startup_rows(times: dict[str, list[float]]) -> list[Row]:
+    ours, peer = statistics.median(times["watchdog"]), statistics.median(times["supervisord"])
+    return [Row(f"start-up to {SERVICE_COUNT} commands visible, median", ms(ours), ms(peer),
+                ratio_text(ours, peer), "<= 200 ms", yes_no(ours <= 0.200))]
+
+
+def format_table(rows: list[Row]) -> str:
+    header = Row("measure", "watchdog", "peer", "ratio", "target", "met?")
+    cells = [[row.measure, row.ours, row.peer, row.ratio, row.target, row.met]
+             for row in (header, *rows)]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(header.__dict__))]
+    numeric = {1, 2, 3}  # right-aligned columns
+
+    def line(values: list[str]) -> str:
+        return " | ".join(
+            value.rjust(width) if i in numeric else value.ljust(width)
+            for i, (value, width) in enumerate(zip(values, widths, strict=True))
+        ).rstrip()
+
+    rule = "-+-".join("-" * width for width in widths)
+    return "\n".join([line(cells[0]), rule, *(line(values) for values in cells[1:])])
+
+
+# --- main -------------------------------------------------------------------------------
+
+
+def describe_machine(supervisord: str) -> list[str]:
+    version = subprocess.run([supervisord, "--version"], capture_output=True, text=True)
+    return [
+        "command: " + shlex.join([sys.executable, *sys.argv]),
+        f"machine: {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}, supervisord {version.stdout.strip() or '?'}",
+    ]
+
+
+def notes(space: Workspace, mode: Mode, latency: LatencyFigures, check: CheckFigures) -> list[str]:
+    """How each figure was taken, wrapped to the width of a terminal."""
+    paragraphs = [
+        "Notes. Peer: supervisord in the same run, except in the check rows (a bare /proc "
+        "scan, or the same check with 1 rule). Every figure is a median.",
+        f"Restart latency: SIGKILL -> replacement visible in /proc (polled every "
+        f"{POLL_SECONDS * 1000:g} ms), {mode.kills} kills per case, the four cases round-robin "
+        "with every supervisor running.",
+        f"  The watchdog runs with --interval {LATENCY_INTERVAL} (exits wake it, not the "
+        f"interval) and --stable-after {STABLE_AFTER}; kills are spaced >= {KILL_SPACING} s "
+        "after each restart, so no death falls within --stable-after of its start and every "
+        "kill should get the immediate first restart, not the crash-loop backoff.",
+        "  (a) a copy of sleep; (b) a double-forking daemon matched by basename; (c) the same "
+        "daemon matched by --pidfile; supervisord: a copy of sleep, autorestart=true "
+        "startsecs=0. The peer of (b) and (c) is supervisord's foreground figure.",
+        *(f"  {note}" for note in space.notes),
+        latency.log_summary,
+        f"Check: in-process take_snapshot() + watchdog_match per rule, {check.entries} /proc "
+        f"entries ({LOAD_COUNT} extra sleeping processes); 50 rules = "
+        f"{RULE_KINDS['basename']} basename + {RULE_KINDS['regex']} regex + "
+        f"{RULE_KINDS['pidfile']} pidfile, each matching one service; 1 rule = basename; "
+        f"{mode.check_rounds} interleaved rounds.",
+        f"Idle CPU: both supervisors side by side, {SERVICE_COUNT} sleep copies each, the "
+        f"watchdog at its default interval; CPU time from the kernel's per-process CPU clock "
+        f"(ns) over {mode.idle_window:.0f} s, scaled to a minute. RSS: median of samples taken "
+        "every second over that window.",
+        f"Start-up: exec of the supervisor -> all {SERVICE_COUNT} commands in /proc, "
+        f"{mode.startup_runs} alternating runs each.",
+    ]
+    return [wrap(paragraph) for paragraph in paragraphs]
+
+
+def wrap(paragraph: str, width: int = 100) -> str:
+    """Wrap a note, keeping its indentation on every line."""
+    indent = paragraph[: len(paragraph) - len(paragraph.lstrip())]
+    return textwrap.fill(paragraph.strip(), width, initial_indent=indent,
+                         subsequent_indent=indent + "  ")
+
+
+def interrupt(signum: int, frame: FrameType | None) -> None:
+    """Ctrl-C or SIGTERM: unwind through every clean-up, which a second signal must not cut short."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def run(mode: Mode, supervisord: str, profile: bool) -> str:
+    """Every measure in turn; the report to print."""
+    with workspace() as space:
+        started = time.perf_counter()
+        latency = measure_latency(space, supervisord, mode)
+        check = measure_check(space, mode, profile)
+        space.kill_leftovers()
+        idle = measure_idle(space, supervisord, mode)
+        startup = measure_startup(space, supervisord, mode)
+        rows = latency_rows(latency) + check_rows(check) + idle_rows(idle) + startup_rows(startup)
+        elapsed = time.perf_counter() - started
+        return "\n".join([
+            f"watchdog benchmark ({mode.name} mode, {elapsed:.0f} s)",
+            *describe_machine(supervisord),
+            "",
+            format_table(rows),
+            "",
+            *notes(space, mode, latency, check),
+            *(["", check.profile] if check.profile else []),
+        ])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (about a minute)")
+    parser.add_argument("--profile", action="store_true",
+                        help="also print a cProfile of the 50-rule check")
+    args = parser.parse_args(argv)
+    supervisord = find_supervisord()
+    if supervisord is None:
+        print("bench: supervisord not found; install the bench extra: pip install '.[bench]'",
+              file=sys.stderr)
+        return 2
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, interrupt)
+    try:
+        report = run(QUICK if args.quick else FULL, supervisord, args.profile)
+    except BenchError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("bench: interrupted; every process started was stopped", file=sys.stderr)
+        return 130
+    print(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
