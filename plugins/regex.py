@@ -70,4 +70,6 @@ def watchdog_match(rule: Rule, snapshot: Snapshot) -> list[Proc] | None:
 def watchdog_describe(rule: Rule) -> str | None:
     if rule.strategy != STRATEGY:
         return None
-    return f"a command line matching {pattern_of(rule).pattern!r}"
+    if STRATEGY in rule.settings and rule.settings[STRATEGY].pattern != re.escape(rule.command):
+        return f"a command line matching {rule.settings[STRATEGY].pattern!r}"
+    return f"a command line containing {rule.command!r}"

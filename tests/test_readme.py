@@ -1,0 +1,47 @@
+"""The README tells the truth: its plugin runs, and every flag is documented."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from helpers import Watchdog, program, wait_for
+from watchdog.cli import make_cli
+from watchdog.manager import make_plugin_manager
+
+README = Path(__file__).parent.parent / "README.md"
+MARKER = "<!-- readme-plugin-example"
+
+
+def plugin_example() -> str:
+    after_marker = README.read_text().split(MARKER, 1)[1]
+    return re.search(r"```python\n(.*?)```", after_marker, re.S).group(1)  # type: ignore[union-attr]
+
+
+def test_the_readme_plugin_is_at_most_30_lines_and_works(
+    tmp_path: Path, watchdog: Callable[..., Watchdog]
+) -> None:
+    source = plugin_example()
+    assert len(source.strip().splitlines()) <= 30
+    (tmp_path / "watchdog_stamp.py").write_text(source)
+    exe = program(tmp_path, "wd-stamped")
+    stamps = tmp_path / "stamps"
+    stamps.mkdir()
+    wd = watchdog("-p", "watchdog_stamp", "--stamp-dir", str(stamps), f"{exe} 1000",
+                  env={"PYTHONPATH": str(tmp_path)})
+    stamp = stamps / "wd-stamped.started"
+    wait_for(stamp.exists, what="the stamp file")
+    assert f"started '{exe} 1000' pid={stamp.read_text().strip()}" in wd.wait_log("pid=")
+
+
+def test_every_flag_of_the_command_is_in_the_readme() -> None:
+    readme = README.read_text()
+    command = make_cli(make_plugin_manager())
+    flags = [opt for param in command.params if isinstance(param, click.Option)
+             for opt in param.opts if opt.startswith("--")]
+    assert flags
+    undocumented = [flag for flag in flags if f"`{flag}" not in readme]
+    assert undocumented == []
