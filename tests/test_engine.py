@@ -213,9 +213,11 @@ def test_services_inherit_stdout_and_read_nothing_from_stdin(tmp_path: Path, wat
 def test_a_daemon_that_replaces_its_main_process_is_readopted_not_restarted(
     tmp_path: Path, watchdog: Start
 ) -> None:
-    svc = service(tmp_path, "wd-upgrade", "--daemon", "--new-master-on-usr2")
+    record = tmp_path / "record"
+    svc = service(tmp_path, "wd-upgrade", "--daemon", "--new-master-on-usr2", "--record", str(record))
     wd = watchdog(str(svc), "--interval", "60")
     old = one_pid("wd-upgrade")
+    wait_for(lambda: record.exists() and "READY" in record.read_text())  # handlers installed
     wd.wait_log("wd-upgrade: running")
     os.kill(old, signal.SIGUSR2)  # a graceful restart under a new pid
     new = one_pid("wd-upgrade", timeout=5, other_than=old)
