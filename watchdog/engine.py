@@ -45,6 +45,8 @@ class RuleStatus:
     pids: tuple[int, ...] = ()  # matched at the last check
     children: set[int] = field(default_factory=set)  # started by us, not yet reaped
     starts: int = 0
+    restarts: int = 0  # starts after the first start, or after it was seen running
+    seen_running: bool = False
     last_exit: int | None = None
     since: float = field(default_factory=time.time)
     given_up: bool = False
@@ -95,6 +97,8 @@ class Engine:
             )
             return None
         status = self.status[rule.name]
+        if status.starts or status.seen_running:
+            status.restarts += 1
         status.children.add(pid)
         status.starts += 1
         status.recheck_after = FIRST_RECHECK
@@ -216,6 +220,7 @@ class Engine:
             procs = self._match(rule, snapshot)
             self._follow(rule, status, procs, snapshot)
             if procs:
+                status.seen_running = True
                 if status.state != "running":
                     self._set_state(rule, "running")
                     self.hook.watchdog_rule_found(rule=rule, procs=procs)
