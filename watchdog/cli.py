@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import shlex
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -13,7 +16,7 @@ from watchdog import __version__
 from watchdog.config import Config
 from watchdog.engine import EXIT_NOT_RUNNING, EXIT_OK, Engine
 from watchdog.logs import setup_logging
-from watchdog.manager import make_plugin_manager
+from watchdog.manager import describe_plugins, make_plugin_manager
 from watchdog.rules import make_rules, parse_signal
 
 HELP = """Start each COMMAND and keep it running.
@@ -33,6 +36,10 @@ running), 1 when --once/--check finds a rule not running, 2 on a usage
 error, 3 after giving up on a rule with --on-give-up exit, 4 when services
 had to be killed after the --grace period.
 """
+
+
+ENVVAR_PREFIX = "WATCHDOG"
+LOG_LEVELS = {-2: logging.ERROR, -1: logging.WARNING, 0: logging.INFO, 1: logging.DEBUG}
 
 
 class WatchdogCommand(click.Command):
@@ -97,6 +104,16 @@ def core_options(strategies: Sequence[str]) -> list[click.Parameter]:
             help="Do not load the plugin NAME (built-in or entry point).",
         ),
         click.Option(
+            ["--log-format"], type=click.Choice(["text", "json"]), default="text",
+            show_default=True, help="The watchdog's own log lines: text, or one JSON object each.",
+        ),
+        click.Option(["-v", "--verbose"], count=True, help="More log lines (debug)."),
+        click.Option(["-q", "--quiet"], count=True, help="Fewer log lines: -q warnings, -qq errors."),
+        click.Option(
+            ["--list-plugins"], is_flag=True,
+            help="List every plugin: name, origin, hooks, and whether it is disabled.",
+        ),
+        click.Option(
             ["--version"], is_flag=True, expose_value=False, is_eager=True,
             callback=show_version, help="Show the version and exit.",
         ),
@@ -115,11 +132,21 @@ def make_cli(pm: pluggy.PluginManager) -> click.Command:
     params = core_options(strategies)
     for options in pm.hook.watchdog_add_options():
         params.extend(options)
+    for param in params:
+        if isinstance(param, click.Option):  # every option can come from WATCHDOG_<OPTION>
+            param.show_envvar = True
 
     def run(**options: Any) -> int:
         if options["once"] and options["check"]:
             raise click.UsageError("--once and --check exclude each other")
-        setup_logging()
+        verbosity = options["verbose"] - options["quiet"]
+        setup_logging(options["log_format"], LOG_LEVELS[max(-2, min(1, verbosity))])
+        if options["list_plugins"]:
+            click.echo(describe_plugins(pm, options["disable"]))
+            return EXIT_OK
+        mode_status = pm.hook.watchdog_main(options=options)
+        if mode_status is not None:
+            return int(mode_status)
         rules = make_rules(options["commands"], options["rule"], shell=options["shell"])
         config = Config(rules=rules, options=options)
         for rule, text in config.per_rule("--stop-signal", options["stop_signal"]):
@@ -139,7 +166,8 @@ def make_cli(pm: pluggy.PluginManager) -> click.Command:
 
     return WatchdogCommand(
         "watchdog", params=params, callback=run, help=HELP,
-        context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+        context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100,
+                          "auto_envvar_prefix": ENVVAR_PREFIX},
         epilog=f"watchdog {__version__}. Plugins: watchdog --disable NAME, -p MODULE.",
     )
 
@@ -158,7 +186,10 @@ def prescan(args: Sequence[str]) -> tuple[list[str], list[str]]:
             wanted[word].append(next(words, ""))
         elif word.startswith("-p") and len(word) > 2 and not word.startswith("--"):
             wanted["-p"].append(word[2:])
-    return wanted["-p"] + wanted["--plugin"], wanted["--disable"]
+    # Flags win; the environment counts only where no flag was given, as for click.
+    modules = wanted["-p"] + wanted["--plugin"] or shlex.split(os.environ.get("WATCHDOG_PLUGIN", ""))
+    disabled = wanted["--disable"] or shlex.split(os.environ.get("WATCHDOG_DISABLE", ""))
+    return modules, disabled
 
 
 def main(args: Sequence[str] | None = None) -> NoReturn:

@@ -232,6 +232,7 @@ class Engine:
                 self._set_state(rule, "missing")
                 if not status.given_up and not (self._once and status.starts):
                     self.hook.watchdog_rule_missing(rule=rule, engine=self)
+        self.hook.watchdog_checked(engine=self)
 
     def _follow(self, rule: Rule, status: RuleStatus, procs: list[Proc], snapshot: Snapshot) -> None:
         """Watch the new matches' pidfds; report adopted processes that are gone."""

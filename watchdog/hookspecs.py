@@ -12,7 +12,8 @@ Order of a run: ``watchdog_add_options`` (building the command line),
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -53,6 +54,16 @@ def watchdog_configure(config: Config) -> None:
     """
 
 
+@hookspec(firstresult=True)
+def watchdog_main(options: Mapping[str, Any]) -> int | None:
+    """Run a mode of your own instead of supervising, and return its exit status.
+
+    Called once the flags are parsed, before any rule is built (so no
+    COMMAND is needed): ``watchdog --status`` is such a mode. Return None to
+    let the watchdog run as usual. The first non-None answer wins.
+    """
+
+
 # --- matching ---------------------------------------------------------------
 
 
@@ -82,6 +93,15 @@ def watchdog_describe(rule: Rule) -> str | None:
 @hookspec
 def watchdog_started(engine: Engine) -> None:
     """The engine is about to run its first check (not called for ``--check``)."""
+
+
+@hookspec
+def watchdog_checked(engine: Engine) -> None:
+    """A check has just ended: ``engine.status`` holds every rule's state.
+
+    Called after every check, so keep it cheap: compare with what you saw
+    last time before doing real work.
+    """
 
 
 @hookspec

@@ -12,7 +12,7 @@ import pluggy
 from watchdog import NAME, hookspecs
 
 # Registered first, so that any later plugin is asked before them.
-BUILTIN_PLUGINS = ("basename", "regex", "pidfile", "respawn", "log")
+BUILTIN_PLUGINS = ("basename", "regex", "pidfile", "respawn", "log", "status")
 AUTOLOAD_OFF_VARIABLE = "WATCHDOG_DISABLE_PLUGIN_AUTOLOAD"
 
 
@@ -54,3 +54,22 @@ def register_module(pm: pluggy.PluginManager, module: str, name: str) -> None:
         raise click.UsageError(f"plugin {name!r}: {exc}") from None
     except ValueError:  # the same module given twice
         pass
+
+
+def describe_plugins(pm: pluggy.PluginManager, disabled: Iterable[str] = ()) -> str:
+    """One line per plugin: name, where it came from, its hooks; blocked ones last."""
+    origins = {id(plugin): f"{dist.project_name} {dist.version}"
+               for plugin, dist in pm.list_plugin_distinfo()}
+    lines = []
+    for name, plugin in pm.list_name_plugin():
+        if plugin is None:
+            continue
+        if name in BUILTIN_PLUGINS:
+            origin = "built-in"
+        else:
+            origin = origins.get(id(plugin), "-p")
+        hooks = ", ".join(sorted(impl.name for impl in pm.get_hookcallers(plugin) or ()))
+        lines.append(f"{name}  ({origin})  {hooks}")
+    for name in disabled:
+        lines.append(f"{name}  (disabled)")
+    return "\n".join(lines)

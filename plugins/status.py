@@ -1,0 +1,188 @@
+"""Plugin ``status``: a status file the running watchdog keeps, and ``watchdog --status``.
+
+The running watchdog writes JSON (per rule: name, state, pids, matcher,
+restarts, last exit status, since when) to ``--status-file``, atomically
+(a temporary file renamed over it) and only when something changed.
+``watchdog --status`` reads it without the original arguments, so
+``HEALTHCHECK CMD watchdog --status`` works: exit 0 when every rule is
+running, 1 when one is not, 3 when no watchdog is running (no file, or the
+pid in it is not a live watchdog).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import click
+import psutil
+
+from watchdog import __version__, hookimpl
+from watchdog.config import Config
+from watchdog.engine import Engine
+from watchdog.logs import logger
+from watchdog.snapshot import is_watchdog_argv
+
+EXIT_ALL_RUNNING, EXIT_NOT_RUNNING, EXIT_NO_WATCHDOG = 0, 1, 3
+
+
+def default_status_file() -> str:
+    """``/run/watchdog/status.json`` for root; a per-user path in the temp dir otherwise."""
+    if os.geteuid() == 0:
+        return "/run/watchdog/status.json"
+    return os.path.join(tempfile.gettempdir(), f"watchdog-{os.geteuid()}", "status.json")
+
+
+class StatusFile:
+    """Writes the engine's state when it differs from what was written last."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.started = time.time()
+        self._last: dict[str, Any] | None = None
+        self.enabled = True
+
+    def write(self, engine: Engine) -> None:
+        rules = [
+            {
+                "name": rule.name, "command": rule.command, "matcher": rule.strategy,
+                "state": status.state, "given_up": status.given_up, "pids": list(status.pids),
+                "restarts": status.restarts, "last_exit": status.last_exit, "since": status.since,
+            }
+            for rule in engine.rules
+            for status in (engine.status[rule.name],)
+        ]
+        content = {"pid": os.getpid(), "started": self.started, "version": __version__,
+                   "rules": rules}
+        if content == self._last:
+            return
+        self._last = content
+        directory = os.path.dirname(self.path) or "."
+        try:
+            os.makedirs(directory, mode=0o755, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=directory, prefix=".status-")
+            with os.fdopen(fd, "w") as f:
+                json.dump(content, f, indent=1)
+            os.chmod(tmp, 0o644)  # health checks may run as another user
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            logger.warning("cannot write the status file %s: %s (status disabled)", self.path, exc)
+            self.enabled = False
+
+    def remove(self) -> None:
+        if self._last is not None:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+
+
+status_file: StatusFile | None = None
+status_path = default_status_file()
+
+
+@hookimpl
+def watchdog_add_options() -> list[click.Option]:
+    return [
+        click.Option(["--status", "show_status"], is_flag=True,
+                     help="Show the running watchdog's status and exit (0 all running, "
+                          "1 one is not, 3 no watchdog)."),
+        click.Option(["--json", "status_json"], is_flag=True,
+                     help="With --status: print the status as JSON."),
+        click.Option(["--status-file"], metavar="PATH", default=default_status_file(),
+                     show_default=True, help="Where the running watchdog keeps its status."),
+    ]
+
+
+@hookimpl
+def watchdog_main(options: Mapping[str, Any]) -> int | None:
+    if not options.get("show_status"):
+        return None
+    return show_status(options["status_file"], as_json=options.get("status_json", False))
+
+
+@hookimpl
+def watchdog_configure(config: Config) -> None:
+    global status_path
+    status_path = config.options.get("status_file") or default_status_file()
+
+
+@hookimpl
+def watchdog_started(engine: Engine) -> None:
+    global status_file
+    path = status_path
+    owner = live_watchdog(read(path))
+    if owner is not None and owner != os.getpid():
+        logger.warning("the status file %s belongs to the watchdog with pid %d: not writing it "
+                       "(give this one its own --status-file)", path, owner)
+        return
+    status_file = StatusFile(path)
+
+
+@hookimpl
+def watchdog_checked(engine: Engine) -> None:
+    if status_file is not None and status_file.enabled:
+        status_file.write(engine)
+
+
+@hookimpl
+def watchdog_stopped() -> None:
+    if status_file is not None:
+        status_file.remove()
+
+
+def read(path: str) -> dict[str, Any] | None:
+    try:
+        with open(path) as f:
+            content = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return content if isinstance(content, dict) else None
+
+
+def live_watchdog(content: dict[str, Any] | None) -> int | None:
+    """The pid of the watchdog that wrote ``content``, if it is still running."""
+    if content is None or not isinstance(content.get("pid"), int):
+        return None
+    try:
+        proc = psutil.Process(content["pid"])
+        alive = proc.status() != psutil.STATUS_ZOMBIE and is_watchdog_argv(proc.cmdline())
+        # A reused pid belongs to a process younger than the file's watchdog.
+        if alive and proc.create_time() <= float(content.get("started", 0)) + 1:
+            return int(content["pid"])
+    except (psutil.Error, ValueError, TypeError):
+        pass
+    return None
+
+
+def show_status(path: str, as_json: bool) -> int:
+    content = read(path)
+    if live_watchdog(content) is None or content is None:
+        click.echo(f"no watchdog is running (status file {path})", err=True)
+        return EXIT_NO_WATCHDOG
+    rules = content.get("rules", [])
+    if as_json:
+        click.echo(json.dumps(content, indent=1))
+    else:
+        click.echo(format_table(rules))
+    every_rule_runs = all(rule.get("state") == "running" for rule in rules)
+    return EXIT_ALL_RUNNING if every_rule_runs else EXIT_NOT_RUNNING
+
+
+def format_table(rules: list[dict[str, Any]]) -> str:
+    header = ("NAME", "STATE", "PIDS", "MATCHER", "RESTARTS", "LAST EXIT", "SINCE")
+    rows = [header]
+    for rule in rules:
+        state = rule["state"] + (" (gave up)" if rule.get("given_up") else "")
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(rule["since"]))
+        last_exit = "-" if rule["last_exit"] is None else str(rule["last_exit"])
+        pids = ",".join(map(str, rule["pids"])) or "-"
+        rows.append((rule["name"], state, pids, rule["matcher"], str(rule["restarts"]), last_exit,
+                     since))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+                     for row in rows)
