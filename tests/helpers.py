@@ -72,7 +72,10 @@ class Watchdog:
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "watchdog", *args], cwd=cwd, stdout=self._log,
-            stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+            stderr=subprocess.STDOUT,
+            # Each test's watchdog keeps its status apart from any other on the machine.
+            env={**os.environ, "WATCHDOG_STATUS_FILE": str(self.log_path.with_suffix(".status")),
+                 **(env or {})},
             start_new_session=preexec_setsid,
         )
 

@@ -153,3 +153,42 @@ def test_list_plugins_shows_origin_hooks_and_disabled(tmp_path: Path) -> None:
     assert any(line.startswith("basename  (built-in)") and "watchdog_match" in line for line in lines)
     assert "wd_extra  (-p)  watchdog_started" in lines
     assert "log  (disabled)" in lines
+
+
+def writer(tmp_path: Path, name: str, lines: int) -> Path:
+    """A service that writes ``lines`` numbered lines fast, then one without a newline."""
+    path = tmp_path / name
+    path.write_text(
+        f"#!{sys.executable}\n"
+        "import sys\n"
+        f"out = sys.stdout\n"
+        f"for i in range({lines}):\n"
+        f"    out.write('{name} line %d ' % i + 'x' * (i % 300) + '\\n')\n"
+        f"out.write('{name} unterminated')\n"
+        "out.flush()\n"
+        "sys.stderr.write('to stderr\\n')\n"
+        "import time; time.sleep(1000)\n"
+    )
+    path.chmod(0o755)
+    return path
+
+
+def test_prefix_relays_whole_lines_from_fast_writers_and_loses_nothing(
+    tmp_path: Path, watchdog: Start
+) -> None:
+    count = 20000
+    wd = watchdog(str(writer(tmp_path, "wd-fast-a", count)), str(writer(tmp_path, "wd-fast-b", count)),
+                  "--prefix", "-q")
+    wait_for(lambda: wd.log().count("to stderr") == 2, 20, "both writers done")
+    assert wd.stop() == 0
+    lines = wd.log().splitlines()
+    for name in ("wd-fast-a", "wd-fast-b"):
+        mine = [line for line in lines if line.startswith(f"{name} | ")]
+        body = [line.removeprefix(f"{name} | ") for line in mine]
+        numbered = [b for b in body if b.startswith(f"{name} line ")]
+        assert len(numbered) == count
+        for i, text in enumerate(numbered):  # in order, each whole
+            assert text == f"{name} line {i} " + "x" * (i % 300)
+        assert f"{name} unterminated" in body  # flushed at the stop
+        assert "to stderr" in body
+    assert all(" | " in line for line in lines)  # no line without a prefix: nothing mixed

@@ -83,6 +83,8 @@ def core_options(strategies: Sequence[str]) -> list[click.Parameter]:
         click.Option(["--once"], is_flag=True, help="Start what is missing, wait, exit 0 if all run."),
         click.Option(["--check"], is_flag=True, help="Start nothing; exit 0 if all run, else 1."),
         click.Option(["--shell"], is_flag=True, help="Run each command with /bin/sh -c."),
+        click.Option(["--prefix"], is_flag=True,
+                     help="Prefix each line a service writes with its rule name."),
         click.Option(
             ["--grace"], type=click.FloatRange(min=0), default=8.0, show_default=True,
             metavar="SECONDS", help="On stop, wait this long before SIGKILL (Docker waits 10).",
@@ -155,7 +157,7 @@ def make_cli(pm: pluggy.PluginManager) -> click.Command:
         config.apply_default_strategy(options["match"])
         engine = Engine(
             rules, pm.hook, interval=options["interval"], grace=options["grace"],
-            use_pidfd=not options["no_pidfd"],
+            use_pidfd=not options["no_pidfd"], prefix=options["prefix"],
         )
         if options["check"]:
             missing = engine.missing_rules()

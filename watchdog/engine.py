@@ -12,6 +12,7 @@ from __future__ import annotations
 import heapq
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from typing import Any
 from watchdog import processes
 from watchdog.events import Waiter
 from watchdog.logs import logger
+from watchdog.output import Prefixer
 from watchdog.rules import Rule
 from watchdog.snapshot import Proc, Snapshot, take_snapshot
 
@@ -35,6 +37,10 @@ EXIT_KILLED = 4
 # A started command has no pidfd to wake us when its service appears: look
 # again soon, then less and less often, until it matches or exits.
 FIRST_RECHECK = 0.05
+# A starter that exits 0 has usually left a daemon behind that may still be
+# detaching or writing its pidfile: give it this long to show up before the
+# rule counts as missing (a second start now would make a second daemon).
+SETTLE_AFTER_START = 1.0
 
 
 @dataclass
@@ -51,6 +57,7 @@ class RuleStatus:
     since: float = field(default_factory=time.time)
     given_up: bool = False
     recheck_after: float = 0.0  # while starting: doubles from FIRST_RECHECK up to the interval
+    settle_until: float = 0.0  # a starter exited 0: "starting" until then, unless it matches
 
 
 class Engine:
@@ -64,6 +71,7 @@ class Engine:
         interval: float = 5.0,
         grace: float = 8.0,
         use_pidfd: bool = True,
+        prefix: bool = False,
         clock: Callable[[], float] = time.monotonic,
         snapshot: Callable[[], Snapshot] = take_snapshot,
     ) -> None:
@@ -75,6 +83,8 @@ class Engine:
         self.take_snapshot = snapshot
         self.status = {rule.name: RuleStatus() for rule in rules}
         self.waiter = Waiter(use_pidfd)
+        self.prefixer = Prefixer(self.waiter, [rule.name for rule in rules],
+                                 sys.stdout.buffer, sys.stderr.buffer) if prefix else None
         self._children: dict[int, Rule] = {}  # every unreaped child we started
         self._wake_times: list[float] = []
         self._exit_code: int | None = None
@@ -88,20 +98,29 @@ class Engine:
         """Run ``rule``'s command; return its pid, or None when it cannot be executed."""
         if self._stop_reason is not None:
             return None
+        write_ends: list[int] = []
         try:
-            pid = processes.spawn(rule.argv)
+            if self.prefixer is not None:
+                stdout, stderr, write_ends = self.prefixer.pipes(rule.name)
+                pid = processes.spawn(rule.argv, stdout, stderr)
+            else:
+                pid = processes.spawn(rule.argv)
         except OSError as exc:
             logger.warning(
                 "cannot start %r: %s", rule.command, exc.strerror or exc,
                 extra={"rule": rule.name, "event": "start-failed"},
             )
             return None
+        finally:
+            for fd in write_ends:  # the child holds them now; EOF comes when it is done
+                os.close(fd)
         status = self.status[rule.name]
         if status.starts or status.seen_running:
             status.restarts += 1
         status.children.add(pid)
         status.starts += 1
         status.recheck_after = FIRST_RECHECK
+        status.settle_until = 0.0
         self._children[pid] = rule
         self._set_state(rule, "starting")
         self.call_at(self.clock() + FIRST_RECHECK)
@@ -201,6 +220,9 @@ class Engine:
             status = self.status[rule.name]
             status.children.discard(pid)
             status.last_exit = returncode
+            if returncode == 0 and not status.children:
+                status.settle_until = self.clock() + SETTLE_AFTER_START
+                status.recheck_after = FIRST_RECHECK
             status.pids = tuple(p for p in status.pids if p != pid)
             self.waiter.unwatch(pid)
             self.hook.watchdog_process_exited(rule=rule, pid=pid, returncode=returncode)
@@ -224,10 +246,13 @@ class Engine:
                 if status.state != "running":
                     self._set_state(rule, "running")
                     self.hook.watchdog_rule_found(rule=rule, procs=procs)
-            elif status.children:
+            elif status.children or now < status.settle_until:
                 self._set_state(rule, "starting")
+                next_look = now + status.recheck_after
+                if not status.children:  # look once more when the settling ends
+                    next_look = min(next_look, status.settle_until)
+                self.call_at(next_look)
                 status.recheck_after = min(self.interval, status.recheck_after * 2)
-                self.call_at(now + status.recheck_after)
             else:
                 self._set_state(rule, "missing")
                 if not status.given_up and not (self._once and status.starts):
@@ -323,6 +348,8 @@ class Engine:
                     self.waiter.watch(proc.pid)
             self.waiter.wait(remaining)
         self._finish_reaping()
+        if self.prefixer is not None:
+            self.prefixer.drain()
         logger.info("stopped in %.2fs", self.clock() - began)
         if self._exit_code is not None:
             code = self._exit_code

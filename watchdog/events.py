@@ -13,7 +13,7 @@ import os
 import selectors
 import signal
 import socket
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
@@ -90,6 +90,14 @@ class Waiter:
             self._selector.unregister(fd)
             os.close(fd)
 
+    # --- other file descriptors (service output) --------------------------------
+
+    def add_reader(self, fd: int, on_readable: Callable[[], None]) -> None:
+        self._selector.register(fd, selectors.EVENT_READ, on_readable)
+
+    def remove_reader(self, fd: int) -> None:
+        self._selector.unregister(fd)
+
     def send_signal(self, pid: int, sig: int) -> bool:
         """Signal ``pid`` through its pidfd when we hold one, so a reused pid is never hit."""
         try:
@@ -116,6 +124,8 @@ class Waiter:
                         pass
                 except BlockingIOError:
                     pass
+            elif callable(key.data):
+                key.data()
             else:
                 exited.add(key.data)
         for pid in exited:
