@@ -92,10 +92,11 @@ def test_check_exits_1_and_names_the_missing_rule(tmp_path: Path) -> None:
 
 
 def test_prescan_finds_plugin_flags_in_every_spelling() -> None:
-    modules, disabled = prescan(["-p", "a", "-pb", "--plugin", "c", "--plugin=d", "--disable",
-                                 "log", "--disable=respawn", "x", "--", "-p", "e"])
-    assert modules == ["a", "b", "c", "d"]
-    assert disabled == ["log", "respawn"]
+    early = prescan(["-p", "a", "-pb", "--plugin", "c", "--plugin=d", "--disable", "log",
+                     "--disable=respawn", "--config", "w.toml", "x", "--", "-p", "e"])
+    assert early.plugins == ["a", "b", "c", "d"]
+    assert early.disabled == ["log", "respawn"]
+    assert early.config == "w.toml"
 
 
 class ShoutPlugin:

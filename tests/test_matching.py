@@ -47,8 +47,8 @@ def spawn(tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
 def start(procs: list[subprocess.Popen[bytes]], argv: list[str], **kw: object) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(argv, **kw)  # type: ignore[call-overload]
     procs.append(proc)
-    wait_for(lambda: psutil.Process(proc.pid).name() != "python3" or argv[0] == sys.executable,
-             what="exec")
+    parent = psutil.Process().cmdline()
+    wait_for(lambda: psutil.Process(proc.pid).cmdline() != parent, what="exec")
     return proc
 
 

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import click
-
 from helpers import Watchdog, program, wait_for
+
 from watchdog.cli import make_cli
 from watchdog.manager import make_plugin_manager
 

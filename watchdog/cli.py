@@ -7,6 +7,7 @@ import os
 import shlex
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import click
@@ -14,6 +15,14 @@ import pluggy
 
 from watchdog import __version__
 from watchdog.config import Config
+from watchdog.configfile import (
+    ConfigFile,
+    check_options,
+    collect_rules,
+    locate,
+    merge_per_rule,
+    read_config_file,
+)
 from watchdog.engine import EXIT_NOT_RUNNING, EXIT_OK, Engine
 from watchdog.logs import setup_logging
 from watchdog.manager import describe_plugins, make_plugin_manager
@@ -106,6 +115,10 @@ def core_options(strategies: Sequence[str]) -> list[click.Parameter]:
             help="Do not load the plugin NAME (built-in or entry point).",
         ),
         click.Option(
+            ["--config"], metavar="FILE",
+            help="Read options and rules from a TOML file; flags override it.",
+        ),
+        click.Option(
             ["--log-format"], type=click.Choice(["text", "json"]), default="text",
             show_default=True, help="The watchdog's own log lines: text, or one JSON object each.",
         ),
@@ -128,8 +141,12 @@ def show_version(ctx: click.Context, param: click.Parameter, value: bool) -> Non
         ctx.exit(0)
 
 
-def make_cli(pm: pluggy.PluginManager) -> click.Command:
-    """The ``watchdog`` command, with the options of every plugin in ``pm``."""
+def make_cli(pm: pluggy.PluginManager, config_file: ConfigFile | None = None) -> click.Command:
+    """The ``watchdog`` command, with the options of every plugin in ``pm``.
+
+    With ``config_file``, its values are the options' defaults (so flags and
+    environment variables win) and its rules join the command line's.
+    """
     strategies = [name for names in pm.hook.watchdog_strategies() for name in names]
     params = core_options(strategies)
     for options in pm.hook.watchdog_add_options():
@@ -137,6 +154,11 @@ def make_cli(pm: pluggy.PluginManager) -> click.Command:
     for param in params:
         if isinstance(param, click.Option):  # every option can come from WATCHDOG_<OPTION>
             param.show_envvar = True
+    file_defaults: dict[str, Any] = {}
+    file_rules: list[str] = []
+    if config_file is not None:
+        file_defaults = check_options(config_file, params)
+        file_rules = collect_rules(config_file, params)
 
     def run(**options: Any) -> int:
         if options["once"] and options["check"]:
@@ -149,11 +171,21 @@ def make_cli(pm: pluggy.PluginManager) -> click.Command:
         mode_status = pm.hook.watchdog_main(options=options)
         if mode_status is not None:
             return int(mode_status)
-        rules = make_rules(options["commands"], options["rule"], shell=options["shell"])
+        rules = make_rules(options["commands"], options["rule"], shell=options["shell"],
+                           from_file=file_rules)
+        if config_file is not None:
+            for name, values in config_file.per_rule.items():
+                options[name] = merge_per_rule(options[name], values)
         config = Config(rules=rules, options=options)
-        for rule, text in config.per_rule("--stop-signal", options["stop_signal"]):
-            rule.stop_signal = parse_signal(f"--stop-signal {rule.name}", text)
-        pm.hook.watchdog_configure(config=config)
+        try:
+            for rule, text in config.per_rule("--stop-signal", options["stop_signal"]):
+                rule.stop_signal = parse_signal(f"--stop-signal {rule.name}", text)
+            pm.hook.watchdog_configure(config=config)
+        except click.UsageError as exc:
+            where = locate(config_file, exc.message) if config_file is not None else None
+            if where is None:
+                raise
+            raise click.UsageError(f"{where}: {exc.message}") from None
         config.apply_default_strategy(options["match"])
         engine = Engine(
             rules, pm.hook, interval=options["interval"], grace=options["grace"],
@@ -169,14 +201,23 @@ def make_cli(pm: pluggy.PluginManager) -> click.Command:
     return WatchdogCommand(
         "watchdog", params=params, callback=run, help=HELP,
         context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100,
-                          "auto_envvar_prefix": ENVVAR_PREFIX},
+                          "auto_envvar_prefix": ENVVAR_PREFIX, "default_map": file_defaults},
         epilog=f"watchdog {__version__}. Plugins: watchdog --disable NAME, -p MODULE.",
     )
 
 
-def prescan(args: Sequence[str]) -> tuple[list[str], list[str]]:
-    """``-p`` and ``--disable`` values, needed before the command line can be built."""
-    wanted = {"-p": [], "--plugin": [], "--disable": []}  # type: dict[str, list[str]]
+@dataclass
+class Early:
+    """What must be known before the command line can be built."""
+
+    plugins: list[str]
+    disabled: list[str]
+    config: str | None
+
+
+def prescan(args: Sequence[str]) -> Early:
+    """``-p``, ``--disable`` and ``--config`` (flags, else ``WATCHDOG_*`` variables)."""
+    wanted = {"-p": [], "--plugin": [], "--disable": [], "--config": []}  # type: dict[str, list[str]]
     words = iter(args)
     for word in words:
         if word == "--":
@@ -191,16 +232,19 @@ def prescan(args: Sequence[str]) -> tuple[list[str], list[str]]:
     # Flags win; the environment counts only where no flag was given, as for click.
     modules = wanted["-p"] + wanted["--plugin"] or shlex.split(os.environ.get("WATCHDOG_PLUGIN", ""))
     disabled = wanted["--disable"] or shlex.split(os.environ.get("WATCHDOG_DISABLE", ""))
-    return modules, disabled
+    config = (wanted["--config"] or [os.environ.get("WATCHDOG_CONFIG", "")])[-1] or None
+    return Early(modules, disabled, config)
 
 
 def main(args: Sequence[str] | None = None) -> NoReturn:
     args = list(sys.argv[1:] if args is None else args)
     try:
-        modules, disabled = prescan(args)
-        pm = make_plugin_manager(modules, disabled)
+        early = prescan(args)
+        pm = make_plugin_manager(early.plugins, early.disabled)
+        config_file = read_config_file(early.config) if early.config else None
+        command = make_cli(pm, config_file)
     except click.ClickException as exc:
         click.echo(f"watchdog: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
-    make_cli(pm).main(args, prog_name="watchdog")
+    command.main(args, prog_name="watchdog")
     sys.exit(0)

@@ -69,11 +69,18 @@ def check_executable(program: str, command: str) -> None:
         raise click.UsageError(f"command {command!r}: {program} is not found on PATH")
 
 
-def make_rules(commands: Sequence[str], named: Sequence[str], *, shell: bool) -> list[Rule]:
-    """Rules for the positional commands, then for each ``--rule NAME=COMMAND``."""
+def make_rules(
+    commands: Sequence[str], named: Sequence[str], *, shell: bool, from_file: Sequence[str] = ()
+) -> list[Rule]:
+    """Rules for the positional commands, each ``--rule NAME=COMMAND``, then the config
+    file's rules whose NAME the command line did not take."""
     rules = [make_rule(command, shell=shell) for command in commands]
     for name, command in (split_assignment("--rule", value) for value in named):
         rules.append(make_rule(command, name=name, shell=shell))
+    taken = {rule.name for rule in rules}
+    for name, command in (split_assignment("[rules]", value) for value in from_file):
+        if name not in taken:
+            rules.append(make_rule(command, name=name, shell=shell))
     if not rules:
         raise click.UsageError("no command given: try watchdog '/usr/sbin/sshd' 'apache2ctl start'")
     seen: dict[str, Rule] = {}
