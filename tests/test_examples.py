@@ -1,21 +1,31 @@
-"""The container example, checked as far as a machine without a Docker engine can."""
+"""The container examples, checked as far as a machine without a Docker engine or a cluster can."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from watchdog.cli import make_cli
+from watchdog.manager import make_plugin_manager
 from watchdog.rules import make_rules
 
-DOCKER = Path(__file__).parent.parent / "examples" / "docker"
+ROOT = Path(__file__).parent.parent
+DOCKER = ROOT / "examples" / "docker"
 DOCKERFILE = DOCKER / "Dockerfile"
+COMPOSE = DOCKER / "compose.yaml"
+KUBERNETES = ROOT / "examples" / "kubernetes"
+POD = KUBERNETES / "pod.yaml"
 SERVICES = ("/usr/sbin/apache2", "/usr/sbin/sshd")
+IMAGE = "watchdog-demo"  # the tag the README builds
+STATUS_COMMAND = ["watchdog", "--status"]  # exit 0 only while every rule runs
 
 
 def instructions() -> list[tuple[str, str]]:
@@ -117,3 +127,100 @@ def test_the_readme_builds_from_the_root_and_runs_the_default_commands() -> None
     run_lines = [line for line in readme.splitlines() if line.startswith("docker run ")]
     assert run_lines, "no docker run line"
     assert shlex.split(run_lines[0])[-len(exec_form("CMD")) :] == exec_form("CMD")
+
+
+# --- health checks, Compose and Kubernetes ------------------------------------
+
+
+def load_yaml(path: Path) -> Any:
+    yaml = pytest.importorskip("yaml", reason="PyYAML parses the Compose and Kubernetes examples")
+    return yaml.safe_load(path.read_text())
+
+
+def watchdog_params(args: list[str]) -> dict[str, Any]:
+    """What the watchdog's own command line makes of ``args`` (defaults filled in)."""
+    command = make_cli(make_plugin_manager())
+    with command.make_context("watchdog", list(args)) as ctx:
+        return ctx.params
+
+
+def seconds(duration: str) -> float:
+    """A Compose duration such as ``10s``, ``1m30s`` or ``500ms``, in seconds."""
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001, "us": 1e-6}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(h|ms|us|m|s)", duration)
+    assert parts and "".join(n + u for n, u in parts) == duration, f"not a duration: {duration!r}"
+    return sum(float(number) * units[unit] for number, unit in parts)
+
+
+def compose_service() -> dict[str, Any]:
+    services = load_yaml(COMPOSE)["services"]
+    assert len(services) == 1, f"one container, as with docker run: {list(services)}"
+    service: dict[str, Any] = next(iter(services.values()))
+    return service
+
+
+def pod_container() -> dict[str, Any]:
+    containers = load_yaml(POD)["spec"]["containers"]
+    assert len(containers) == 1, "one container, as with docker run"
+    container: dict[str, Any] = containers[0]
+    return container
+
+
+def test_the_dockerfile_health_check_runs_watchdog_status() -> None:
+    checks = arguments("HEALTHCHECK")
+    assert len(checks) == 1, checks
+    found = re.fullmatch(r"((?:--[a-z-]+=\S+\s+)*)CMD\s+(.*)", checks[0])
+    assert found, f"HEALTHCHECK [OPTIONS] CMD [...] expected: {checks[0]}"
+    assert json.loads(found.group(2)) == STATUS_COMMAND  # the exec form: no shell in between
+    options = dict(option.removeprefix("--").split("=") for option in found.group(1).split())
+    assert seconds(options["timeout"]) < seconds(options["interval"])
+
+
+def test_compose_builds_the_image_from_the_root_and_runs_the_default_commands() -> None:
+    service = compose_service()
+    assert (DOCKER / service["build"]["context"]).resolve() == ROOT.resolve()
+    assert ROOT / service["build"]["dockerfile"] == DOCKERFILE
+    assert service["image"] == IMAGE
+    assert "entrypoint" not in service, "ENTRYPOINT [\"watchdog\"] stays"
+    assert service["command"] == exec_form("CMD")
+    assert sorted(port.split(":")[1] for port in service["ports"]) == ["22", "80"]
+
+
+def test_compose_checks_health_with_watchdog_status() -> None:
+    test = compose_service()["healthcheck"]["test"]
+    assert test == ["CMD", *STATUS_COMMAND]
+
+
+def test_compose_waits_longer_than_the_watchdog_grace_before_killing() -> None:
+    service = compose_service()
+    grace = watchdog_params(service["command"])["grace"]
+    assert seconds(service["stop_grace_period"]) > grace
+
+
+def test_the_pod_runs_the_image_with_the_default_commands_as_arguments() -> None:
+    pod = load_yaml(POD)
+    assert (pod["apiVersion"], pod["kind"]) == ("v1", "Pod")
+    container = pod_container()
+    assert container["image"] == IMAGE
+    assert "command" not in container, "a command would replace ENTRYPOINT [\"watchdog\"]"
+    assert list(watchdog_params(container["args"])["commands"]) == exec_form("CMD")
+    assert sorted(port["containerPort"] for port in container["ports"]) == [22, 80]
+
+
+@pytest.mark.parametrize("probe", ["livenessProbe", "readinessProbe"])
+def test_the_pod_probes_run_watchdog_status(probe: str) -> None:
+    assert pod_container()[probe]["exec"]["command"] == STATUS_COMMAND
+
+
+def test_the_pod_termination_grace_period_exceeds_the_watchdog_grace() -> None:
+    pod = load_yaml(POD)
+    grace = watchdog_params(pod_container()["args"])["grace"]
+    assert pod["spec"]["terminationGracePeriodSeconds"] > grace
+
+
+@pytest.mark.parametrize("directory", [DOCKER, KUBERNETES], ids=lambda path: path.name)
+def test_each_example_readme_names_every_file_beside_it(directory: Path) -> None:
+    readme = (directory / "README.md").read_text()
+    files = [path.name for path in directory.iterdir() if path.name != "README.md"]
+    assert files
+    assert [name for name in files if f"`{name}`" not in readme] == []
