@@ -58,12 +58,8 @@ def watchdog_match(rule: Rule, snapshot: Snapshot) -> list[Proc] | None:
     if rule.strategy != STRATEGY:
         return None
     search = pattern_of(rule).search
-    matched = []
-    for proc in snapshot.processes():
-        line = snapshot.command_line(proc.pid)
-        if line and search(line):  # kernel threads have no command line: never a match
-            matched.append(proc)
-    return matched
+    # Kernel threads have no command line, so they are never a match.
+    return [proc for proc, line in snapshot.command_lines() if search(line)]
 
 
 @hookimpl(trylast=True)

@@ -224,3 +224,11 @@ def test_another_watchdog_process_never_matches(tmp_path: Path, spawn: list) -> 
                               if c.name() == "wd-other"], what="its service")
     [rule] = configured(f"{exe} 1000", regex=["wd-other=wd-other"])
     assert matched(rule) == set(child)  # the service, not the watchdog whose argv says wd-other
+
+
+def test_a_command_line_longer_than_a_page_is_read_whole(tmp_path: Path, spawn: list) -> None:
+    shell = program(tmp_path, "wd-longargs", "/bin/sh")
+    filler = "x" * 20000
+    proc = start(spawn, [str(shell), "-c", "sleep 1000; :", filler, "needle-at-the-end"])
+    [rule] = configured(f"{shell} -c true", regex=["wd-longargs=x{20000} needle-at-the-end$"])
+    assert matched(rule) == {proc.pid}

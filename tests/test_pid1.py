@@ -35,6 +35,14 @@ def recorded(path: Path) -> list[tuple[int, str]]:
     return [(int(pid), what) for pid, what in (line.split() for line in path.read_text().splitlines())]
 
 
+def reaped(pid: int) -> bool:
+    """Gone from the process table, not lingering as a zombie."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
 def ready(path: Path, count: int = 1) -> list[tuple[int, str]]:
     return wait_for(lambda: [r for r in recorded(path) if r[1] == "READY"][count - 1:] and
                     recorded(path), 10, f"{count} READY in {path.name}")
@@ -136,8 +144,7 @@ def test_not_pid_1_it_is_a_subreaper_and_reaps_a_double_forked_daemon(tmp_path: 
         assert psutil.Process(pid).ppid() == wd.pid  # the orphan came to us
         os.kill(pid, signal.SIGKILL)
         # Reaped: the pid is gone entirely, not left as a zombie.
-        wait_for(lambda: not psutil.pid_exists(pid) or
-                 psutil.Process(pid).status() != psutil.STATUS_ZOMBIE, 5, "the reaping")
+        wait_for(lambda: reaped(pid), 5, "the reaping")
         wait_for(lambda: pids("wd-subreap") - daemon, 5, "a new daemon")
     finally:
         wd.stop()

@@ -24,6 +24,7 @@ from watchdog.configfile import (
     read_config_file,
 )
 from watchdog.engine import EXIT_NOT_RUNNING, EXIT_OK, Engine
+from watchdog.events import pidfd_supported
 from watchdog.logs import setup_logging
 from watchdog.manager import describe_plugins, make_plugin_manager
 from watchdog.rules import make_rules, parse_signal
@@ -48,6 +49,8 @@ had to be killed after the --grace period.
 
 
 ENVVAR_PREFIX = "WATCHDOG"
+DEFAULT_INTERVAL = 60.0  # every exit wakes the loop; the scan is a backstop
+FALLBACK_INTERVAL = 5.0  # without pidfds, the scan is how adopted daemons' deaths are seen
 LOG_LEVELS = {-2: logging.ERROR, -1: logging.WARNING, 0: logging.INFO, 1: logging.DEBUG}
 
 
@@ -86,8 +89,9 @@ def core_options(strategies: Sequence[str]) -> list[click.Parameter]:
             help="How rules that no per-rule flag sets are matched.",
         ),
         click.Option(
-            ["--interval"], type=click.FloatRange(min=0.01), default=5.0, show_default=True,
-            metavar="SECONDS", help="Seconds between full checks (exits are seen at once anyway).",
+            ["--interval"], type=click.FloatRange(min=0.01), metavar="SECONDS",
+            help="Seconds between full checks, the backstop for what no event reports. "
+                 "[default: 60 with pidfds, which report every exit at once; 5 without]",
         ),
         click.Option(["--once"], is_flag=True, help="Start what is missing, wait, exit 0 if all run."),
         click.Option(["--check"], is_flag=True, help="Start nothing; exit 0 if all run, else 1."),
@@ -187,9 +191,11 @@ def make_cli(pm: pluggy.PluginManager, config_file: ConfigFile | None = None) ->
                 raise
             raise click.UsageError(f"{where}: {exc.message}") from None
         config.apply_default_strategy(options["match"])
+        use_pidfd = not options["no_pidfd"] and pidfd_supported()
+        interval = options["interval"] or (DEFAULT_INTERVAL if use_pidfd else FALLBACK_INTERVAL)
         engine = Engine(
-            rules, pm.hook, interval=options["interval"], grace=options["grace"],
-            use_pidfd=not options["no_pidfd"], prefix=options["prefix"],
+            rules, pm.hook, interval=interval, grace=options["grace"],
+            use_pidfd=use_pidfd, prefix=options["prefix"],
         )
         if options["check"]:
             missing = engine.missing_rules()
