@@ -7,12 +7,21 @@ have written it: a process that started after the file was last changed
 cannot have, so a pid reused after a crash is not mistaken for the service
 (and is never signalled). A missing, empty, unreadable, oversized or garbled
 file means "not running"; the reason is logged once each time it changes.
+
+A pidfile decides which process the watchdog signals, so it must come from
+someone entitled to name that process: a symlink is not followed, and a file
+owned by neither root nor the process's own user is not trusted (otherwise any
+user who can write it could point a root watchdog at any process). Those, a
+directory, and a file too large to be a pidfile are warnings, not just "not
+running".
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
+from dataclasses import dataclass
 
 import click
 
@@ -56,56 +65,91 @@ def path_of(rule: Rule) -> str:
     return str(rule.settings.get(STRATEGY, f"/run/{rule.name}.pid"))
 
 
-def read_pidfile(path: str) -> tuple[int | None, float, str]:
-    """``(pid, mtime, problem)``: a pid and when the file changed, or why there is none."""
+@dataclass
+class Reading:
+    """What a pidfile said: a pid, or the reason there is none (``warn``: a safety matter)."""
+
+    pid: int | None = None
+    mtime: float = 0.0
+    owner: int = 0
+    problem: str = ""
+    warn: bool = False
+
+
+def read_pidfile(path: str) -> Reading:
     try:
-        info = os.stat(path)
+        # O_NOFOLLOW: a symlink could name any file, written by anyone.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
-        return None, 0.0, f"{path} does not exist"
+        return Reading(problem=f"{path} does not exist")
     except OSError as exc:
-        return None, 0.0, f"{path} cannot be read: {exc.strerror}"
-    if not stat.S_ISREG(info.st_mode):
-        return None, 0.0, f"{path} is not a regular file"
-    if info.st_size > MAX_SIZE:
-        return None, 0.0, f"{path} is {info.st_size} bytes, too large for a pidfile"
+        if exc.errno == errno.ELOOP:
+            return Reading(problem=f"{path} is a symlink: not followed (point --pidfile at the file)",
+                           warn=True)
+        return Reading(problem=f"{path} cannot be read: {exc.strerror}", warn=True)
     try:
-        with open(path, "rb") as f:
-            text = f.read(MAX_SIZE + 1)
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            return Reading(problem=f"{path} is a directory, not a pidfile", warn=True)
+        if not stat.S_ISREG(info.st_mode):
+            return Reading(problem=f"{path} is not a regular file", warn=True)
+        if info.st_size > MAX_SIZE:
+            return Reading(problem=f"{path} is {info.st_size} bytes, too large for a pidfile",
+                           warn=True)
+        text = os.read(fd, MAX_SIZE + 1)
     except OSError as exc:
-        return None, 0.0, f"{path} cannot be read: {exc.strerror}"
+        return Reading(problem=f"{path} cannot be read: {exc.strerror}", warn=True)
+    finally:
+        os.close(fd)
     words = text.split()
     if not words:
-        return None, 0.0, f"{path} is empty"
+        return Reading(problem=f"{path} is empty")
     if not words[0].isdigit() or int(words[0]) <= 0:
-        return None, 0.0, f"{path} holds no pid: {text[:20]!r}"
-    return int(words[0]), info.st_mtime, ""
+        return Reading(problem=f"{path} holds no pid: {text[:20]!r}")
+    return Reading(pid=int(words[0]), mtime=info.st_mtime, owner=info.st_uid)
 
 
-def find(rule: Rule, snapshot: Snapshot) -> tuple[Proc | None, str]:
+def process_owner(snapshot: Snapshot, pid: int) -> int | None:
+    try:
+        return os.stat(f"{snapshot.proc_root}/{pid}").st_uid
+    except OSError:
+        return None
+
+
+def find(rule: Rule, snapshot: Snapshot) -> tuple[Proc | None, str, bool]:
+    """The service's process, or why there is none and whether that deserves a warning."""
     path = path_of(rule)
-    pid, mtime, problem = read_pidfile(path)
+    reading = read_pidfile(path)
+    pid = reading.pid
     if pid is None:
-        return None, problem
+        return None, reading.problem, reading.warn
     proc = snapshot.get(pid)
     if proc is None:
-        return None, f"{path} names pid {pid}, which is not running"
-    if snapshot.start_time(proc) > mtime + CLOCK_SLACK:
+        return None, f"{path} names pid {pid}, which is not running", False
+    if snapshot.start_time(proc) > reading.mtime + CLOCK_SLACK:
         return None, (
             f"{path} names pid {pid}, but that process started after the file was "
             "written: a reused pid, not the service"
-        )
-    return proc, ""
+        ), False
+    owner = process_owner(snapshot, pid)
+    if reading.owner not in (0, owner):
+        return None, (
+            f"{path} belongs to uid {reading.owner} but names pid {pid} of uid {owner}: "
+            "not trusted (a pidfile must be root's or the process owner's)"
+        ), True
+    return proc, "", False
 
 
 @hookimpl(trylast=True)
 def watchdog_match(rule: Rule, snapshot: Snapshot) -> list[Proc] | None:
     if rule.strategy != STRATEGY:
         return None
-    proc, problem = find(rule, snapshot)
+    proc, problem, warn = find(rule, snapshot)
     if problem != rule.state.get(STRATEGY, ""):
         rule.state[STRATEGY] = problem
         if problem:
-            logger.info(problem, extra={"rule": rule.name, "event": "pidfile"})
+            log = logger.warning if warn else logger.info
+            log(problem, extra={"rule": rule.name, "event": "pidfile"})
     return [proc] if proc else []
 
 
