@@ -14,8 +14,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from helpers import Watchdog, pids, program, wait_for
+
 from watchdog.snapshot import take_snapshot
 
 Start = Callable[..., Watchdog]
