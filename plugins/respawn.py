@@ -18,6 +18,7 @@ from watchdog import hookimpl
 from watchdog.config import Config
 from watchdog.engine import EXIT_GAVE_UP, Engine
 from watchdog.logs import logger
+from watchdog.params import Seconds
 from watchdog.rules import Rule
 from watchdog.snapshot import Proc
 
@@ -62,12 +63,12 @@ def memory(rule: Rule) -> Memory:
 def watchdog_add_options() -> list[click.Option]:
     return [
         click.Option(
-            ["--stable-after"], type=click.FloatRange(min=0), default=policy.stable_after,
+            ["--stable-after"], type=Seconds(), default=policy.stable_after,
             show_default=True, metavar="SECONDS",
             help="A run this long resets the crash-loop backoff.",
         ),
         click.Option(
-            ["--backoff-max"], type=click.FloatRange(min=0), default=policy.backoff_max,
+            ["--backoff-max"], type=Seconds(), default=policy.backoff_max,
             show_default=True, metavar="SECONDS",
             help="Longest wait between restarts of a crash-looping command (0: no backoff).",
         ),

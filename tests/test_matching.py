@@ -17,7 +17,7 @@ from helpers import PROGRAMS, program, wait_for
 from watchdog.config import Config
 from watchdog.manager import make_plugin_manager
 from watchdog.rules import Rule, make_rule
-from watchdog.snapshot import is_watchdog_argv, take_snapshot
+from watchdog.snapshot import CommandLineCache, is_watchdog_argv, take_snapshot
 
 pm = make_plugin_manager()
 
@@ -232,3 +232,19 @@ def test_a_command_line_longer_than_a_page_is_read_whole(tmp_path: Path, spawn: 
     proc = start(spawn, [str(shell), "-c", "sleep 1000; :", filler, "needle-at-the-end"])
     [rule] = configured(f"{shell} -c true", regex=["wd-longargs=x{20000} needle-at-the-end$"])
     assert matched(rule) == {proc.pid}
+
+
+def test_cached_command_lines_follow_an_exec_and_only_outlive_one_interval(
+    tmp_path: Path, spawn: list
+) -> None:
+    shell = program(tmp_path, "wd-title", "/bin/bash")
+    proc = start(spawn, [str(shell), "-c", "sleep 1.3; exec -a wd-title-renamed sleep 1000", "first"])
+    cache = CommandLineCache(ttl=60)
+    time.sleep(1.05)  # old enough to be cached
+    assert take_snapshot(cache=cache).cmdline(proc.pid)[-1] == "first"
+    # exec changes the name (sh -> sleep), so the cached line is not used again
+    wait_for(lambda: psutil.Process(proc.pid).name() == "sleep", what="the exec")
+    assert take_snapshot(cache=cache).cmdline(proc.pid) == ["wd-title-renamed", "1000"]
+    short = CommandLineCache(ttl=0.0)
+    short.put(take_snapshot().get(proc.pid), ["stale"], time.monotonic() - 1, uptime=1e9)
+    assert take_snapshot(cache=short).cmdline(proc.pid) == ["wd-title-renamed", "1000"]

@@ -26,6 +26,7 @@ from watchdog.configfile import (
 from watchdog.engine import EXIT_NOT_RUNNING, EXIT_OK, Engine
 from watchdog.events import pidfd_supported
 from watchdog.logs import setup_logging
+from watchdog.params import Seconds
 from watchdog.manager import describe_plugins, make_plugin_manager
 from watchdog.rules import make_rules, parse_signal
 
@@ -89,7 +90,7 @@ def core_options(strategies: Sequence[str]) -> list[click.Parameter]:
             help="How rules that no per-rule flag sets are matched.",
         ),
         click.Option(
-            ["--interval"], type=click.FloatRange(min=0.01), metavar="SECONDS",
+            ["--interval"], type=Seconds(0.01), metavar="SECONDS",
             help="Seconds between full checks, the backstop for what no event reports. "
                  "[default: 60 with pidfds, which report every exit at once; 5 without]",
         ),
@@ -99,7 +100,7 @@ def core_options(strategies: Sequence[str]) -> list[click.Parameter]:
         click.Option(["--prefix"], is_flag=True,
                      help="Prefix each line a service writes with its rule name."),
         click.Option(
-            ["--grace"], type=click.FloatRange(min=0), default=8.0, show_default=True,
+            ["--grace"], type=Seconds(), default=8.0, show_default=True,
             metavar="SECONDS", help="On stop, wait this long before SIGKILL (Docker waits 10).",
         ),
         click.Option(

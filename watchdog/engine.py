@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from watchdog import processes
@@ -23,7 +24,7 @@ from watchdog.events import Waiter
 from watchdog.logs import logger
 from watchdog.output import Prefixer
 from watchdog.rules import Rule
-from watchdog.snapshot import Proc, Snapshot, take_snapshot
+from watchdog.snapshot import CommandLineCache, Proc, Snapshot, take_snapshot
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
 FORWARDED_SIGNALS = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH)
@@ -73,14 +74,14 @@ class Engine:
         use_pidfd: bool = True,
         prefix: bool = False,
         clock: Callable[[], float] = time.monotonic,
-        snapshot: Callable[[], Snapshot] = take_snapshot,
+        snapshot: Callable[[], Snapshot] | None = None,
     ) -> None:
         self.rules = rules
         self.hook = hook
         self.interval = interval
         self.grace = grace
         self.clock = clock
-        self.take_snapshot = snapshot
+        self.take_snapshot = snapshot or partial(take_snapshot, cache=CommandLineCache(ttl=interval))
         self.status = {rule.name: RuleStatus() for rule in rules}
         self.waiter = Waiter(use_pidfd)
         self.prefixer = Prefixer(self.waiter, [rule.name for rule in rules],

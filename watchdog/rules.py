@@ -61,6 +61,8 @@ def make_rule(command: str, *, name: str | None = None, shell: bool = False) -> 
 def check_executable(program: str, command: str) -> None:
     """Fail at start-up, not at the first respawn, when a program cannot run."""
     if "/" in program:
+        if os.path.isdir(program):
+            raise click.UsageError(f"command {command!r}: {program} is a directory")
         if not os.path.isfile(program):
             raise click.UsageError(f"command {command!r}: {program} does not exist")
         if not os.access(program, os.X_OK):

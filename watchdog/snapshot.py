@@ -98,11 +98,49 @@ def is_watchdog_argv(argv: list[str]) -> bool:
     return False
 
 
+class CommandLineCache:
+    """Command lines kept from one check to the next, for processes that did not change.
+
+    A regex rule needs every process's command line, which doubles what a
+    check reads. A process keeps its pid, start time and name until it execs
+    something else, so those three make the key. Only processes older than
+    ``MIN_AGE`` are kept (programs such as sshd rewrite their title as they
+    start), and an entry lives ``ttl`` seconds at most (the engine passes its
+    interval), so a title changed later is seen within one backstop period.
+    """
+
+    MIN_AGE = 1.0
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._entries: dict[tuple[int, int, str], tuple[float, list[str] | None]] = {}
+
+    def get(self, proc: Proc, now: float) -> tuple[bool, list[str] | None]:
+        entry = self._entries.get((proc.pid, proc.start_ticks, proc.name))
+        if entry is None or now - entry[0] > self.ttl:
+            return False, None
+        return True, entry[1]
+
+    def put(self, proc: Proc, argv: list[str] | None, now: float, uptime: float) -> None:
+        if uptime - proc.start_ticks / CLOCK_TICKS >= self.MIN_AGE:
+            self._entries[(proc.pid, proc.start_ticks, proc.name)] = (now, argv)
+
+    def keep_only(self, procs: dict[int, Proc]) -> None:
+        """Forget processes that are gone, so the cache never outgrows the table."""
+        self._entries = {key: entry for key, entry in self._entries.items()
+                         if (proc := procs.get(key[0])) is not None
+                         and (proc.start_ticks, proc.name) == key[1:]}
+
+
 class Snapshot:
     """The process table at one instant, as matchers see it."""
 
-    def __init__(self, procs: dict[int, Proc], self_pid: int, proc_root: str = "/proc") -> None:
+    def __init__(self, procs: dict[int, Proc], self_pid: int, proc_root: str = "/proc",
+                 cache: CommandLineCache | None = None) -> None:
         self.proc_root = proc_root
+        self._cache = cache
+        self._uptime = time.clock_gettime(time.CLOCK_BOOTTIME)
+        self._now = time.monotonic()
         self.taken_at = time.time()
         self._procs = procs
         self._cmdlines: dict[int, list[str] | None] = {}
@@ -171,12 +209,20 @@ class Snapshot:
         Kernel threads and zombies have an empty command line.
         """
         if pid not in self._cmdlines:
+            proc = self._procs.get(pid)
+            if self._cache is not None and proc is not None:
+                cached, argv = self._cache.get(proc, self._now)
+                if cached:
+                    self._cmdlines[pid] = argv
+                    return argv
             raw = read_proc_file(f"{self.proc_root}/{pid}/cmdline", whole=True)
             if raw is None:
                 self._cmdlines[pid] = None
             else:
                 parts = raw.rstrip(b"\0").split(b"\0") if raw else []
                 self._cmdlines[pid] = [part.decode("utf-8", "surrogateescape") for part in parts]
+            if self._cache is not None and proc is not None:
+                self._cache.put(proc, self._cmdlines[pid], self._now, self._uptime)
         return self._cmdlines[pid]
 
     def command_line(self, pid: int) -> str:
@@ -195,12 +241,15 @@ class Snapshot:
         return boot_time() + proc.start_ticks / CLOCK_TICKS
 
 
-def take_snapshot(self_pid: int | None = None, proc_root: str = "/proc") -> Snapshot:
-    """Read the process table once."""
+def take_snapshot(self_pid: int | None = None, proc_root: str = "/proc",
+                  cache: CommandLineCache | None = None) -> Snapshot:
+    """Read the process table once (command lines later, and only if asked)."""
     procs: dict[int, Proc] = {}
     for entry in os.listdir(proc_root):
         if entry.isdigit():
             proc = read_stat(proc_root, entry)
             if proc is not None:
                 procs[proc.pid] = proc
-    return Snapshot(procs, os.getpid() if self_pid is None else self_pid, proc_root)
+    if cache is not None:
+        cache.keep_only(procs)
+    return Snapshot(procs, os.getpid() if self_pid is None else self_pid, proc_root, cache)
