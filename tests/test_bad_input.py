@@ -18,10 +18,10 @@ from pathlib import Path
 
 import click
 import pytest
+from helpers import Watchdog, pids, program, wait_for
 from hypothesis import given
 from hypothesis import strategies as st
 
-from helpers import Watchdog, pids, program, wait_for
 from watchdog.configfile import read_config_file
 from watchdog.rules import parse_signal, split_assignment, split_command
 

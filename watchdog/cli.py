@@ -26,8 +26,8 @@ from watchdog.configfile import (
 from watchdog.engine import EXIT_NOT_RUNNING, EXIT_OK, Engine
 from watchdog.events import pidfd_supported
 from watchdog.logs import setup_logging
-from watchdog.params import Seconds
 from watchdog.manager import describe_plugins, make_plugin_manager
+from watchdog.params import Seconds
 from watchdog.rules import make_rules, parse_signal
 
 HELP = """Start each COMMAND and keep it running.
