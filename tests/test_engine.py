@@ -228,3 +228,21 @@ def test_a_daemon_that_replaces_its_main_process_is_readopted_not_restarted(
     # The new process is watched too: its death is answered without the interval.
     os.kill(new, signal.SIGKILL)
     one_pid("wd-upgrade", timeout=5, other_than=new)
+
+
+def test_a_daemon_killed_just_after_its_restart_is_answered_at_once(
+    tmp_path: Path, watchdog: Start
+) -> None:
+    # The starter exits 0 and opens a settling window for its daemon; once the
+    # daemon is seen, that window must not delay the answer to its death.
+    svc = service(tmp_path, "wd-quickdeath", "--daemon")
+    wd = watchdog(str(svc), "--interval", "60", "--stable-after", "0")
+    first = one_pid("wd-quickdeath")
+    wd.wait_log("wd-quickdeath: running")
+    os.kill(first, signal.SIGKILL)
+    second = one_pid("wd-quickdeath", timeout=5, other_than=first)
+    wd.wait_log(f"running (pid {second}")  # seen, well inside the 1 s settling window
+    killed_at = time.monotonic()
+    os.kill(second, signal.SIGKILL)
+    one_pid("wd-quickdeath", timeout=5, other_than=second)
+    assert time.monotonic() - killed_at < 0.8  # not held back until the window ends

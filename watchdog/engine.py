@@ -244,6 +244,7 @@ class Engine:
             self._follow(rule, status, procs, snapshot)
             if procs:
                 status.seen_running = True
+                status.settle_until = 0.0  # its daemon showed up: a later death is a death
                 if status.state != "running":
                     self._set_state(rule, "running")
                     self.hook.watchdog_rule_found(rule=rule, procs=procs)
