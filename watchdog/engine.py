@@ -238,9 +238,17 @@ class Engine:
         while self._wake_times and self._wake_times[0] <= now:
             heapq.heappop(self._wake_times)
         snapshot = self.take_snapshot()
+        matches = {rule.name: self._match(rule, snapshot) for rule in self.rules}
+        if any(self.status[rule.name].state != "missing" and
+               self._looks_missing(rule, matches[rule.name], now) for rule in self.rules):
+            # A process that died while the table was being read may have handed
+            # over to a child forked after the listing (a daemon's last fork).
+            # Its death came before this second listing, so its child is in it.
+            snapshot = self.take_snapshot()
+            matches = {rule.name: self._match(rule, snapshot) for rule in self.rules}
         for rule in self.rules:
             status = self.status[rule.name]
-            procs = self._match(rule, snapshot)
+            procs = matches[rule.name]
             self._follow(rule, status, procs, snapshot)
             if procs:
                 status.seen_running = True
@@ -248,7 +256,7 @@ class Engine:
                 if status.state != "running":
                     self._set_state(rule, "running")
                     self.hook.watchdog_rule_found(rule=rule, procs=procs)
-            elif status.children or now < status.settle_until:
+            elif not self._looks_missing(rule, procs, now):
                 self._set_state(rule, "starting")
                 next_look = now + status.recheck_after
                 if not status.children:  # look once more when the settling ends
@@ -260,6 +268,10 @@ class Engine:
                 if not status.given_up and not (self._once and status.starts):
                     self.hook.watchdog_rule_missing(rule=rule, engine=self)
         self.hook.watchdog_checked(engine=self)
+
+    def _looks_missing(self, rule: Rule, procs: list[Proc], now: float) -> bool:
+        status = self.status[rule.name]
+        return not procs and not status.children and now >= status.settle_until
 
     def _follow(self, rule: Rule, status: RuleStatus, procs: list[Proc], snapshot: Snapshot) -> None:
         """Watch the new matches' pidfds; report adopted processes that are gone."""
