@@ -144,9 +144,10 @@ def settle(rule: Rule, mem: Memory, engine: Engine, now: float) -> None:
     else:
         mem.failures += 1
     # A command killed before it was seen says nothing about matching; one that
-    # exited by itself and left nothing to match is a configuration problem.
+    # exited by itself and left nothing to match is a configuration problem, if
+    # it happens again (once may be a daemon killed before it could be seen).
     exited_unmatched = not mem.found and mem.last_exit is not None and mem.last_exit >= 0
-    if exited_unmatched and not mem.warned:
+    if exited_unmatched and mem.failures >= 2 and not mem.warned:
         mem.warned = True
         logger.warning(
             "%r exited with status %s and left no %s; if the command starts a program "
