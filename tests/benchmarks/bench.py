@@ -335,19 +335,26 @@ def find_supervisord() -> str | None:
     return shutil.which("supervisord")
 
 
+DAEMON_C = HERE.parent / "stress" / "daemon.c"  # shared with the stress scripts
+
+
 def build_daemonizer(space: Workspace) -> Path:
-    """Compile daemonize.c into the workspace; without a compiler, use daemonize.py."""
+    """Compile tests/stress/daemon.c into the workspace; without a compiler, use daemonize.py.
+
+    Both take ``booting [PIDFILE]``.
+    """
     binary = space.path / "daemonize"
     compiler = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
     if compiler is not None:
         result = subprocess.run(
-            [compiler, "-O2", "-o", str(binary), str(HERE / "daemonize.c")],
-            capture_output=True, text=True,
+            [compiler, "-O2", "-o", str(binary), str(DAEMON_C)], capture_output=True, text=True,
         )
         if result.returncode == 0:
-            space.notes.append(f"The daemon is daemonize.c, compiled with {Path(compiler).name}.")
+            space.notes.append(
+                f"The daemon is tests/stress/daemon.c, compiled with {Path(compiler).name}."
+            )
             return binary
-        progress(f"compiling daemonize.c failed:\n{result.stderr}")
+        progress(f"compiling daemon.c failed:\n{result.stderr}")
     script = (HERE / "daemonize.py").read_text().split("\n", 1)[1]
     binary.write_text(f"#!{sys.executable}\n{script}")
     binary.chmod(0o755)
@@ -477,10 +484,11 @@ def measure_latency(space: Workspace, supervisord: str, mode: Mode) -> LatencyFi
         cases = [
             LatencyCase("foreground", start("wd-fg", watchdog_argv(*fast, f"{foreground} {FOREVER}")),
                         ForegroundFinder(foreground.name)),
-            LatencyCase("daemon/basename", start("wd-dm", watchdog_argv(*fast, f"{by_name} {dm_pidfile}")),
+            LatencyCase("daemon/basename",
+                        start("wd-dm", watchdog_argv(*fast, f"{by_name} booting {dm_pidfile}")),
                         DaemonFinder(by_name.name, dm_pidfile, by_pidfile=False)),
             LatencyCase("daemon/pidfile", start("wd-pf", watchdog_argv(
-                *fast, "--pidfile", f"{by_pidfile.name}={pf_pidfile}", f"{by_pidfile} {pf_pidfile}")),
+                *fast, "--pidfile", f"{by_pidfile.name}={pf_pidfile}", f"{by_pidfile} booting {pf_pidfile}")),
                         DaemonFinder(by_pidfile.name, pf_pidfile, by_pidfile=True)),
             LatencyCase("supervisord", stack.enter_context(start_supervisord(
                 supervisord, space, "latency", {"sv": f"{peer_program} {FOREVER}"})),

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Fallback for daemonize.c where no C compiler is found (its start-up is Python's).
+"""Fallback for tests/stress/daemon.c where no C compiler is found (its start-up is Python's).
 
-    daemonize.py [PIDFILE]
+    daemonize.py booting [PIDFILE]
 
 The benchmark copies this file under the daemon's name with its own
 interpreter in the first line, so the kernel names the process after the copy.
@@ -28,8 +28,8 @@ def main() -> None:
     os.setsid()
     if os.fork():
         os._exit(0)  # the session leader
-    if len(sys.argv) > 1:
-        write_pidfile(sys.argv[1])
+    if len(sys.argv) > 2:  # argv[1] is "booting", as for daemon.c
+        write_pidfile(sys.argv[2])
     while True:
         signal.pause()
 
