@@ -8,11 +8,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
 import psutil
+import pytest
 
 PROGRAMS = Path(__file__).parent / "programs"
 T = TypeVar("T")
@@ -108,3 +110,19 @@ class Watchdog:
                 self.proc.kill()
                 self.proc.wait()
         self._log.close()
+
+
+@contextmanager
+def empty_command_line() -> Iterator[subprocess.Popen[str]]:
+    """A live process whose /proc/PID/cmdline reads empty, as a kernel thread's does."""
+    proc = subprocess.Popen([sys.executable, str(PROGRAMS / "empty_cmdline.py")],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        said = proc.stdout.readline().strip()
+        if said != "ready":
+            pytest.skip(f"cannot empty a process's command line here ({said})")
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()

@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 from conftest import kill_programs_under
-from helpers import PROGRAMS, program, wait_for
+from helpers import PROGRAMS, empty_command_line, program, wait_for
 
 from watchdog.config import Config
 from watchdog.manager import make_plugin_manager
@@ -142,11 +142,18 @@ def test_regex_default_pattern_is_the_command_as_written(tmp_path: Path, spawn: 
     assert matched(other) == set()
 
 
-def test_regex_never_matches_kernel_threads_or_the_watchdog_itself(tmp_path: Path) -> None:
-    [rule] = configured(f"{program(tmp_path, 'wd-anything')} 1", regex=["wd-anything=^"])
-    found = matched(rule)
+def test_regex_never_matches_kernel_threads_or_the_watchdog_itself(tmp_path: Path, spawn: list) -> None:
+    # A container may hold nothing but this test and its ancestors (all excluded) and,
+    # in a PID namespace, no kernel threads: so a process of our own that "^" must
+    # match, and one whose command line is empty as a kernel thread's is.
+    other = start(spawn, [str(program(tmp_path, "wd-other")), "1000"])
+    with empty_command_line() as blank:
+        [rule] = configured(f"{program(tmp_path, 'wd-anything')} 1", regex=["wd-anything=^"])
+        found = matched(rule)
     kernel_threads = {p.pid for p in psutil.process_iter(["cmdline"]) if not p.info["cmdline"]}
-    assert found and not found & kernel_threads
+    assert other.pid in found
+    assert blank.pid not in found
+    assert not found & kernel_threads
     assert os.getpid() not in found  # we are this "watchdog"'s process and its ancestors
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from helpers import Watchdog, pids, program, wait_for
+from helpers import Watchdog, empty_command_line, pids, program, wait_for
 
 from watchdog.snapshot import take_snapshot
 
@@ -114,19 +114,23 @@ def test_processes_vanishing_mid_scan_never_crash_a_snapshot(tmp_path: Path) -> 
         churn.wait()
 
 
-def test_non_utf8_and_empty_command_lines_are_read_without_error(tmp_path: Path) -> None:
+def test_non_utf8_command_lines_are_read_without_error(tmp_path: Path) -> None:
     shell = program(tmp_path, "wd-bytes", "/bin/sh")
     odd = subprocess.Popen([str(shell).encode(), b"-c", b"sleep 1000; :", b"\xff\xfe caf\xe9 \x80"])
     try:
         wait_for(lambda: psutil.Process(odd.pid).name() == "wd-bytes", what="exec")
-        snapshot = take_snapshot()
-        argv = snapshot.cmdline(odd.pid)
+        argv = take_snapshot().cmdline(odd.pid)
         assert argv is not None and argv[3].encode("utf-8", "surrogateescape") == b"\xff\xfe caf\xe9 \x80"
-        kernel_threads = [p for p in snapshot.processes() if snapshot.cmdline(p.pid) == []]
-        assert kernel_threads  # kthreadd and friends: empty, not None, not a crash
     finally:
         odd.kill()
         odd.wait()
+
+
+def test_empty_command_lines_read_as_empty_not_unreadable() -> None:
+    with empty_command_line() as blank:
+        snapshot = take_snapshot()
+        assert snapshot.cmdline(blank.pid) == []  # as kthreadd's: empty, not None, not a crash
+        assert blank.pid not in {proc.pid for proc, _ in snapshot.command_lines()}
 
 
 # --- without root --------------------------------------------------------------------
