@@ -253,5 +253,5 @@ def test_cached_command_lines_follow_an_exec_and_only_outlive_one_interval(
     wait_for(lambda: psutil.Process(proc.pid).name() == "sleep", what="the exec")
     assert take_snapshot(cache=cache).cmdline(proc.pid) == ["wd-title-renamed", "1000"]
     short = CommandLineCache(ttl=0.0)
-    short.put(take_snapshot().get(proc.pid), ["stale"], time.monotonic() - 1, uptime=1e9)
+    short.put(take_snapshot().get(proc.pid), b"stale\0", time.monotonic() - 1, uptime=1e9)
     assert take_snapshot(cache=short).cmdline(proc.pid) == ["wd-title-renamed", "1000"]

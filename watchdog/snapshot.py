@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 DEAD_STATES = frozenset("ZXx")
 
 
-@dataclass(frozen=True, slots=True)
-class Proc:
-    """One process as the snapshot saw it."""
+class Proc(NamedTuple):
+    """One process as the snapshot saw it (a tuple: thousands are made per check)."""
 
     pid: int
     ppid: int
@@ -68,7 +67,7 @@ def read_stat(proc_root: str, pid: str) -> Proc | None:
     open_paren, close_paren = raw.find(b"("), raw.rfind(b")")
     if open_paren < 0 or close_paren < 0:
         return None
-    fields = raw[close_paren + 2 :].split()
+    fields = raw[close_paren + 2 :].split(maxsplit=20)  # up to starttime, field 22
     try:
         return Proc(
             pid=int(pid),
@@ -113,17 +112,18 @@ class CommandLineCache:
 
     def __init__(self, ttl: float) -> None:
         self.ttl = ttl
-        self._entries: dict[tuple[int, int, str], tuple[float, list[str] | None]] = {}
+        self._entries: dict[tuple[int, int, str], tuple[float, bytes | None]] = {}
 
-    def get(self, proc: Proc, now: float) -> tuple[bool, list[str] | None]:
+    def get(self, proc: Proc, now: float) -> tuple[bool, bytes | None]:
         entry = self._entries.get((proc.pid, proc.start_ticks, proc.name))
         if entry is None or now - entry[0] > self.ttl:
             return False, None
         return True, entry[1]
 
-    def put(self, proc: Proc, argv: list[str] | None, now: float, uptime: float) -> None:
+    def put(self, proc: Proc, raw: bytes | None, now: float, uptime: float) -> None:
+        """Keep ``raw``, the bytes of /proc/PID/cmdline (None: unreadable)."""
         if uptime - proc.start_ticks / CLOCK_TICKS >= self.MIN_AGE:
-            self._entries[(proc.pid, proc.start_ticks, proc.name)] = (now, argv)
+            self._entries[(proc.pid, proc.start_ticks, proc.name)] = (now, raw)
 
     def keep_only(self, procs: dict[int, Proc]) -> None:
         """Forget processes that are gone, so the cache never outgrows the table."""
@@ -143,6 +143,7 @@ class Snapshot:
         self._now = time.monotonic()
         self.taken_at = time.time()
         self._procs = procs
+        self._raw_cmdlines: dict[int, bytes | None] = {}
         self._cmdlines: dict[int, list[str] | None] = {}
         self._visible: list[Proc] | None = None
         self._command_lines: list[tuple[Proc, str]] | None = None
@@ -203,31 +204,42 @@ class Snapshot:
             known = self._watchdogs[proc.pid] = is_watchdog_argv(self.cmdline(proc.pid) or [])
         return known
 
+    def _raw_cmdline(self, pid: int) -> bytes | None:
+        """/proc/PID/cmdline as read (or kept by the cache); None if unreadable."""
+        if pid in self._raw_cmdlines:
+            return self._raw_cmdlines[pid]
+        proc = self._procs.get(pid)
+        if self._cache is not None and proc is not None:
+            cached, raw = self._cache.get(proc, self._now)
+            if cached:
+                self._raw_cmdlines[pid] = raw
+                return raw
+        raw = read_proc_file(f"{self.proc_root}/{pid}/cmdline", whole=True)
+        self._raw_cmdlines[pid] = raw
+        if self._cache is not None and proc is not None:
+            self._cache.put(proc, raw, self._now, self._uptime)
+        return raw
+
     def cmdline(self, pid: int) -> list[str] | None:
         """The process's arguments (undecodable bytes kept as surrogates); None if unreadable.
 
         Kernel threads and zombies have an empty command line.
         """
         if pid not in self._cmdlines:
-            proc = self._procs.get(pid)
-            if self._cache is not None and proc is not None:
-                cached, argv = self._cache.get(proc, self._now)
-                if cached:
-                    self._cmdlines[pid] = argv
-                    return argv
-            raw = read_proc_file(f"{self.proc_root}/{pid}/cmdline", whole=True)
+            raw = self._raw_cmdline(pid)
             if raw is None:
                 self._cmdlines[pid] = None
             else:
                 parts = raw.rstrip(b"\0").split(b"\0") if raw else []
                 self._cmdlines[pid] = [part.decode("utf-8", "surrogateescape") for part in parts]
-            if self._cache is not None and proc is not None:
-                self._cache.put(proc, self._cmdlines[pid], self._now, self._uptime)
         return self._cmdlines[pid]
 
     def command_line(self, pid: int) -> str:
         """The arguments joined by spaces, as ``ps`` shows them; empty if unreadable."""
-        return " ".join(self.cmdline(pid) or ())
+        # Straight from the bytes: a regex rule reads this for every process, and NUL
+        # is never part of a UTF-8 sequence, so this decodes as the joined arguments do.
+        raw = self._raw_cmdline(pid)
+        return raw.rstrip(b"\0").replace(b"\0", b" ").decode("utf-8", "surrogateescape") if raw else ""
 
     def exe(self, pid: int) -> str | None:
         """The executable's path, or None when unreadable (another user's process)."""
