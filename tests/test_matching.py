@@ -237,6 +237,9 @@ def test_a_command_line_longer_than_a_page_is_read_whole(tmp_path: Path, spawn: 
     shell = program(tmp_path, "wd-longargs", "/bin/sh")
     filler = "x" * 20000
     proc = start(spawn, [str(shell), "-c", "sleep 1000; :", filler, "needle-at-the-end"])
+    # Until its fork has exec'd sleep, the shell's child carries the same command line.
+    wait_for(lambda: [c for c in psutil.Process(proc.pid).children() if c.name() == "sleep"],
+             what="the shell's sleep")
     [rule] = configured(f"{shell} -c true", regex=["wd-longargs=x{20000} needle-at-the-end$"])
     assert matched(rule) == {proc.pid}
 
