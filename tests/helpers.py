@@ -114,7 +114,8 @@ class Watchdog:
 
 @contextmanager
 def empty_command_line() -> Iterator[subprocess.Popen[str]]:
-    """A live process whose /proc/PID/cmdline reads empty, as a kernel thread's does."""
+    """A live process whose /proc/PID/cmdline reads empty, as a kernel thread's does,
+    and as any process's does in the middle of an exec (SIGUSR1 gives it back)."""
     proc = subprocess.Popen([sys.executable, str(PROGRAMS / "empty_cmdline.py")],
                             stdout=subprocess.PIPE, text=True)
     try:

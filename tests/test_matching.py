@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -48,7 +49,8 @@ def start(procs: list[subprocess.Popen[bytes]], argv: list[str], **kw: object) -
     proc = subprocess.Popen(argv, **kw)  # type: ignore[call-overload]
     procs.append(proc)
     parent = psutil.Process().cmdline()
-    wait_for(lambda: psutil.Process(proc.pid).cmdline() != parent, what="exec")
+    # Mid-exec, the kernel shows an empty command line before the new one.
+    wait_for(lambda: psutil.Process(proc.pid).cmdline() not in ([], parent), what="exec")
     return proc
 
 
@@ -242,6 +244,19 @@ def test_a_command_line_longer_than_a_page_is_read_whole(tmp_path: Path, spawn: 
              what="the shell's sleep")
     [rule] = configured(f"{shell} -c true", regex=["wd-longargs=x{20000} needle-at-the-end$"])
     assert matched(rule) == {proc.pid}
+
+
+def test_an_empty_command_line_is_read_again_at_the_next_check() -> None:
+    # In the middle of an exec the kernel shows the new name with no arguments yet;
+    # kept for an interval, that empty read would hide the service from its regex rule.
+    with empty_command_line() as blank:
+        cache = CommandLineCache(ttl=60)
+        time.sleep(CommandLineCache.MIN_AGE + 0.05)  # old enough to be kept
+        assert take_snapshot(cache=cache).cmdline(blank.pid) == []
+        blank.send_signal(signal.SIGUSR1)
+        assert blank.stdout is not None and blank.stdout.readline().strip() == "restored"
+        argv = take_snapshot(cache=cache).cmdline(blank.pid)
+        assert argv == [sys.executable, str(PROGRAMS / "empty_cmdline.py")]
 
 
 def test_cached_command_lines_follow_an_exec_and_only_outlive_one_interval(

@@ -118,7 +118,8 @@ def test_non_utf8_command_lines_are_read_without_error(tmp_path: Path) -> None:
     shell = program(tmp_path, "wd-bytes", "/bin/sh")
     odd = subprocess.Popen([str(shell).encode(), b"-c", b"sleep 1000; :", b"\xff\xfe caf\xe9 \x80"])
     try:
-        wait_for(lambda: psutil.Process(odd.pid).name() == "wd-bytes", what="exec")
+        # The name changes first, the arguments a moment later: wait for the exec to end.
+        wait_for(lambda: len(psutil.Process(odd.pid).cmdline()) == 4, what="exec")
         argv = take_snapshot().cmdline(odd.pid)
         assert argv is not None and argv[3].encode("utf-8", "surrogateescape") == b"\xff\xfe caf\xe9 \x80"
     finally:

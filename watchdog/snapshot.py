@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 DEAD_STATES = frozenset("ZXx")
+PF_KTHREAD = 0x00200000  # in stat's flags: a kernel thread, which has no command line
 
 
 class Proc(NamedTuple):
@@ -29,6 +30,7 @@ class Proc(NamedTuple):
     name: str  # the kernel's comm: at most 15 characters
     state: str
     start_ticks: int  # clock ticks after boot
+    kernel_thread: bool = False
 
 
 def boot_time() -> float:
@@ -75,6 +77,7 @@ def read_stat(proc_root: str, pid: str) -> Proc | None:
             name=raw[open_paren + 1 : close_paren].decode("utf-8", "surrogateescape"),
             state=fields[0].decode(),
             start_ticks=int(fields[19]),
+            kernel_thread=bool(int(fields[6]) & PF_KTHREAD),
         )
     except (IndexError, ValueError):
         return None
@@ -106,22 +109,24 @@ class CommandLineCache:
     ``MIN_AGE`` are kept (programs such as sshd rewrite their title as they
     start), and an entry lives ``ttl`` seconds at most (the engine passes its
     interval), so a title changed later is seen within one backstop period.
+    Empty reads are not kept (see ``Snapshot._raw_cmdline``).
     """
 
     MIN_AGE = 1.0
 
     def __init__(self, ttl: float) -> None:
         self.ttl = ttl
-        self._entries: dict[tuple[int, int, str], tuple[float, bytes | None]] = {}
+        self._entries: dict[tuple[int, int, str], tuple[float, bytes]] = {}
 
-    def get(self, proc: Proc, now: float) -> tuple[bool, bytes | None]:
+    def get(self, proc: Proc, now: float) -> bytes | None:
+        """The kept bytes of /proc/PID/cmdline; None when there are none, or too old."""
         entry = self._entries.get((proc.pid, proc.start_ticks, proc.name))
         if entry is None or now - entry[0] > self.ttl:
-            return False, None
-        return True, entry[1]
+            return None
+        return entry[1]
 
-    def put(self, proc: Proc, raw: bytes | None, now: float, uptime: float) -> None:
-        """Keep ``raw``, the bytes of /proc/PID/cmdline (None: unreadable)."""
+    def put(self, proc: Proc, raw: bytes, now: float, uptime: float) -> None:
+        """Keep ``raw``, the bytes of /proc/PID/cmdline."""
         if uptime - proc.start_ticks / CLOCK_TICKS >= self.MIN_AGE:
             self._entries[(proc.pid, proc.start_ticks, proc.name)] = (now, raw)
 
@@ -209,14 +214,18 @@ class Snapshot:
         if pid in self._raw_cmdlines:
             return self._raw_cmdlines[pid]
         proc = self._procs.get(pid)
+        if proc is not None and proc.kernel_thread:
+            return b""
         if self._cache is not None and proc is not None:
-            cached, raw = self._cache.get(proc, self._now)
-            if cached:
-                self._raw_cmdlines[pid] = raw
-                return raw
+            kept = self._cache.get(proc, self._now)
+            if kept is not None:
+                self._raw_cmdlines[pid] = kept
+                return kept
         raw = read_proc_file(f"{self.proc_root}/{pid}/cmdline", whole=True)
         self._raw_cmdlines[pid] = raw
-        if self._cache is not None and proc is not None:
+        # An empty read is not kept: in the middle of an exec the kernel shows the new
+        # name before the new arguments, so the next check must read it again.
+        if raw and self._cache is not None and proc is not None:
             self._cache.put(proc, raw, self._now, self._uptime)
         return raw
 
