@@ -13,22 +13,14 @@ from __future__ import annotations
 import os
 
 from watchdog import hookimpl
+from watchdog.matchers import Matcher
 from watchdog.rules import Rule
 from watchdog.snapshot import Proc, Snapshot
 
-STRATEGY = "basename"
 COMM_LENGTH = 15
 
 
-@hookimpl
-def watchdog_strategies() -> list[str]:
-    return [STRATEGY]
-
-
-@hookimpl(trylast=True)
-def watchdog_match(rule: Rule, snapshot: Snapshot) -> list[Proc] | None:
-    if rule.strategy != STRATEGY:
-        return None
+def match(rule: Rule, snapshot: Snapshot) -> list[Proc]:
     candidates = snapshot.named(rule.program[:COMM_LENGTH])
     if len(rule.program) <= COMM_LENGTH:
         return candidates
@@ -45,8 +37,10 @@ def runs_program(snapshot: Snapshot, proc: Proc, program: str) -> bool:
     return any(os.path.basename(arg) == program for arg in argv[:2])
 
 
-@hookimpl(trylast=True)
-def watchdog_describe(rule: Rule) -> str | None:
-    if rule.strategy != STRATEGY:
-        return None
+def describe(rule: Rule) -> str:
     return f"a process named {rule.program!r}"
+
+
+@hookimpl
+def watchdog_matchers() -> list[Matcher]:
+    return [Matcher("basename", match, describe)]

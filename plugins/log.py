@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from watchdog import hookimpl
-from watchdog.engine import Engine
+from watchdog.api import EngineAPI
 from watchdog.logs import logger
 from watchdog.rules import Rule
 from watchdog.snapshot import Proc
@@ -22,7 +22,7 @@ def watchdog_rule_found(rule: Rule, procs: list[Proc]) -> None:
 
 
 @hookimpl
-def watchdog_rule_missing(rule: Rule, engine: Engine) -> None:
+def watchdog_rule_missing(rule: Rule, engine: EngineAPI) -> None:
     if not rule.state.get("log.missing"):  # once per change, not at every check
         rule.state["log.missing"] = True
         event(rule, "missing", f"missing: no {engine.describe(rule).removeprefix('a ')}")

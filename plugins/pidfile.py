@@ -23,46 +23,26 @@ import os
 import stat
 from dataclasses import dataclass
 
-import click
-
 from watchdog import hookimpl
-from watchdog.config import Config
 from watchdog.logs import logger
+from watchdog.matchers import Matcher
 from watchdog.rules import Rule
 from watchdog.snapshot import Proc, Snapshot
 
 STRATEGY = "pidfile"
-FLAG = "--pidfile"
 MAX_SIZE = 64  # a pid and a newline; anything larger is not a pidfile
 # Start times come in clock ticks and mtimes in the kernel's coarse clock:
 # allow for both before calling a process too young to have written the file.
 CLOCK_SLACK = 0.05
 
 
-@hookimpl
-def watchdog_add_options() -> list[click.Option]:
-    return [
-        click.Option(
-            [FLAG], multiple=True, metavar="NAME=PATH",
-            help="Match rule NAME by the pid written in PATH.",
-        )
-    ]
-
-
-@hookimpl
-def watchdog_strategies() -> list[str]:
-    return [STRATEGY]
-
-
-@hookimpl
-def watchdog_configure(config: Config) -> None:
-    for rule, path in config.per_rule(FLAG, config.options.get("pidfile", ())):
-        rule.settings[STRATEGY] = path
-        config.use_strategy(rule, STRATEGY, FLAG)
+def default_path(rule: Rule) -> str:
+    """``--match pidfile`` without ``--pidfile``: ``/run/NAME.pid``."""
+    return f"/run/{rule.name}.pid"
 
 
 def path_of(rule: Rule) -> str:
-    return str(rule.settings.get(STRATEGY, f"/run/{rule.name}.pid"))
+    return str(rule.settings[STRATEGY])
 
 
 @dataclass
@@ -140,10 +120,7 @@ def find(rule: Rule, snapshot: Snapshot) -> tuple[Proc | None, str, bool]:
     return proc, "", False
 
 
-@hookimpl(trylast=True)
-def watchdog_match(rule: Rule, snapshot: Snapshot) -> list[Proc] | None:
-    if rule.strategy != STRATEGY:
-        return None
+def match(rule: Rule, snapshot: Snapshot) -> list[Proc]:
     proc, problem, warn = find(rule, snapshot)
     if problem != rule.state.get(STRATEGY, ""):
         rule.state[STRATEGY] = problem
@@ -153,8 +130,11 @@ def watchdog_match(rule: Rule, snapshot: Snapshot) -> list[Proc] | None:
     return [proc] if proc else []
 
 
-@hookimpl(trylast=True)
-def watchdog_describe(rule: Rule) -> str | None:
-    if rule.strategy != STRATEGY:
-        return None
+def describe(rule: Rule) -> str:
     return f"a live process whose pid is in {path_of(rule)}"
+
+
+@hookimpl
+def watchdog_matchers() -> list[Matcher]:
+    return [Matcher(STRATEGY, match, describe, flag="--pidfile", metavar="NAME=PATH",
+                    help="Match rule NAME by the pid written in PATH.", default=default_path)]

@@ -10,62 +10,41 @@ from __future__ import annotations
 
 import re
 
-import click
-
 from watchdog import hookimpl
-from watchdog.config import Config
+from watchdog.matchers import Matcher
 from watchdog.rules import Rule
 from watchdog.snapshot import Proc, Snapshot
 
-STRATEGY = "regex"
-FLAG = "--regex"
+NAME = "regex"
 
 
-@hookimpl
-def watchdog_add_options() -> list[click.Option]:
-    return [
-        click.Option(
-            [FLAG], multiple=True, metavar="NAME=PATTERN",
-            help="Match rule NAME by a Python regex searched in each command line.",
-        )
-    ]
+def parse(pattern: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"bad pattern: {exc}") from None
 
 
-@hookimpl
-def watchdog_strategies() -> list[str]:
-    return [STRATEGY]
+def own_command(rule: Rule) -> re.Pattern[str]:
+    """``--match regex`` without a pattern: the rule's command line, as written."""
+    return re.compile(re.escape(rule.command))
 
 
-@hookimpl
-def watchdog_configure(config: Config) -> None:
-    for rule, pattern in config.per_rule(FLAG, config.options.get("regex", ())):
-        try:
-            rule.settings[STRATEGY] = re.compile(pattern)
-        except re.error as exc:
-            raise click.UsageError(f"{FLAG} {rule.name}={pattern}: bad pattern: {exc}") from None
-        config.use_strategy(rule, STRATEGY, FLAG)
-
-
-def pattern_of(rule: Rule) -> re.Pattern[str]:
-    if STRATEGY not in rule.settings:
-        rule.settings[STRATEGY] = re.compile(re.escape(rule.command))
-    pattern: re.Pattern[str] = rule.settings[STRATEGY]
-    return pattern
-
-
-@hookimpl(trylast=True)
-def watchdog_match(rule: Rule, snapshot: Snapshot) -> list[Proc] | None:
-    if rule.strategy != STRATEGY:
-        return None
-    search = pattern_of(rule).search
+def match(rule: Rule, snapshot: Snapshot) -> list[Proc]:
+    search = rule.settings[NAME].search
     # Kernel threads have no command line, so they are never a match.
     return [proc for proc, line in snapshot.command_lines() if search(line)]
 
 
-@hookimpl(trylast=True)
-def watchdog_describe(rule: Rule) -> str | None:
-    if rule.strategy != STRATEGY:
-        return None
-    if STRATEGY in rule.settings and rule.settings[STRATEGY].pattern != re.escape(rule.command):
-        return f"a command line matching {rule.settings[STRATEGY].pattern!r}"
-    return f"a command line containing {rule.command!r}"
+def describe(rule: Rule) -> str:
+    pattern = rule.settings[NAME].pattern
+    if pattern == re.escape(rule.command):
+        return f"a command line containing {rule.command!r}"
+    return f"a command line matching {pattern!r}"
+
+
+@hookimpl
+def watchdog_matchers() -> list[Matcher]:
+    return [Matcher(NAME, match, describe, flag="--regex", metavar="NAME=PATTERN",
+                    help="Match rule NAME by a Python regex searched in each command line.",
+                    parse=parse, default=own_command)]

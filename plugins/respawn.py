@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import click
 
 from watchdog import hookimpl
+from watchdog.api import EngineAPI
 from watchdog.config import Config
-from watchdog.engine import EXIT_GAVE_UP, Engine
+from watchdog.exits import EXIT_GAVE_UP
 from watchdog.logs import logger
 from watchdog.params import Seconds
 from watchdog.rules import Rule
@@ -52,113 +53,123 @@ class Memory:
     warned: bool = False
 
 
-policy = Policy()
-
-
 def memory(rule: Rule) -> Memory:
     return rule.state.setdefault("respawn", Memory())  # type: ignore[no-any-return]
 
 
-@hookimpl
-def watchdog_add_options() -> list[click.Option]:
-    return [
-        click.Option(
-            ["--stable-after"], type=Seconds(), default=policy.stable_after,
-            show_default=True, metavar="SECONDS",
-            help="A run this long resets the crash-loop backoff.",
-        ),
-        click.Option(
-            ["--backoff-max"], type=Seconds(), default=policy.backoff_max,
-            show_default=True, metavar="SECONDS",
-            help="Longest wait between restarts of a crash-looping command (0: no backoff).",
-        ),
-        click.Option(
-            ["--max-restarts"], type=click.IntRange(min=0), default=policy.max_restarts,
-            show_default=True, metavar="N",
-            help="Give up on a rule after N failed restarts in a row (0: never).",
-        ),
-        click.Option(
-            ["--on-give-up"], type=click.Choice(["continue", "exit"]), default="continue",
-            show_default=True,
-            help="After giving up on a rule: keep the others running, or stop all and exit 3.",
-        ),
-    ]
+class Respawn:
+    """One run's policy, from its flags; per-rule memory lives on the rules."""
 
+    def __init__(self) -> None:
+        self.policy = Policy()
+        self.engine: EngineAPI | None = None
 
-@hookimpl
-def watchdog_configure(config: Config) -> None:
-    options = config.options
-    policy.stable_after = options.get("stable_after", policy.stable_after)
-    policy.backoff_max = options.get("backoff_max", policy.backoff_max)
-    policy.max_restarts = options.get("max_restarts", policy.max_restarts)
-    policy.exit_on_give_up = options.get("on_give_up") == "exit"
+    @hookimpl
+    def watchdog_add_options(self) -> list[click.Option]:
+        defaults = Policy()
+        return [
+            click.Option(
+                ["--stable-after"], type=Seconds(), default=defaults.stable_after,
+                show_default=True, metavar="SECONDS",
+                help="A run this long resets the crash-loop backoff.",
+            ),
+            click.Option(
+                ["--backoff-max"], type=Seconds(), default=defaults.backoff_max,
+                show_default=True, metavar="SECONDS",
+                help="Longest wait between restarts of a crash-looping command (0: no backoff).",
+            ),
+            click.Option(
+                ["--max-restarts"], type=click.IntRange(min=0), default=defaults.max_restarts,
+                show_default=True, metavar="N",
+                help="Give up on a rule after N failed restarts in a row (0: never).",
+            ),
+            click.Option(
+                ["--on-give-up"], type=click.Choice(["continue", "exit"]), default="continue",
+                show_default=True,
+                help="After giving up on a rule: keep the others running, or stop all and exit 3.",
+            ),
+        ]
 
+    @hookimpl
+    def watchdog_configure(self, config: Config) -> None:
+        options = config.options
+        defaults = Policy()
+        self.policy = Policy(
+            stable_after=options.get("stable_after", defaults.stable_after),
+            backoff_max=options.get("backoff_max", defaults.backoff_max),
+            max_restarts=options.get("max_restarts", defaults.max_restarts),
+            exit_on_give_up=options.get("on_give_up") == "exit",
+        )
 
-@hookimpl
-def watchdog_process_started(rule: Rule) -> None:
-    mem = memory(rule)
-    mem.settled = False
-    mem.found = False
-    mem.last_exit = None
+    @hookimpl
+    def watchdog_started(self, engine: EngineAPI) -> None:
+        self.engine = engine
 
+    @hookimpl
+    def watchdog_process_started(self, rule: Rule) -> None:
+        mem = memory(rule)
+        if self.engine is not None:  # whoever called engine.start
+            mem.started_at = self.engine.clock()
+        mem.settled = False
+        mem.found = False
+        mem.last_exit = None
 
-@hookimpl
-def watchdog_process_exited(rule: Rule, returncode: int | None) -> None:
-    if returncode is not None:
-        memory(rule).last_exit = returncode
+    @hookimpl
+    def watchdog_process_exited(self, rule: Rule, returncode: int | None) -> None:
+        if returncode is not None:
+            memory(rule).last_exit = returncode
 
+    @hookimpl
+    def watchdog_rule_found(self, rule: Rule, procs: list[Proc]) -> None:
+        mem = memory(rule)
+        mem.found = True
+        mem.warned = False
 
-@hookimpl
-def watchdog_rule_found(rule: Rule, procs: list[Proc]) -> None:
-    mem = memory(rule)
-    mem.found = True
-    mem.warned = False
-
-
-@hookimpl
-def watchdog_rule_missing(rule: Rule, engine: Engine) -> None:
-    mem = memory(rule)
-    now = engine.clock()
-    if not mem.settled:
-        settle(rule, mem, engine, now)
-        if policy.max_restarts and mem.failures > policy.max_restarts:
-            reason = f"{policy.max_restarts} restarts in a row ended within {policy.stable_after}s"
-            engine.give_up(rule, reason, EXIT_GAVE_UP if policy.exit_on_give_up else None)
+    @hookimpl
+    def watchdog_rule_missing(self, rule: Rule, engine: EngineAPI) -> None:
+        mem = memory(rule)
+        policy = self.policy
+        now = engine.clock()
+        if not mem.settled:
+            self.settle(rule, mem, engine, now)
+            if policy.max_restarts and mem.failures > policy.max_restarts:
+                reason = f"{policy.max_restarts} restarts in a row ended within {policy.stable_after}s"
+                engine.give_up(rule, reason, EXIT_GAVE_UP if policy.exit_on_give_up else None)
+                return
+        if now < mem.not_before:
+            engine.call_at(mem.not_before)
             return
-    if now < mem.not_before:
-        engine.call_at(mem.not_before)
-        return
-    mem.started_at = now
-    if engine.start(rule) is None:  # could not even be executed: a failure too
-        mem.failures += 1
-        mem.not_before = now + max(policy.delay(mem.failures), FIRST_BACKOFF)
-        engine.call_at(mem.not_before)
+        mem.started_at = now
+        if engine.start(rule) is None:  # could not even be executed: a failure too
+            mem.failures += 1
+            mem.not_before = now + max(policy.delay(mem.failures), FIRST_BACKOFF)
+            engine.call_at(mem.not_before)
 
-
-def settle(rule: Rule, mem: Memory, engine: Engine, now: float) -> None:
-    """Count how the last start ended, and set when the next one may happen."""
-    mem.settled = True
-    lasted = now - (mem.started_at if mem.started_at is not None else now)
-    if mem.found and lasted >= policy.stable_after:
-        mem.failures = 0
-    else:
-        mem.failures += 1
-    # A command killed before it was seen says nothing about matching; one that
-    # exited by itself and left nothing to match is a configuration problem, if
-    # it happens again (once may be a daemon killed before it could be seen).
-    exited_unmatched = not mem.found and mem.last_exit is not None and mem.last_exit >= 0
-    if exited_unmatched and mem.failures >= 2 and not mem.warned:
-        mem.warned = True
-        logger.warning(
-            "%r exited with status %s and left no %s; if the command starts a program "
-            "of another name, use --regex %s=PATTERN or --pidfile %s=PATH",
-            rule.command, mem.last_exit, engine.describe(rule).removeprefix("a "),
-            rule.name, rule.name, extra={"rule": rule.name, "event": "no-match"},
-        )
-    delay = policy.delay(mem.failures)
-    mem.not_before = now + delay
-    if delay:
-        logger.info(
-            "restarting in %.2fs (%d failures in a row)", delay, mem.failures,
-            extra={"rule": rule.name, "event": "backoff"},
-        )
+    def settle(self, rule: Rule, mem: Memory, engine: EngineAPI, now: float) -> None:
+        """Count how the last start ended, and set when the next one may happen."""
+        policy = self.policy
+        mem.settled = True
+        lasted = now - (mem.started_at if mem.started_at is not None else now)
+        if mem.found and lasted >= policy.stable_after:
+            mem.failures = 0
+        else:
+            mem.failures += 1
+        # A command killed before it was seen says nothing about matching; one that
+        # exited by itself and left nothing to match is a configuration problem, if
+        # it happens again (once may be a daemon killed before it could be seen).
+        exited_unmatched = not mem.found and mem.last_exit is not None and mem.last_exit >= 0
+        if exited_unmatched and mem.failures >= 2 and not mem.warned:
+            mem.warned = True
+            logger.warning(
+                "%r exited with status %s and left no %s; if the command starts a program "
+                "of another name, use --regex %s=PATTERN or --pidfile %s=PATH",
+                rule.command, mem.last_exit, engine.describe(rule).removeprefix("a "),
+                rule.name, rule.name, extra={"rule": rule.name, "event": "no-match"},
+            )
+        delay = policy.delay(mem.failures)
+        mem.not_before = now + delay
+        if delay:
+            logger.info(
+                "restarting in %.2fs (%d failures in a row)", delay, mem.failures,
+                extra={"rule": rule.name, "event": "backoff"},
+            )

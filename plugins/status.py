@@ -22,8 +22,8 @@ import click
 import psutil
 
 from watchdog import __version__, hookimpl
+from watchdog.api import EngineAPI
 from watchdog.config import Config
-from watchdog.engine import Engine
 from watchdog.logs import logger
 from watchdog.snapshot import is_watchdog_argv
 
@@ -46,12 +46,13 @@ class StatusFile:
         self._last: dict[str, Any] | None = None
         self.enabled = True
 
-    def write(self, engine: Engine) -> None:
+    def write(self, engine: EngineAPI) -> None:
         rules = [
             {
                 "name": rule.name, "command": rule.command, "matcher": rule.strategy,
                 "state": status.state, "given_up": status.given_up, "pids": list(status.pids),
                 "restarts": status.restarts, "last_exit": status.last_exit, "since": status.since,
+                "reason": status.reason,
             }
             for rule in engine.rules
             for status in (engine.status[rule.name],)
@@ -81,58 +82,53 @@ class StatusFile:
                 pass
 
 
-status_file: StatusFile | None = None
-status_path = default_status_file()
+class Status:
+    """One run's status file; ``--status`` reads another run's."""
 
+    def __init__(self) -> None:
+        self.path = default_status_file()
+        self.file: StatusFile | None = None
 
-@hookimpl
-def watchdog_add_options() -> list[click.Option]:
-    return [
-        click.Option(["--status", "show_status"], is_flag=True,
-                     help="Show the running watchdog's status and exit (0 all running, "
-                          "1 one is not, 3 no watchdog)."),
-        click.Option(["--json", "status_json"], is_flag=True,
-                     help="With --status: print the status as JSON."),
-        click.Option(["--status-file"], metavar="PATH", default=default_status_file(),
-                     show_default=True, help="Where the running watchdog keeps its status."),
-    ]
+    @hookimpl
+    def watchdog_add_options(self) -> list[click.Option]:
+        return [
+            click.Option(["--status", "show_status"], is_flag=True,
+                         help="Show the running watchdog's status and exit (0 all running, "
+                              "1 one is not, 3 no watchdog)."),
+            click.Option(["--json", "status_json"], is_flag=True,
+                         help="With --status: print the status as JSON."),
+            click.Option(["--status-file"], metavar="PATH", default=default_status_file(),
+                         show_default=True, help="Where the running watchdog keeps its status."),
+        ]
 
+    @hookimpl
+    def watchdog_main(self, options: Mapping[str, Any]) -> int | None:
+        if not options.get("show_status"):
+            return None
+        return show_status(options["status_file"], as_json=options.get("status_json", False))
 
-@hookimpl
-def watchdog_main(options: Mapping[str, Any]) -> int | None:
-    if not options.get("show_status"):
-        return None
-    return show_status(options["status_file"], as_json=options.get("status_json", False))
+    @hookimpl
+    def watchdog_configure(self, config: Config) -> None:
+        self.path = config.options.get("status_file") or default_status_file()
 
+    @hookimpl
+    def watchdog_started(self, engine: EngineAPI) -> None:
+        owner = live_watchdog(read(self.path))
+        if owner is not None and owner != os.getpid():
+            logger.warning("the status file %s belongs to the watchdog with pid %d: not writing it "
+                           "(give this one its own --status-file)", self.path, owner)
+            return
+        self.file = StatusFile(self.path)
 
-@hookimpl
-def watchdog_configure(config: Config) -> None:
-    global status_path
-    status_path = config.options.get("status_file") or default_status_file()
+    @hookimpl
+    def watchdog_checked(self, engine: EngineAPI) -> None:
+        if self.file is not None and self.file.enabled:
+            self.file.write(engine)
 
-
-@hookimpl
-def watchdog_started(engine: Engine) -> None:
-    global status_file
-    path = status_path
-    owner = live_watchdog(read(path))
-    if owner is not None and owner != os.getpid():
-        logger.warning("the status file %s belongs to the watchdog with pid %d: not writing it "
-                       "(give this one its own --status-file)", path, owner)
-        return
-    status_file = StatusFile(path)
-
-
-@hookimpl
-def watchdog_checked(engine: Engine) -> None:
-    if status_file is not None and status_file.enabled:
-        status_file.write(engine)
-
-
-@hookimpl
-def watchdog_stopped() -> None:
-    if status_file is not None:
-        status_file.remove()
+    @hookimpl
+    def watchdog_stopped(self) -> None:
+        if self.file is not None:
+            self.file.remove()
 
 
 def read(path: str) -> dict[str, Any] | None:

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from watchdog import hookimpl
 from watchdog.cli import make_cli, prescan
 from watchdog.manager import make_plugin_manager
+from watchdog.matchers import Matcher
 
 
 def invoke(*args: str) -> tuple[int, str]:
@@ -100,25 +101,23 @@ def test_prescan_finds_plugin_flags_in_every_spelling() -> None:
 
 
 class ShoutPlugin:
-    """A plugin registered in-process: adds a flag and a strategy of its own."""
+    """A plugin registered in-process: adds a flag and a matcher of its own."""
 
-    seen: dict[str, object] = {}
+    def __init__(self) -> None:
+        self.seen: dict[str, object] = {}
 
     @hookimpl
     def watchdog_add_options(self) -> list[click.Option]:
         return [click.Option(["--shout"], is_flag=True)]
 
     @hookimpl
-    def watchdog_strategies(self) -> list[str]:
-        return ["always"]
+    def watchdog_matchers(self) -> list[Matcher]:
+        return [Matcher("always", lambda rule, snapshot: [object()],  # type: ignore[list-item]
+                        lambda rule: "anything")]
 
     @hookimpl
     def watchdog_configure(self, config: object) -> None:
         self.seen["config"] = config
-
-    @hookimpl
-    def watchdog_match(self, rule: object, snapshot: object) -> list[object] | None:
-        return [object()] if getattr(rule, "strategy", "") == "always" else None
 
 
 def test_a_plugin_registered_in_process_adds_a_flag_and_a_strategy() -> None:

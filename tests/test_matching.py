@@ -17,22 +17,24 @@ from helpers import PROGRAMS, empty_command_line, program, wait_for
 
 from watchdog.config import Config
 from watchdog.manager import make_plugin_manager
+from watchdog.matchers import Matchers
 from watchdog.rules import Rule, make_rule
 from watchdog.snapshot import CommandLineCache, is_watchdog_argv, take_snapshot
 
 pm = make_plugin_manager()
+matchers = Matchers(m for found in pm.hook.watchdog_matchers() for m in found)
 
 
 def configured(*commands: str, match: str = "basename", **flags: list[str]) -> list[Rule]:
     rules = [make_rule(command) for command in commands]
     config = Config(rules=rules, options={"regex": (), "pidfile": (), **flags})
+    matchers.configure(config, match)
     pm.hook.watchdog_configure(config=config)
-    config.apply_default_strategy(match)
     return rules
 
 
 def matched(rule: Rule) -> set[int]:
-    return {proc.pid for proc in pm.hook.watchdog_match(rule=rule, snapshot=take_snapshot())}
+    return {proc.pid for proc in matchers.match(rule, take_snapshot())}
 
 
 @pytest.fixture

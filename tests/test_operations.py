@@ -150,7 +150,7 @@ def test_list_plugins_shows_origin_hooks_and_disabled(tmp_path: Path) -> None:
     )
     assert listed.returncode == 0, listed.stderr
     lines = listed.stdout.splitlines()
-    assert any(line.startswith("basename  (built-in)") and "watchdog_match" in line for line in lines)
+    assert any(line.startswith("basename  (built-in)") and "watchdog_matchers" in line for line in lines)
     assert "wd_extra  (-p)  watchdog_started" in lines
     assert "log  (disabled)" in lines
 

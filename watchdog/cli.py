@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import click
-import pluggy
 
 from watchdog import __version__
 from watchdog.config import Config
@@ -23,10 +22,13 @@ from watchdog.configfile import (
     merge_per_rule,
     read_config_file,
 )
-from watchdog.engine import EXIT_NOT_RUNNING, EXIT_OK, Engine
+from watchdog.engine import Engine
 from watchdog.events import pidfd_supported
+from watchdog.exits import EXIT_NOT_RUNNING, EXIT_OK
+from watchdog.hooks import SafeHooks
 from watchdog.logs import setup_logging
-from watchdog.manager import describe_plugins, make_plugin_manager
+from watchdog.manager import PluginManager, describe_plugins, make_plugin_manager
+from watchdog.matchers import Matchers
 from watchdog.params import Seconds
 from watchdog.rules import make_rules, parse_signal
 
@@ -45,7 +47,8 @@ Example:
 Exit status: 0 after a clean stop (or --once/--check with every rule
 running), 1 when --once/--check finds a rule not running, 2 on a usage
 error, 3 after giving up on a rule with --on-give-up exit, 4 when services
-had to be killed after the --grace period.
+had to be killed after the --grace period, 70 after an internal error (the
+services were stopped first).
 """
 
 
@@ -77,7 +80,7 @@ class WatchdogCommand(click.Command):
         return code
 
 
-def core_options(strategies: Sequence[str]) -> list[click.Parameter]:
+def core_options(strategies: Sequence[str], default_strategy: str) -> list[click.Parameter]:
     return [
         click.Argument(["commands"], nargs=-1, metavar="COMMAND..."),
         click.Option(
@@ -85,7 +88,7 @@ def core_options(strategies: Sequence[str]) -> list[click.Parameter]:
             help="A command with a rule name of your choice (to run two of one program).",
         ),
         click.Option(
-            ["--match"], type=click.Choice(sorted(strategies)), default="basename",
+            ["--match"], type=click.Choice(sorted(strategies)), default=default_strategy,
             show_default=True,
             help="How rules that no per-rule flag sets are matched.",
         ),
@@ -146,14 +149,20 @@ def show_version(ctx: click.Context, param: click.Parameter, value: bool) -> Non
         ctx.exit(0)
 
 
-def make_cli(pm: pluggy.PluginManager, config_file: ConfigFile | None = None) -> click.Command:
+def make_cli(pm: PluginManager, config_file: ConfigFile | None = None) -> click.Command:
     """The ``watchdog`` command, with the options of every plugin in ``pm``.
 
     With ``config_file``, its values are the options' defaults (so flags and
     environment variables win) and its rules join the command line's.
     """
-    strategies = [name for names in pm.hook.watchdog_strategies() for name in names]
-    params = core_options(strategies)
+    # pluggy answers last-registered first: the earliest plugin's matcher (the
+    # built-in basename, unless disabled) comes last and is the default.
+    registered = [m for found in pm.hook.watchdog_matchers() for m in found]
+    if not registered:
+        raise click.UsageError("no matcher is loaded: every matcher plugin is disabled")
+    matchers = Matchers(registered)
+    params = core_options(list(matchers.by_name), registered[-1].name)
+    params.extend(matchers.options())
     for options in pm.hook.watchdog_add_options():
         params.extend(options)
     for param in params:
@@ -185,17 +194,17 @@ def make_cli(pm: pluggy.PluginManager, config_file: ConfigFile | None = None) ->
         try:
             for rule, text in config.per_rule("--stop-signal", options["stop_signal"]):
                 rule.stop_signal = parse_signal(f"--stop-signal {rule.name}", text)
+            matchers.configure(config, options["match"])
             pm.hook.watchdog_configure(config=config)
         except click.UsageError as exc:
             where = locate(config_file, exc.message) if config_file is not None else None
             if where is None:
                 raise
             raise click.UsageError(f"{where}: {exc.message}") from None
-        config.apply_default_strategy(options["match"])
         use_pidfd = not options["no_pidfd"] and pidfd_supported()
         interval = options["interval"] or (DEFAULT_INTERVAL if use_pidfd else FALLBACK_INTERVAL)
         engine = Engine(
-            rules, pm.hook, interval=interval, grace=options["grace"],
+            rules, SafeHooks(pm), matchers, interval=interval, grace=options["grace"],
             use_pidfd=use_pidfd, prefix=options["prefix"],
         )
         if options["check"]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -17,32 +17,29 @@ class Config:
 
     rules: list[Rule]
     options: Mapping[str, Any]
-    strategy_flags: dict[str, str] = field(default_factory=dict)
 
-    def per_rule(self, flag: str, values: Iterable[str]) -> list[tuple[Rule, str]]:
-        """Parse ``NAME=VALUE`` values of ``flag``; each NAME must name a rule."""
+    def per_rule(self, flag: str, values: Iterable[str], *, repeatable: bool = False
+                 ) -> list[tuple[Rule, str]]:
+        """Parse ``NAME=VALUE`` values of ``flag``; each NAME must name a rule.
+
+        Unless ``repeatable``, one rule given the flag twice is a usage error
+        naming both values (a flag still replaces the config file's value:
+        the two are merged before this).
+        """
         by_name = {rule.name: rule for rule in self.rules}
         pairs = []
+        seen: dict[str, str] = {}
         for value in values:
             name, rest = split_assignment(flag, value)
             if name not in by_name:
                 known = ", ".join(by_name)
                 raise click.UsageError(f"{flag} {value!r}: no rule is named {name!r} (rules: {known})")
+            if not repeatable and name in seen:
+                if seen[name] == rest:
+                    continue
+                raise click.UsageError(
+                    f"{flag} is given twice for rule {name!r} ({seen[name]!r} and {rest!r}): give it once"
+                )
+            seen[name] = rest
             pairs.append((by_name[name], rest))
         return pairs
-
-    def use_strategy(self, rule: Rule, strategy: str, flag: str) -> None:
-        """Let a per-rule flag choose ``rule``'s matcher; two such flags conflict."""
-        earlier = self.strategy_flags.get(rule.name)
-        if earlier is not None and earlier != flag:
-            raise click.UsageError(
-                f"rule {rule.name!r} is given both {earlier} and {flag}: choose one matcher"
-            )
-        self.strategy_flags[rule.name] = flag
-        rule.strategy = strategy
-
-    def apply_default_strategy(self, strategy: str) -> None:
-        """``--match``: the strategy of every rule no per-rule flag chose."""
-        for rule in self.rules:
-            if rule.name not in self.strategy_flags:
-                rule.strategy = strategy

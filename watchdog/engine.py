@@ -1,39 +1,42 @@
-"""The loop: snapshot -> match -> act, woken by signals, exits and due times.
+"""The loop: snapshot -> match -> act, woken by signals, exits, due times and finished work.
 
 The engine owns processes (starting, reaping, signalling) and rule states; it
-knows no matcher or action by name. Plugins decide what matches
-(``watchdog_match``) and what to do about it (``watchdog_rule_missing`` and
-the other event hooks), using the small interface below: ``start``,
-``call_at``, ``give_up``, ``describe``.
+knows no matcher or action by name. Matchers (``watchdog.matchers``) say
+what a rule's processes are; plugins decide what to do about changes through
+the event hooks, and act with the verbs below (``start``, ``stop``,
+``restart``, ``signal``), timers (``call_at``, ``call_later``) and
+background work (``run_in_background``). ``watchdog.api.EngineAPI`` is that
+interface, typed and documented for plugin authors.
 """
 
 from __future__ import annotations
 
-import heapq
 import os
 import signal
-import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from concurrent.futures import Future
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from watchdog import processes
+from watchdog.background import Background
+from watchdog.children import Children
 from watchdog.events import Waiter
+from watchdog.exits import EXIT_INTERNAL_ERROR, EXIT_KILLED, EXIT_NOT_RUNNING, EXIT_OK
+from watchdog.hooks import call_contained, log_failure
 from watchdog.logs import logger
-from watchdog.output import Prefixer
+from watchdog.matchers import Matchers
 from watchdog.rules import Rule
 from watchdog.snapshot import CommandLineCache, Proc, Snapshot, take_snapshot
+from watchdog.state import MISSING, RUNNING, STARTING, STOPPED, STOPPING, RuleStatus
+from watchdog.stopping import RuleStop, Signaller, Targets, top_processes
+from watchdog.timers import Timer, Timers
+
+T = TypeVar("T")
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
 FORWARDED_SIGNALS = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH)
-
-# Exit statuses of a watchdog run (2, usage errors, comes from the command line).
-EXIT_OK = 0
-EXIT_NOT_RUNNING = 1
-EXIT_GAVE_UP = 3
-EXIT_KILLED = 4
 
 # A started command has no pidfd to wake us when its service appears: look
 # again soon, then less and less often, until it matches or exits.
@@ -44,30 +47,14 @@ FIRST_RECHECK = 0.05
 SETTLE_AFTER_START = 1.0
 
 
-@dataclass
-class RuleStatus:
-    """What the engine knows of one rule between checks."""
-
-    state: str = "missing"  # "running", "starting" (its command still runs) or "missing"
-    pids: tuple[int, ...] = ()  # matched at the last check
-    children: set[int] = field(default_factory=set)  # started by us, not yet reaped
-    starts: int = 0
-    restarts: int = 0  # starts after the first start, or after it was seen running
-    seen_running: bool = False
-    last_exit: int | None = None
-    since: float = field(default_factory=time.time)
-    given_up: bool = False
-    recheck_after: float = 0.0  # while starting: doubles from FIRST_RECHECK up to the interval
-    settle_until: float = 0.0  # a starter exited 0: "starting" until then, unless it matches
-
-
 class Engine:
     """Keeps every rule's service alive until a stop signal or a give-up."""
 
     def __init__(
         self,
         rules: list[Rule],
-        hook: Any,
+        hooks: Any,
+        matchers: Matchers,
         *,
         interval: float = 5.0,
         grace: float = 8.0,
@@ -77,81 +64,118 @@ class Engine:
         snapshot: Callable[[], Snapshot] | None = None,
     ) -> None:
         self.rules = rules
-        self.hook = hook
+        self.hooks = hooks
+        self.matchers = matchers
         self.interval = interval
         self.grace = grace
         self.clock = clock
         self.take_snapshot = snapshot or partial(take_snapshot, cache=CommandLineCache(ttl=interval))
         self.status = {rule.name: RuleStatus() for rule in rules}
         self.waiter = Waiter(use_pidfd)
-        self.prefixer = Prefixer(self.waiter, [rule.name for rule in rules],
-                                 sys.stdout.buffer, sys.stderr.buffer) if prefix else None
-        self._children: dict[int, Rule] = {}  # every unreaped child we started
-        self._wake_times: list[float] = []
+        self.children = Children(self.waiter, [rule.name for rule in rules], prefix)
+        self.signaller = Signaller(self.waiter)
+        self.timers = Timers()
+        self.background = Background(self.waiter.wake)
         self._exit_code: int | None = None
         self._stop_reason: str | None = None
         self._once = False
+        self._check_soon = False
         self._last_check = clock()
 
-    # --- the interface plugins use --------------------------------------------
+    # --- the interface plugins use (watchdog.api.EngineAPI) --------------------
 
     def start(self, rule: Rule) -> int | None:
-        """Run ``rule``'s command; return its pid, or None when it cannot be executed."""
+        """Run ``rule``'s command; return its pid, or None when nothing was started."""
+        status = self.status[rule.name]
         if self._stop_reason is not None:
             return None
-        write_ends: list[int] = []
+        if status.stop is not None:  # never a start while it is stopping: start after it
+            status.stop.restart = True
+            return None
+        status.given_up = False
+        if status.state == STOPPED:
+            self._set_state(rule, MISSING)
+        if status.pids or status.children:  # it runs already: never a second copy
+            self._check_soon = True
+            return None
         try:
-            if self.prefixer is not None:
-                stdout, stderr, write_ends = self.prefixer.pipes(rule.name)
-                pid = processes.spawn(rule.argv, stdout, stderr)
-            else:
-                pid = processes.spawn(rule.argv)
+            pid = self.children.spawn(rule)
         except OSError as exc:
             logger.warning(
                 "cannot start %r: %s", rule.command, exc.strerror or exc,
                 extra={"rule": rule.name, "event": "start-failed"},
             )
             return None
-        finally:
-            for fd in write_ends:  # the child holds them now; EOF comes when it is done
-                os.close(fd)
-        status = self.status[rule.name]
         if status.starts or status.seen_running:
             status.restarts += 1
         status.children.add(pid)
         status.starts += 1
         status.recheck_after = FIRST_RECHECK
         status.settle_until = 0.0
-        self._children[pid] = rule
-        self._set_state(rule, "starting")
+        self._set_state(rule, STARTING)
         self.call_at(self.clock() + FIRST_RECHECK)
-        self.hook.watchdog_process_started(rule=rule, pid=pid)
+        self.hooks.watchdog_process_started(rule=rule, pid=pid)
         return pid
 
-    def call_at(self, when: float) -> None:
-        """Check again at ``when`` (on ``engine.clock``), whatever else happens."""
-        heapq.heappush(self._wake_times, when)
+    def stop(self, rule: Rule, reason: str = "stop requested") -> None:
+        """Stop ``rule``'s processes (stop signal, ``--grace``, KILL); it stays down until ``start``."""
+        status = self.status[rule.name]
+        if status.stop is not None:
+            status.stop.restart = False
+        elif status.state != STOPPED:
+            self._begin_stop(rule, reason, restart=False)
+
+    def restart(self, rule: Rule, reason: str = "restart requested") -> None:
+        """Stop ``rule``'s processes like ``stop``, then hand it to the actions to start again."""
+        status = self.status[rule.name]
+        status.given_up = False
+        if status.stop is not None:
+            status.stop.restart = True
+        else:
+            self._begin_stop(rule, reason, restart=True)
+
+    def signal(self, rule: Rule, sig: int) -> int:
+        """Send ``sig`` to ``rule``'s processes; return how many received it."""
+        return self.signaller.send(self._targets(rule, self.take_snapshot()), sig)
+
+    def call_at(self, when: float, callback: Callable[[], None] | None = None) -> Timer:
+        """At ``when`` (on ``engine.clock``), call ``callback`` on the loop, or check again."""
+        return self.timers.add(when, callback)
+
+    def call_later(self, delay: float, callback: Callable[[], None] | None = None) -> Timer:
+        """``call_at(engine.clock() + delay, callback)``."""
+        return self.timers.add(self.clock() + delay, callback)
+
+    def run_in_background(
+        self, work: Callable[[], T], on_done: Callable[[Future[T]], None] | None = None
+    ) -> Future[T]:
+        """Run ``work()`` in a thread; ``on_done(future)`` is then called on the loop."""
+        return self.background.submit(work, on_done)
 
     def give_up(self, rule: Rule, reason: str, exit_code: int | None = None) -> None:
         """Stop acting on ``rule``; with ``exit_code``, stop everything and exit with it."""
         status = self.status[rule.name]
         if not status.given_up:
             status.given_up = True
-            self.hook.watchdog_rule_gave_up(rule=rule, reason=reason)
+            self.hooks.watchdog_rule_gave_up(rule=rule, reason=reason)
         if exit_code is not None and self._exit_code is None:
             self._exit_code = exit_code
             self._stop_reason = f"giving up on {rule.name}"
 
     def describe(self, rule: Rule) -> str:
         """What ``rule``'s matcher looks for, in words."""
-        return str(self.hook.watchdog_describe(rule=rule) or f"a match for {rule.name!r}")
+        try:
+            return self.matchers.describe(rule)
+        except Exception as exc:
+            log_failure(f"matcher {rule.strategy}", "describe", exc)
+            return f"a match for {rule.name!r}"
 
     # --- modes ----------------------------------------------------------------
 
     def missing_rules(self) -> list[Rule]:
         """One look at the process table, acting on nothing (``--check``)."""
         snapshot = self.take_snapshot()
-        return [rule for rule in self.rules if not self._match(rule, snapshot)]
+        return [rule for rule in self.rules if not self.matchers.match(rule, snapshot)]
 
     def run(self, *, once: bool = False) -> int:
         """Keep the rules alive; return the exit status.
@@ -159,25 +183,41 @@ class Engine:
         With ``once``: start what is missing, wait (at most one interval) until
         every command has either produced a match or exited, and return 0 when
         every rule matches, 1 otherwise, leaving the services running.
+
+        An unexpected error in the engine itself is logged, every service is
+        stopped the usual way, and the status is ``EXIT_INTERNAL_ERROR``.
         """
         self._once = once
         caught = (*STOP_SIGNALS, *FORWARDED_SIGNALS, signal.SIGCHLD)
         with self.waiter.signals_caught(caught):
-            self._announce()
-            self.hook.watchdog_started(engine=self)
-            give_up_by = self.clock() + self.interval
-            while True:
-                self._check()
-                if self._stop_reason is not None:
-                    return self._stop(self._stop_reason)
-                if once and (self._settled() or self.clock() >= give_up_by):
-                    return EXIT_OK if all(s.state == "running" for s in self.status.values()) \
-                        else EXIT_NOT_RUNNING
-                self._wait_until_due(give_up_by if once else None)
-                if self._stop_reason is not None:
-                    return self._stop(self._stop_reason)
+            try:
+                return self._loop(once)
+            except Exception as exc:
+                logger.critical("internal error: %s: %s; stopping every service",
+                                type(exc).__name__, exc, exc_info=exc, extra={"event": "internal-error"})
+                self._exit_code = EXIT_INTERNAL_ERROR
+                try:
+                    return self._stop("internal error")
+                except Exception:
+                    self._kill_known()
+                    return EXIT_INTERNAL_ERROR
 
     # --- the loop -------------------------------------------------------------
+
+    def _loop(self, once: bool) -> int:
+        self._announce()
+        self.hooks.watchdog_started(engine=self)
+        give_up_by = self.clock() + self.interval
+        while True:
+            self._check()
+            if self._stop_reason is not None:
+                return self._stop(self._stop_reason)
+            if once and (self._settled() or self.clock() >= give_up_by):
+                return EXIT_OK if all(s.state == RUNNING for s in self.status.values()) \
+                    else EXIT_NOT_RUNNING
+            self._wait_until_due(give_up_by if once else None)
+            if self._stop_reason is not None:
+                return self._stop(self._stop_reason)
 
     def _announce(self) -> None:
         if os.getpid() == 1:
@@ -192,30 +232,41 @@ class Engine:
                 "--interval (%ss) check", self.interval,
             )
 
-    def _next_due(self, deadline: float | None) -> float:
+    def _next_check(self, deadline: float | None) -> float:
         due = self._last_check + self.interval
-        if self._wake_times:
-            due = min(due, self._wake_times[0])
         return due if deadline is None else min(due, deadline)
 
     def _wait_until_due(self, deadline: float | None) -> None:
-        """Block until something may have changed: a death, a signal or a due time."""
+        """Block until something may have changed: a death, a signal or a due time.
+
+        Timer callbacks and finished background work run here, on the loop,
+        between waits; only plain ``call_at`` wake-ups and exits force a check.
+        """
         while True:
-            exited = self.waiter.wait(self._next_due(deadline) - self.clock())
+            wake_at = self._next_check(deadline)
+            timer_due = self.timers.next_due()
+            if timer_due is not None:
+                wake_at = min(wake_at, timer_due)
+            exited = self.waiter.wait(0 if self._check_soon else wake_at - self.clock())
             reaped = self._reap()
             for signum in self.waiter.take_signals():
                 if signum in STOP_SIGNALS:
                     self._stop_reason = signal.Signals(signum).name
                     return
                 if signum in FORWARDED_SIGNALS:
-                    self._forward(signal.Signals(signum))
-            if exited or reaped or self.clock() >= self._next_due(deadline):
+                    self._forward(signum)
+            self.background.run_finished()
+            for timer in self.timers.pop_due(self.clock()):
+                if timer.callback is None:
+                    self._check_soon = True
+                else:
+                    call_contained(timer.callback)
+            if exited or reaped or self._check_soon or self.clock() >= self._next_check(deadline):
                 return
 
     def _reap(self) -> bool:
-        reaped = processes.reap()
-        for pid, returncode in reaped:
-            rule = self._children.pop(pid, None)
+        reaped = self.children.reap()
+        for pid, rule, returncode in reaped:
             if rule is None:
                 continue  # an orphan we adopted as PID 1 or subreaper: nothing to report
             status = self.status[rule.name]
@@ -226,48 +277,64 @@ class Engine:
                 status.recheck_after = FIRST_RECHECK
             status.pids = tuple(p for p in status.pids if p != pid)
             self.waiter.unwatch(pid)
-            self.hook.watchdog_process_exited(rule=rule, pid=pid, returncode=returncode)
+            self.hooks.watchdog_process_exited(rule=rule, pid=pid, returncode=returncode)
         return bool(reaped)
 
-    def _match(self, rule: Rule, snapshot: Snapshot) -> list[Proc]:
-        return list(self.hook.watchdog_match(rule=rule, snapshot=snapshot) or [])
+    def _match(self, rule: Rule, snapshot: Snapshot) -> list[Proc] | None:
+        """The rule's processes; None when its matcher failed (logged)."""
+        try:
+            return self.matchers.match(rule, snapshot)
+        except Exception as exc:
+            log_failure(f"matcher {rule.strategy}", f"matching rule {rule.name}", exc)
+            return None
+
+    def _match_all(self, snapshot: Snapshot) -> dict[str, list[Proc] | None]:
+        return {rule.name: self._match(rule, snapshot) for rule in self.rules}
 
     def _check(self) -> None:
         now = self.clock()
         self._last_check = now
-        while self._wake_times and self._wake_times[0] <= now:
-            heapq.heappop(self._wake_times)
+        self._check_soon = False
         snapshot = self.take_snapshot()
-        matches = {rule.name: self._match(rule, snapshot) for rule in self.rules}
-        if any(self.status[rule.name].state != "missing" and
-               self._looks_missing(rule, matches[rule.name], now) for rule in self.rules):
+        matches = self._match_all(snapshot)
+        if any(self._watching_for_death(rule) and self._looks_missing(rule, matches[rule.name] or [], now)
+               for rule in self.rules):
             # A process that died while the table was being read may have handed
             # over to a child forked after the listing (a daemon's last fork).
             # Its death came before this second listing, so its child is in it.
             snapshot = self.take_snapshot()
-            matches = {rule.name: self._match(rule, snapshot) for rule in self.rules}
+            matches = self._match_all(snapshot)
         for rule in self.rules:
             status = self.status[rule.name]
             procs = matches[rule.name]
+            if procs is None:  # a broken matcher: keep what was known, change nothing
+                continue
             self._follow(rule, status, procs, snapshot)
+            if status.stop is not None and not self._advance_stop(rule, status, procs, now):
+                continue
+            if status.state == STOPPED:
+                continue
             if procs:
                 status.seen_running = True
                 status.settle_until = 0.0  # its daemon showed up: a later death is a death
-                if status.state != "running":
-                    self._set_state(rule, "running")
-                    self.hook.watchdog_rule_found(rule=rule, procs=procs)
+                if status.state != RUNNING:
+                    self._set_state(rule, RUNNING)
+                    self.hooks.watchdog_rule_found(rule=rule, procs=procs)
             elif not self._looks_missing(rule, procs, now):
-                self._set_state(rule, "starting")
+                self._set_state(rule, STARTING)
                 next_look = now + status.recheck_after
                 if not status.children:  # look once more when the settling ends
                     next_look = min(next_look, status.settle_until)
                 self.call_at(next_look)
                 status.recheck_after = min(self.interval, status.recheck_after * 2)
             else:
-                self._set_state(rule, "missing")
+                self._set_state(rule, MISSING)
                 if not status.given_up and not (self._once and status.starts):
-                    self.hook.watchdog_rule_missing(rule=rule, engine=self)
-        self.hook.watchdog_checked(engine=self)
+                    self.hooks.watchdog_rule_missing(rule=rule, engine=self)
+        self.hooks.watchdog_checked(engine=self)
+
+    def _watching_for_death(self, rule: Rule) -> bool:
+        return self.status[rule.name].state in (RUNNING, STARTING)
 
     def _looks_missing(self, rule: Rule, procs: list[Proc], now: float) -> bool:
         status = self.status[rule.name]
@@ -279,8 +346,8 @@ class Engine:
         for pid in status.pids:
             if pid not in matched:
                 self.waiter.unwatch(pid)
-                if pid not in self._children and snapshot.get(pid) is None:
-                    self.hook.watchdog_process_exited(rule=rule, pid=pid, returncode=None)
+                if pid not in status.children and snapshot.get(pid) is None:
+                    self.hooks.watchdog_process_exited(rule=rule, pid=pid, returncode=None)
         for proc in top_processes(procs):
             self.waiter.watch(proc.pid)
         status.pids = tuple(sorted(matched))
@@ -292,107 +359,125 @@ class Engine:
             status.since = time.time()
 
     def _settled(self) -> bool:
-        return all(status.state != "starting" for status in self.status.values())
+        return all(status.state != STARTING for status in self.status.values())
 
-    # --- signals to services --------------------------------------------------
+    # --- one rule's stop and restart --------------------------------------------
 
-    def _targets(self, rule: Rule, snapshot: Snapshot) -> tuple[set[int], set[int]]:
-        """Process groups of the commands we started, and matched processes outside them.
+    def _begin_stop(self, rule: Rule, reason: str, *, restart: bool) -> None:
+        status = self.status[rule.name]
+        status.stop = RuleStop(rule.name, reason, restart, deadline=self.clock() + self.grace)
+        status.reason = reason
+        self._set_state(rule, STOPPING)
+        logger.info("%s (%s), grace %ss", "restarting" if restart else "stopping", reason, self.grace,
+                    extra={"rule": rule.name, "event": "restarting" if restart else "stopping"})
+        self.hooks.watchdog_rule_stopping(rule=rule, reason=reason)
+        procs = self._match(rule, self.take_snapshot()) or []
+        status.stop.advance(self.clock(), status.children, procs, rule.stop_signal, self.signaller)
+        self.call_at(status.stop.deadline)
+        self._check_soon = True
 
-        Only the top of a matched tree is signalled (apache2's parent, not its
-        workers): the service itself passes the signal on, as it expects to.
-        """
-        groups = set(self.status[rule.name].children)
-        pids = set()
-        for proc in top_processes(self._match(rule, snapshot)):
-            if processes.process_group(proc.pid) not in groups:
-                pids.add(proc.pid)
-        return groups, pids
+    def _advance_stop(self, rule: Rule, status: RuleStatus, procs: list[Proc], now: float) -> bool:
+        """Move a stop on; True once it is done and the rule is handed back (restart)."""
+        stop = status.stop
+        assert stop is not None
+        if not stop.advance(now, status.children, procs, rule.stop_signal, self.signaller):
+            self.call_at(stop.deadline)
+            return False
+        status.stop = None
+        status.settle_until = 0.0
+        if stop.restart:
+            self._set_state(rule, MISSING)
+            logger.info("stopped, starting again (%s)", stop.reason,
+                        extra={"rule": rule.name, "event": "restarted"})
+            self.hooks.watchdog_rule_restarted(rule=rule, reason=stop.reason)
+            return True
+        self._set_state(rule, STOPPED)
+        logger.info("stopped (%s); stays down until started", stop.reason,
+                    extra={"rule": rule.name, "event": "stopped"})
+        self.hooks.watchdog_rule_stopped(rule=rule, reason=stop.reason)
+        return False
 
-    def _send(self, rule: Rule, snapshot: Snapshot, sig: int) -> None:
-        groups, pids = self._targets(rule, snapshot)
-        for pgid in groups:
-            processes.signal_group(pgid, sig)
-        for pid in pids:
-            self.waiter.watch(pid)
-            self.waiter.send_signal(pid, sig)
+    # --- signals to services and the final stop ----------------------------------
 
-    def _forward(self, sig: signal.Signals) -> None:
+    def _targets(self, rule: Rule, snapshot: Snapshot) -> Targets:
+        return Targets.of(self.status[rule.name].children, self._match(rule, snapshot) or [])
+
+    def _forward(self, sig: int) -> None:
         snapshot = self.take_snapshot()
-        logger.info("forwarding %s to every service", sig.name)
+        logger.info("forwarding %s to every service", signal.Signals(sig).name)
         for rule in self.rules:
-            self._send(rule, snapshot, sig)
+            self.signaller.send(self._targets(rule, snapshot), sig)
 
     def _alive(self, snapshot: Snapshot) -> dict[Rule, list[Proc]]:
         alive = {}
         for rule in self.rules:
+            status = self.status[rule.name]
             procs = self._match(rule, snapshot)
-            if procs or self.status[rule.name].children:
+            if procs is None:  # a broken matcher: the pids it matched last, if still there
+                procs = [p for p in map(snapshot.get, status.pids) if p is not None]
+            if procs or status.children:
                 alive[rule] = procs
         return alive
 
     def _stop(self, reason: str) -> int:
         """Stop signal to every service, wait up to the grace, then SIGKILL what is left."""
         logger.info("stopping every service (%s), grace %ss", reason, self.grace)
-        self.hook.watchdog_stopping(signal_name=reason)
+        self.hooks.watchdog_stopping(signal_name=reason)
         began = self.clock()
         deadline = began + self.grace
-        signalled: set[int] = set()
+        signalled_groups: set[int] = set()
+        signalled_pids: set[int] = set()
         while True:
             self._reap()
             snapshot = self.take_snapshot()
             alive = self._alive(snapshot)
-            for rule in alive:
-                groups, pids = self._targets(rule, snapshot)
-                for pgid in groups - signalled:
-                    processes.signal_group(pgid, rule.stop_signal)
-                for pid in pids - signalled:
-                    self.waiter.watch(pid)
-                    self.waiter.send_signal(pid, rule.stop_signal)
-                signalled |= groups | pids
+            for rule, procs in alive.items():
+                targets = Targets.of(self.status[rule.name].children, procs)
+                targets.groups -= signalled_groups
+                targets.pids -= signalled_pids
+                self.signaller.stop(targets, rule.stop_signal)
+                signalled_groups |= targets.groups
+                signalled_pids |= targets.pids
             if not alive:
                 code = EXIT_OK
                 break
             remaining = deadline - self.clock()
             if remaining <= 0 or self._stop_requested_again():
-                code = self._kill(alive)
+                names = ", ".join(rule.name for rule in alive)
+                logger.warning("still running after the grace, sending SIGKILL: %s", names)
+                for rule, procs in alive.items():
+                    self.signaller.kill(self.status[rule.name].children, procs)
+                code = EXIT_KILLED
                 break
             for procs in alive.values():
                 for proc in procs:
                     self.waiter.watch(proc.pid)
             self.waiter.wait(remaining)
         self._finish_reaping()
-        if self.prefixer is not None:
-            self.prefixer.drain()
+        self.children.drain_output()
         logger.info("stopped in %.2fs", self.clock() - began)
         if self._exit_code is not None:
             code = self._exit_code
-        self.hook.watchdog_stopped(exit_code=code)
+        self.hooks.watchdog_stopped(exit_code=code)
         self.waiter.close()
         return code
 
     def _stop_requested_again(self) -> bool:
         return any(sig in (signal.SIGTERM, signal.SIGINT) for sig in self.waiter.take_signals())
 
-    def _kill(self, alive: dict[Rule, list[Proc]]) -> int:
-        names = ", ".join(rule.name for rule in alive)
-        logger.warning("still running after the grace, sending SIGKILL: %s", names)
-        for rule, procs in alive.items():
-            for pgid in self.status[rule.name].children:
-                processes.signal_group(pgid, signal.SIGKILL)
-            for proc in procs:
-                self.waiter.send_signal(proc.pid, signal.SIGKILL)
-        return EXIT_KILLED
-
     def _finish_reaping(self) -> None:
         """Collect our killed children so nothing is left a zombie (bounded wait)."""
         give_up_at = self.clock() + 1.0
-        while self._children and self.clock() < give_up_at:
+        while self.children and self.clock() < give_up_at:
             if not self._reap():
                 self.waiter.wait(give_up_at - self.clock())  # SIGCHLD wakes us
 
-
-def top_processes(procs: list[Proc]) -> list[Proc]:
-    """The processes whose parent is not among ``procs``: a service's main processes."""
-    pids = {proc.pid for proc in procs}
-    return [proc for proc in procs if proc.ppid not in pids]
+    def _kill_known(self) -> None:
+        """Last resort when even the stop failed: KILL every process we know of, reap."""
+        for status in self.status.values():
+            for pgid in status.children:
+                processes.signal_group(pgid, signal.SIGKILL)
+            for pid in status.pids:
+                self.waiter.send_signal(pid, signal.SIGKILL)
+        time.sleep(0.1)
+        processes.reap()

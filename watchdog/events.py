@@ -64,6 +64,13 @@ class Waiter:
         taken, self._pending = self._pending, []
         return taken
 
+    def wake(self) -> None:
+        """Make the current or next ``wait`` return at once; safe from any thread."""
+        try:
+            self._wake_w.send(b"\0")
+        except OSError:  # full (a wake-up is pending anyway) or closed at exit
+            pass
+
     # --- pidfds ---------------------------------------------------------------
 
     def watched(self) -> set[int]:

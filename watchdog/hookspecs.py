@@ -1,13 +1,20 @@
 """Every hook the watchdog calls. A plugin implements any subset of them.
 
-Write a hook as a plain function named like the spec and marked with
-``@watchdog.hookimpl``; take only the arguments you need. Pluggy calls the
-plugin registered last first, and built-ins are registered before entry-point
-and ``-p`` plugins, so a third-party matcher is asked before the built-in one.
+Write a hook as a function (or a method of a plugin object) named like the
+spec and marked with ``@watchdog.hookimpl``; take only the arguments you
+need. Pluggy calls the plugin registered last first, and built-ins are
+registered before entry-point and ``-p`` plugins.
 
-Order of a run: ``watchdog_add_options`` (building the command line),
-``watchdog_configure`` (once the flags are parsed), then at each check
-``watchdog_match`` per rule followed by the event hooks for what changed.
+Order of a run: ``watchdog_add_options`` and ``watchdog_matchers`` (building
+the command line), ``watchdog_configure`` (once the flags are parsed), then
+at each check the rule's matcher followed by the event hooks for what changed.
+
+Event hooks (from ``watchdog_started`` on) are called one implementation at
+a time: an exception is logged with the plugin's name and the hook, the other
+plugins still run, and a plugin that fails 5 times in a row is disabled
+(``watchdog.hooks``). Hooks that set up the run (options, matchers,
+configure, main) are not contained: their errors stop the start, and
+``click.UsageError`` is the way to report bad input (one line, exit 2).
 """
 
 from __future__ import annotations
@@ -20,10 +27,11 @@ import click
 from watchdog import hookspec
 
 if TYPE_CHECKING:
+    from watchdog.api import EngineAPI
     from watchdog.config import Config
-    from watchdog.engine import Engine
+    from watchdog.matchers import Matcher
     from watchdog.rules import Rule
-    from watchdog.snapshot import Proc, Snapshot
+    from watchdog.snapshot import Proc
 
 
 # --- setting up -------------------------------------------------------------
@@ -39,18 +47,23 @@ def watchdog_add_options() -> list[click.Option]:
 
 
 @hookspec
-def watchdog_strategies() -> list[str]:
-    """Return the matcher strategies this plugin implements (names for ``--match``)."""
+def watchdog_matchers() -> list[Matcher]:
+    """Return the matchers this plugin provides (``watchdog.matchers.Matcher``).
+
+    Each has a name (a choice of ``--match``), how to match and describe a
+    rule, and optionally the per-rule flag that selects it (``--regex
+    NAME=PATTERN``), which the core adds to the command line and parses.
+    The core calls only the matcher a rule uses.
+    """
 
 
 @hookspec
 def watchdog_configure(config: Config) -> None:
     """Read option values and settle per-rule settings before the first check.
 
-    Call ``config.per_rule(flag, values)`` to parse ``NAME=VALUE`` flags and
-    ``config.use_strategy(rule, strategy, flag)`` when a per-rule flag picks
-    the rule's matcher. Raise ``click.UsageError`` for bad input: the user
-    gets one line and exit status 2.
+    Call ``config.per_rule(flag, values)`` to parse ``NAME=VALUE`` flags.
+    Raise ``click.UsageError`` for bad input: the user gets one line and
+    exit status 2. Matchers' flags are parsed by the core before this hook.
     """
 
 
@@ -64,39 +77,16 @@ def watchdog_main(options: Mapping[str, Any]) -> int | None:
     """
 
 
-# --- matching ---------------------------------------------------------------
-
-
-@hookspec(firstresult=True)
-def watchdog_match(rule: Rule, snapshot: Snapshot) -> list[Proc] | None:
-    """Return the processes in ``snapshot`` that are ``rule``'s service.
-
-    Return None when ``rule.strategy`` is not yours, so the next plugin is
-    asked; return an empty list when it is yours and nothing matches. The
-    first non-None answer wins. Use the snapshot's accessors: they already
-    leave out zombies and watchdog processes.
-    """
-
-
-@hookspec(firstresult=True)
-def watchdog_describe(rule: Rule) -> str | None:
-    """Return what the matcher for ``rule`` looks for, for messages.
-
-    For example ``"a process named 'apache2'"``. Return None when
-    ``rule.strategy`` is not yours. The first non-None answer wins.
-    """
-
-
 # --- events -----------------------------------------------------------------
 
 
 @hookspec
-def watchdog_started(engine: Engine) -> None:
+def watchdog_started(engine: EngineAPI) -> None:
     """The engine is about to run its first check (not called for ``--check``)."""
 
 
 @hookspec
-def watchdog_checked(engine: Engine) -> None:
+def watchdog_checked(engine: EngineAPI) -> None:
     """A check has just ended: ``engine.status`` holds every rule's state.
 
     Called after every check, so keep it cheap: compare with what you saw
@@ -110,12 +100,30 @@ def watchdog_rule_found(rule: Rule, procs: list[Proc]) -> None:
 
 
 @hookspec
-def watchdog_rule_missing(rule: Rule, engine: Engine) -> None:
+def watchdog_rule_missing(rule: Rule, engine: EngineAPI) -> None:
     """``rule`` has no matching process and no command of its is still starting.
 
     Called at every check while that lasts, so an action can wait (backoff)
     and act later: ask for a later check with ``engine.call_at``. Start the
-    command with ``engine.start(rule)``.
+    command with ``engine.start(rule)``. Not called for a stopped rule.
+    """
+
+
+@hookspec
+def watchdog_rule_stopping(rule: Rule, reason: str) -> None:
+    """``engine.stop`` or ``engine.restart`` began: the stop signal went to ``rule``'s processes."""
+
+
+@hookspec
+def watchdog_rule_stopped(rule: Rule, reason: str) -> None:
+    """``rule``'s processes are gone after ``engine.stop``; it stays down until started."""
+
+
+@hookspec
+def watchdog_rule_restarted(rule: Rule, reason: str) -> None:
+    """``rule``'s processes are gone after ``engine.restart``; it is missing now, to be started.
+
+    ``watchdog_rule_missing`` follows in the same check.
     """
 
 

@@ -1,8 +1,16 @@
-"""The plugin manager: hook specs, built-ins, entry points and ``-p`` modules."""
+"""The plugin manager: hook specs, built-ins, entry points and ``-p`` plugins.
+
+A plugin is a module, an object, or a class: a class is instantiated once for
+each plugin manager, so a plugin that keeps settings and memory in its
+instance shares nothing between two runs in one process. Built-ins are
+loaded through the same call as entry points and ``-p`` plugins.
+"""
 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
+import inspect
 import os
 from collections.abc import Iterable
 
@@ -12,28 +20,44 @@ import pluggy
 from watchdog import NAME, hookspecs
 
 # Registered first, so that any later plugin is asked before them.
-BUILTIN_PLUGINS = ("basename", "regex", "pidfile", "respawn", "log", "status")
+BUILTIN_PLUGINS = {
+    "basename": "watchdog.plugins.basename",
+    "regex": "watchdog.plugins.regex",
+    "pidfile": "watchdog.plugins.pidfile",
+    "respawn": "watchdog.plugins.respawn:Respawn",
+    "log": "watchdog.plugins.log",
+    "status": "watchdog.plugins.status:Status",
+}
 AUTOLOAD_OFF_VARIABLE = "WATCHDOG_DISABLE_PLUGIN_AUTOLOAD"
 
 
-def make_plugin_manager(
-    modules: Iterable[str] = (), disabled: Iterable[str] = ()
-) -> pluggy.PluginManager:
-    """Built-ins, then entry points in group ``watchdog``, then ``-p`` modules.
+class PluginManager(pluggy.PluginManager):
+    """pluggy's manager, remembering where each plugin came from (for ``--list-plugins``)."""
+
+    def __init__(self) -> None:
+        super().__init__(NAME)
+        self.origins: dict[str, str] = {}
+
+
+def make_plugin_manager(modules: Iterable[str] = (), disabled: Iterable[str] = ()) -> PluginManager:
+    """Built-ins, then entry points in group ``watchdog``, then ``-p`` plugins.
 
     ``disabled`` names are blocked before anything registers, so ``--disable``
-    works the same for built-ins, entry points and ``-p`` modules.
+    works the same for built-ins, entry points and ``-p`` plugins.
     """
-    pm = pluggy.PluginManager(NAME)
+    pm = PluginManager()
     pm.add_hookspecs(hookspecs)
     for name in disabled:
         pm.set_blocked(name)
-    for name in BUILTIN_PLUGINS:
-        register_module(pm, f"watchdog.plugins.{name}", name)
+    for name, target in BUILTIN_PLUGINS.items():
+        register(pm, target, name, "built-in")
     if not os.environ.get(AUTOLOAD_OFF_VARIABLE):
-        pm.load_setuptools_entrypoints(NAME)
+        for entry_point in importlib.metadata.entry_points(group=NAME):
+            dist = entry_point.dist
+            origin = f"{dist.name} {dist.version}" if dist is not None else "entry point"
+            register(pm, entry_point.value, entry_point.name, origin)
     for module in modules:
-        register_module(pm, module, module)
+        register(pm, module, module, "-p")
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
@@ -41,35 +65,39 @@ def make_plugin_manager(
     return pm
 
 
-def register_module(pm: pluggy.PluginManager, module: str, name: str) -> None:
-    if pm.is_blocked(name):
-        return
+def load(target: str) -> object:
+    """``module`` or ``module:attribute``; a class is instantiated."""
+    module_name, _, attribute = target.partition(":")
     try:
-        plugin = importlib.import_module(module)
-    except ImportError as exc:
-        raise click.UsageError(f"cannot load plugin {module!r}: {exc}") from None
+        plugin: object = importlib.import_module(module_name)
+        for part in filter(None, attribute.split(".")):
+            plugin = getattr(plugin, part)
+    except (ImportError, AttributeError) as exc:
+        raise click.UsageError(f"cannot load plugin {target!r}: {exc}") from None
+    return plugin() if inspect.isclass(plugin) else plugin
+
+
+def register(pm: PluginManager, target: str, name: str, origin: str) -> None:
+    if pm.is_blocked(name) or pm.has_plugin(name):
+        return
+    plugin = load(target)
     try:
         pm.register(plugin, name=name)
     except pluggy.PluginValidationError as exc:
         raise click.UsageError(f"plugin {name!r}: {exc}") from None
-    except ValueError:  # the same module given twice
-        pass
+    except ValueError:  # the same module given twice under two names
+        return
+    pm.origins[name] = origin
 
 
-def describe_plugins(pm: pluggy.PluginManager, disabled: Iterable[str] = ()) -> str:
+def describe_plugins(pm: PluginManager, disabled: Iterable[str] = ()) -> str:
     """One line per plugin: name, where it came from, its hooks; blocked ones last."""
-    origins = {id(plugin): f"{dist.project_name} {dist.version}"
-               for plugin, dist in pm.list_plugin_distinfo()}
     lines = []
     for name, plugin in pm.list_name_plugin():
         if plugin is None:
             continue
-        if name in BUILTIN_PLUGINS:
-            origin = "built-in"
-        else:
-            origin = origins.get(id(plugin), "-p")
         hooks = ", ".join(sorted(impl.name for impl in pm.get_hookcallers(plugin) or ()))
-        lines.append(f"{name}  ({origin})  {hooks}")
+        lines.append(f"{name}  ({pm.origins.get(name, '-p')})  {hooks}")
     for name in disabled:
         lines.append(f"{name}  (disabled)")
     return "\n".join(lines)

@@ -1,6 +1,6 @@
 """A watchdog plugin for tests/stress/longrun.py: counts the watchdog's checks and starts.
 
-Loaded with ``-p check_counter`` (this directory on ``PYTHONPATH``). The engine
+Loaded with ``-p check_counter:CheckCounter`` (this directory on ``PYTHONPATH``). The engine
 calls ``watchdog_checked`` once at the end of every check, and
 ``watchdog_process_started`` at every start of a command, so the counts are
 exact, not estimated from elapsed time. Every ``EVERY`` checks, and at every
@@ -15,39 +15,37 @@ from __future__ import annotations
 import os
 
 from watchdog import hookimpl
-from watchdog.engine import Engine
+from watchdog.api import EngineAPI
 from watchdog.rules import Rule
 
 EVERY = 100
-PATH = os.environ.get("STRESS_COUNTS_FILE")
-checks = 0
-starts = 0
 
 
-def write() -> None:
-    if PATH is None:
-        return
-    tmp = f"{PATH}.tmp"
-    with open(tmp, "w") as f:
-        f.write(f"{checks} {starts}\n")
-    os.replace(tmp, PATH)
+class CheckCounter:
+    def __init__(self) -> None:
+        self.path = os.environ.get("STRESS_COUNTS_FILE")
+        self.checks = 0
+        self.starts = 0
 
+    def write(self) -> None:
+        if self.path is None:
+            return
+        tmp = f"{self.path}.tmp"
+        with open(tmp, "w") as f:
+            f.write(f"{self.checks} {self.starts}\n")
+        os.replace(tmp, self.path)
 
-@hookimpl
-def watchdog_checked(engine: Engine) -> None:
-    global checks
-    checks += 1
-    if checks % EVERY == 0:
-        write()
+    @hookimpl
+    def watchdog_checked(self, engine: EngineAPI) -> None:
+        self.checks += 1
+        if self.checks % EVERY == 0:
+            self.write()
 
+    @hookimpl
+    def watchdog_process_started(self, rule: Rule, pid: int) -> None:
+        self.starts += 1
+        self.write()
 
-@hookimpl
-def watchdog_process_started(rule: Rule, pid: int) -> None:
-    global starts
-    starts += 1
-    write()
-
-
-@hookimpl
-def watchdog_stopped(exit_code: int) -> None:
-    write()
+    @hookimpl
+    def watchdog_stopped(self, exit_code: int) -> None:
+        self.write()

@@ -285,7 +285,7 @@ def run_longrun(
         counts = space.path / "counts"
         args = [arg for service in services for arg in service.watchdog_args()]
         args += ["--interval", f"{interval:g}", "--stable-after", f"{STABLE_AFTER:g}",
-                 "-p", "check_counter"]
+                 "-p", "check_counter:CheckCounter"]
         pythonpath = os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))
         env = {"PYTHONPATH": pythonpath, "STRESS_COUNTS_FILE": str(counts)}
         started = time.monotonic()

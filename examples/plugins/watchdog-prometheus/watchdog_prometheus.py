@@ -9,8 +9,10 @@
 
 How a plugin author can read this one (hooks: ``watchdog/hookspecs.py``):
 
-1. ``pyproject.toml`` registers this module in the entry-point group ``watchdog``
-   as ``prometheus``, so installing the package is enough (``--disable prometheus``).
+1. ``pyproject.toml`` registers the class ``Prometheus`` in the entry-point group
+   ``watchdog`` as ``prometheus``, so installing the package is enough
+   (``--disable prometheus``). The watchdog makes one instance per run: the
+   settings live in it, not in module globals.
 2. ``watchdog_add_options`` adds flags; their values reach ``watchdog_configure``
    in ``config.options``. Without ``--metrics-port`` the plugin does nothing.
 3. ``watchdog_started`` receives the engine. The HTTP server answers in a thread
@@ -19,6 +21,7 @@ How a plugin author can read this one (hooks: ``watchdog/hookspecs.py``):
    no event hook is needed and the numbers cannot drift from the engine's.
 4. A failure of the plugin is logged through ``logging.getLogger("watchdog")``
    and the watchdog goes on supervising: metrics matter less than the services.
+   (An exception in a hook would be contained by the watchdog too.)
 """
 
 from __future__ import annotations
@@ -31,8 +34,8 @@ import click
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from watchdog import hookimpl
+from watchdog.api import EngineAPI
 from watchdog.config import Config
-from watchdog.engine import Engine
 
 logger = logging.getLogger("watchdog")
 
@@ -43,13 +46,11 @@ class Settings:
     addr: str = "0.0.0.0"  # every interface: a scraper reaches a container from outside
 
 
-settings = Settings()
-
 
 class RuleCollector:
     """Builds the metrics from ``engine.status`` at each scrape, in the server's thread."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: EngineAPI) -> None:
         self.engine = engine
 
     def collect(self) -> Iterator[Metric]:
@@ -67,36 +68,41 @@ class RuleCollector:
         yield from (up, restarts, last_exit)
 
 
-@hookimpl
-def watchdog_add_options() -> list[click.Option]:
-    return [
-        click.Option(["--metrics-port"], type=click.IntRange(1, 65535), metavar="PORT",
-                     help="Serve Prometheus metrics on PORT at /metrics."),
-        click.Option(["--metrics-addr"], default=settings.addr, show_default=True,
-                     metavar="ADDR", help="Address the --metrics-port server listens on."),
-    ]
+class Prometheus:
+    """One run's metrics server settings."""
 
+    def __init__(self) -> None:
+        self.settings = Settings()
 
-@hookimpl
-def watchdog_configure(config: Config) -> None:
-    settings.port = config.options.get("metrics_port")
-    settings.addr = config.options.get("metrics_addr") or settings.addr
+    @hookimpl
+    def watchdog_add_options(self) -> list[click.Option]:
+        return [
+            click.Option(["--metrics-port"], type=click.IntRange(1, 65535), metavar="PORT",
+                         help="Serve Prometheus metrics on PORT at /metrics."),
+            click.Option(["--metrics-addr"], default=Settings.addr, show_default=True,
+                         metavar="ADDR", help="Address the --metrics-port server listens on."),
+        ]
 
+    @hookimpl
+    def watchdog_configure(self, config: Config) -> None:
+        self.settings = Settings(config.options.get("metrics_port"),
+                                 config.options.get("metrics_addr") or Settings.addr)
 
-@hookimpl
-def watchdog_started(engine: Engine) -> None:
-    if settings.port is None:
-        return
-    # A registry of its own: only the watchdog's metrics, none of the default
-    # registry's process, platform and gc collectors (they would describe the
-    # watchdog's Python interpreter, not the services).
-    registry = CollectorRegistry()
-    registry.register(RuleCollector(engine))
-    try:
-        start_http_server(settings.port, settings.addr, registry=registry)
-    except OSError as exc:  # port in use, address not ours: keep supervising anyway
-        logger.error("metrics: cannot serve on %s port %s: %s; supervising without metrics",
-                     settings.addr, settings.port, exc.strerror or exc, extra={"event": "metrics"})
-        return
-    logger.info("metrics: serving /metrics on %s port %s", settings.addr, settings.port,
-                extra={"event": "metrics"})
+    @hookimpl
+    def watchdog_started(self, engine: EngineAPI) -> None:
+        if self.settings.port is None:
+            return
+        # A registry of its own: only the watchdog's metrics, none of the default
+        # registry's process, platform and gc collectors (they would describe the
+        # watchdog's Python interpreter, not the services).
+        registry = CollectorRegistry()
+        registry.register(RuleCollector(engine))
+        try:
+            start_http_server(self.settings.port, self.settings.addr, registry=registry)
+        except OSError as exc:  # port in use, address not ours: keep supervising anyway
+            logger.error("metrics: cannot serve on %s port %s: %s; supervising without metrics",
+                         self.settings.addr, self.settings.port, exc.strerror or exc,
+                         extra={"event": "metrics"})
+            return
+        logger.info("metrics: serving /metrics on %s port %s", self.settings.addr,
+                    self.settings.port, extra={"event": "metrics"})

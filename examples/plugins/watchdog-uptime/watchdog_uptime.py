@@ -5,13 +5,13 @@ whatever its processes are called. A plugin in miniature (hooks: ``watchdog/hook
 
 1. ``pyproject.toml`` registers this module in the entry-point group ``watchdog``
    as ``uptime``, the name ``watchdog --disable uptime`` blocks.
-2. ``watchdog_add_options`` returns click options (per-rule flags: ``NAME=VALUE``,
-   ``multiple=True``); ``watchdog_strategies`` names the matcher for ``--match``.
-3. ``watchdog_configure`` parses with ``config.per_rule``, keeps the value in
-   ``rule.settings`` and claims the rule with ``config.use_strategy``; bad input
-   raises ``click.UsageError`` (one line, exit status 2).
-4. ``watchdog_match`` and ``watchdog_describe`` return None for another strategy's
-   rule; matches come from ``snapshot.processes()`` (no zombies, no watchdogs).
+2. ``watchdog_matchers`` registers the matcher: its name (a choice of
+   ``--match``), how it matches and describes a rule, and its per-rule flag
+   ``--port NAME=PORT``, which the core adds and parses with ``parse`` (a
+   ValueError becomes a one-line usage error, exit status 2) into
+   ``rule.settings["port"]``. No ``default``: ``--match port`` needs a port per rule.
+3. ``match`` is called only for the rules that use this matcher; matches come
+   from ``snapshot.processes()`` (no zombies, no watchdogs).
 
 Sockets are the watchdog's network namespace's, and a process counts only if its
 ``/proc/PID/fd`` is readable: run as root, as in a container.
@@ -22,42 +22,20 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
-import click
 from watchdog import hookimpl
-from watchdog.config import Config
+from watchdog.matchers import Matcher
 from watchdog.rules import Rule
 from watchdog.snapshot import Proc, Snapshot
 
-STRATEGY = "port"
-FLAG = "--port"
+NAME = "port"
 LISTEN = "0A"  # TCP_LISTEN in the "st" column of /proc/net/tcp
 
 
-@hookimpl
-def watchdog_add_options() -> list[click.Option]:
-    return [click.Option([FLAG], multiple=True, metavar="NAME=PORT",
-                         help="Match rule NAME by a process listening on TCP PORT.")]
-
-
-@hookimpl
-def watchdog_strategies() -> list[str]:
-    return [STRATEGY]
-
-
-@hookimpl
-def watchdog_configure(config: Config) -> None:
-    for rule, text in config.per_rule(FLAG, config.options.get("port", ())):
-        # isascii: int() would also take " 80", "8_0" and other scripts' digits.
-        if not (text.isascii() and text.isdigit() and 1 <= int(text) <= 65535):
-            raise click.UsageError(f"{FLAG} {rule.name}={text}: a port is a number from 1 to 65535")
-        rule.settings[STRATEGY] = int(text)
-        config.use_strategy(rule, STRATEGY, FLAG)
-    # --match is applied after this hook, so a rule it would make ours needs a port now.
-    if config.options.get("match") == STRATEGY:
-        for rule in config.rules:
-            if rule.name not in config.strategy_flags:
-                raise click.UsageError(f"--match port: rule {rule.name!r} needs {FLAG} "
-                                       f"{rule.name}=PORT")
+def parse(text: str) -> int:
+    # isascii: int() would also take " 80", "8_0" and other scripts' digits.
+    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= 65535):
+        raise ValueError("a port is a number from 1 to 65535")
+    return int(text)
 
 
 def listening_sockets(proc_root: str, port: int) -> set[str]:
@@ -87,11 +65,8 @@ def fd_links(fd_dir: str) -> Iterator[str]:
             continue
 
 
-@hookimpl
-def watchdog_match(rule: Rule, snapshot: Snapshot) -> list[Proc] | None:
-    if rule.strategy != STRATEGY:
-        return None
-    sockets = listening_sockets(snapshot.proc_root, rule.settings[STRATEGY])
+def match(rule: Rule, snapshot: Snapshot) -> list[Proc]:
+    sockets = listening_sockets(snapshot.proc_root, rule.settings[NAME])
     if not sockets:  # nobody listens: spare reading every process's descriptors
         return []
     root = snapshot.proc_root
@@ -99,8 +74,11 @@ def watchdog_match(rule: Rule, snapshot: Snapshot) -> list[Proc] | None:
             if not sockets.isdisjoint(fd_links(f"{root}/{proc.pid}/fd"))]
 
 
+def describe(rule: Rule) -> str:
+    return f"a process listening on TCP port {rule.settings[NAME]}"
+
+
 @hookimpl
-def watchdog_describe(rule: Rule) -> str | None:
-    if rule.strategy != STRATEGY:
-        return None
-    return f"a process listening on TCP port {rule.settings[STRATEGY]}"
+def watchdog_matchers() -> list[Matcher]:
+    return [Matcher(NAME, match, describe, flag="--port", metavar="NAME=PORT",
+                    help="Match rule NAME by a process listening on TCP PORT.", parse=parse)]

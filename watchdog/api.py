@@ -1,0 +1,75 @@
+"""What a plugin may do with the engine: the ``engine`` argument of the hooks.
+
+Everything here runs on the engine's loop and returns at once: a stop or a
+restart goes on in the loop (state ``stopping``), a timer's callback and a
+background job's ``on_done`` are called on the loop later. Nothing a plugin
+calls here waits for a process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
+from typing import Protocol, TypeVar
+
+from watchdog.rules import Rule
+from watchdog.state import RuleStatus
+from watchdog.timers import Timer
+
+T = TypeVar("T")
+
+
+class EngineAPI(Protocol):
+    rules: Sequence[Rule]
+    status: Mapping[str, RuleStatus]  # by rule name: state, pids, restarts, last exit...
+    clock: Callable[[], float]  # monotonic seconds, the clock of call_at
+
+    def start(self, rule: Rule) -> int | None:
+        """Run the rule's command now; its pid, or None when nothing was started.
+
+        A stopped rule is started again; a rule that already runs or is
+        starting is left alone (never two copies); a rule that is stopping
+        starts once its stop is done.
+        """
+
+    def stop(self, rule: Rule, reason: str = "stop requested") -> None:
+        """The rule's stop signal to its processes (and SIGCONT), SIGKILL at ``--grace``.
+
+        Targets: the process group of each command the watchdog started and
+        the top of each matched process tree. The rule is ``stopping``, then
+        ``stopped``, and no action starts it again until ``start``.
+        """
+
+    def restart(self, rule: Rule, reason: str = "restart requested") -> None:
+        """Stop like ``stop``, then the rule is ``missing`` and the actions start it again.
+
+        With the built-in ``respawn`` that is at once, and it counts for the
+        crash-loop backoff and ``--max-restarts`` like any other failure.
+        """
+
+    def signal(self, rule: Rule, sig: int) -> int:
+        """Send ``sig`` to the rule's processes (as a stop would); how many got it."""
+
+    def call_at(self, when: float, callback: Callable[[], None] | None = None) -> Timer:
+        """Call ``callback()`` on the loop at ``when`` (``engine.clock``); without one, check again then.
+
+        ``timer.cancel()`` takes it back.
+        """
+
+    def call_later(self, delay: float, callback: Callable[[], None] | None = None) -> Timer:
+        """``call_at(engine.clock() + delay, callback)``."""
+
+    def run_in_background(
+        self, work: Callable[[], T], on_done: Callable[[Future[T]], None] | None = None
+    ) -> Future[T]:
+        """Run blocking ``work()`` in a thread; ``on_done(future)`` is called on the loop after.
+
+        ``future.result()`` in ``on_done`` returns the result or raises what
+        ``work`` raised. Work that can hang must bound itself (timeouts).
+        """
+
+    def give_up(self, rule: Rule, reason: str, exit_code: int | None = None) -> None:
+        """Stop acting on the rule; with ``exit_code``, stop everything and exit with it."""
+
+    def describe(self, rule: Rule) -> str:
+        """What the rule's matcher looks for, in words: ``"a process named 'sshd'"``."""

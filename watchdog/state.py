@@ -1,0 +1,35 @@
+"""What the engine knows of each rule between checks: its run state and counters."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from watchdog.stopping import RuleStop
+
+# Run states, as the status file, ``--status`` and the hooks show them.
+STARTING = "starting"  # a command of its own still runs, or a starter just exited 0
+RUNNING = "running"  # its matcher finds its processes
+MISSING = "missing"  # nothing matches and nothing is starting: actions start it
+STOPPING = "stopping"  # stop signal sent; KILL at the grace (engine.stop, engine.restart)
+STOPPED = "stopped"  # stopped on request; stays down until engine.start
+STATES = (STARTING, RUNNING, MISSING, STOPPING, STOPPED)
+
+
+@dataclass
+class RuleStatus:
+    state: str = MISSING
+    pids: tuple[int, ...] = ()  # matched at the last check
+    children: set[int] = field(default_factory=set)  # started by us, not yet reaped
+    starts: int = 0
+    restarts: int = 0  # starts after the first start, or after it was seen running
+    seen_running: bool = False
+    last_exit: int | None = None
+    since: float = field(default_factory=time.time)
+    given_up: bool = False
+    reason: str = ""  # why it is stopping or stopped
+    stop: RuleStop | None = None  # the stop in progress, while STOPPING
+    recheck_after: float = 0.0  # while starting: doubles from FIRST_RECHECK up to the interval
+    settle_until: float = 0.0  # a starter exited 0: "starting" until then, unless it matches

@@ -1,0 +1,114 @@
+"""Stopping services: whom to signal, and one rule's stop (stop signal, grace, KILL) step by step."""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass, field
+
+from watchdog import processes
+from watchdog.events import Waiter
+from watchdog.logs import logger
+from watchdog.snapshot import Proc
+
+# After SIGKILL, how long a rule's stop waits for the kernel to remove its
+# processes before it reports them and finishes anyway (a process in
+# uninterruptible sleep, or one we may not signal).
+KILL_WAIT = 2.0
+
+
+def top_processes(procs: list[Proc]) -> list[Proc]:
+    """The processes whose parent is not among ``procs``: a service's main processes."""
+    pids = {proc.pid for proc in procs}
+    return [proc for proc in procs if proc.ppid not in pids]
+
+
+@dataclass
+class Targets:
+    """Process groups of the commands we started, and matched processes outside them.
+
+    Only the top of a matched tree is signalled (apache2's parent, not its
+    workers): the service itself passes the signal on, as it expects to.
+    """
+
+    groups: set[int]
+    pids: set[int]
+
+    @classmethod
+    def of(cls, children: set[int], procs: list[Proc]) -> Targets:
+        groups = set(children)
+        pids = {proc.pid for proc in top_processes(procs)
+                if processes.process_group(proc.pid) not in groups}
+        return cls(groups, pids)
+
+
+class Signaller:
+    """Sends signals to targets, through pidfds where we hold them (a reused pid is never hit)."""
+
+    def __init__(self, waiter: Waiter) -> None:
+        self.waiter = waiter
+
+    def send(self, targets: Targets, sig: int) -> int:
+        """Signal every target; return how many were still there to receive it."""
+        sent = sum(processes.signal_group(pgid, sig) for pgid in targets.groups)
+        for pid in targets.pids:
+            self.waiter.watch(pid)
+            sent += self.waiter.send_signal(pid, sig)
+        return sent
+
+    def stop(self, targets: Targets, stop_signal: int) -> None:
+        """The stop signal, then SIGCONT: a stopped process (state T) acts on it at once."""
+        self.send(targets, stop_signal)
+        if stop_signal not in (signal.SIGKILL, signal.SIGCONT):
+            self.send(targets, signal.SIGCONT)
+
+    def kill(self, children: set[int], procs: list[Proc]) -> None:
+        for pgid in children:
+            processes.signal_group(pgid, signal.SIGKILL)
+        for proc in procs:
+            self.waiter.send_signal(proc.pid, signal.SIGKILL)
+
+
+@dataclass
+class RuleStop:
+    """One rule's stop in progress; ``advance`` is called at each check until it is done.
+
+    Nothing here waits: the engine's loop wakes on the processes' exits and at
+    the deadlines, and the other rules are served meanwhile.
+    """
+
+    rule_name: str
+    reason: str
+    restart: bool  # start again once stopped (engine.restart), else stay stopped
+    deadline: float  # SIGKILL for whatever is left then
+    killed: bool = False
+    signalled_groups: set[int] = field(default_factory=set)
+    signalled_pids: set[int] = field(default_factory=set)
+
+    def advance(self, now: float, children: set[int], procs: list[Proc], stop_signal: int,
+                signaller: Signaller) -> bool:
+        """Signal what is new, KILL at the deadline; True once nothing is left."""
+        if not children and not procs:
+            return True
+        for proc in procs:  # every exit of the rule's processes wakes the loop
+            signaller.waiter.watch(proc.pid)
+        if not self.killed:
+            targets = Targets.of(children, procs)
+            targets.groups -= self.signalled_groups
+            targets.pids -= self.signalled_pids
+            if targets.groups or targets.pids:
+                signaller.stop(targets, stop_signal)
+                self.signalled_groups |= targets.groups
+                self.signalled_pids |= targets.pids
+            if now >= self.deadline:
+                logger.warning("still running after the grace, sending SIGKILL",
+                               extra={"rule": self.rule_name, "event": "kill"})
+                signaller.kill(children, procs)
+                self.killed = True
+                self.deadline = now + KILL_WAIT
+            return False
+        if now >= self.deadline:
+            logger.warning("still there %.0fs after SIGKILL: %s", KILL_WAIT,
+                           ", ".join(str(p.pid) for p in procs) or "its process group",
+                           extra={"rule": self.rule_name, "event": "kill-failed"})
+            return True
+        return False
