@@ -68,6 +68,23 @@ class EngineAPI(Protocol):
         ``work`` raised. Work that can hang must bound itself (timeouts).
         """
 
+    def add_reader(self, fd: int, on_readable: Callable[[], None]) -> None:
+        """Call ``on_readable()`` on the loop whenever ``fd`` is readable (a socket of yours).
+
+        Read without blocking: the loop serves everything else meanwhile.
+        """
+
+    def remove_reader(self, fd: int) -> None:
+        """Stop watching ``fd`` (before closing it)."""
+
+    def set_health(self, rule: Rule, health: str, detail: str = "") -> None:
+        """Record a check's verdict (``watchdog.state.HEALTHY``/``UNHEALTHY``/``UNKNOWN``).
+
+        ``detail`` says it in words ("HTTP 500"). A change is logged and
+        reported to ``watchdog_rule_health``; what to do about it is the
+        plugins' choice (``engine.restart`` is the usual one).
+        """
+
     def give_up(self, rule: Rule, reason: str, exit_code: int | None = None) -> None:
         """Stop acting on the rule; with ``exit_code``, stop everything and exit with it."""
 

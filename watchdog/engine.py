@@ -29,7 +29,7 @@ from watchdog.logs import logger
 from watchdog.matchers import Matchers
 from watchdog.rules import Rule
 from watchdog.snapshot import CommandLineCache, Proc, Snapshot, take_snapshot
-from watchdog.state import MISSING, RUNNING, STARTING, STOPPED, STOPPING, RuleStatus
+from watchdog.state import MISSING, RUNNING, STARTING, STOPPED, STOPPING, UNHEALTHY, RuleStatus
 from watchdog.stopping import RuleStop, Signaller, Targets, top_processes
 from watchdog.timers import Timer, Timers
 
@@ -151,6 +151,24 @@ class Engine:
     ) -> Future[T]:
         """Run ``work()`` in a thread; ``on_done(future)`` is then called on the loop."""
         return self.background.submit(work, on_done)
+
+    def add_reader(self, fd: int, on_readable: Callable[[], None]) -> None:
+        """Call ``on_readable()`` on the loop whenever ``fd`` can be read (a socket of the plugin's)."""
+        self.waiter.add_reader(fd, partial(call_contained, on_readable))
+
+    def remove_reader(self, fd: int) -> None:
+        self.waiter.remove_reader(fd)
+
+    def set_health(self, rule: Rule, health: str, detail: str = "") -> None:
+        """Record what a check found; a change is logged and reported to ``watchdog_rule_health``."""
+        status = self.status[rule.name]
+        status.health_detail = detail
+        if status.health == health:
+            return
+        status.health = health
+        log = logger.warning if health == UNHEALTHY else logger.info
+        log("%s%s", health, f" ({detail})" if detail else "", extra={"rule": rule.name, "event": "health"})
+        self.hooks.watchdog_rule_health(rule=rule, health=health, detail=detail)
 
     def give_up(self, rule: Rule, reason: str, exit_code: int | None = None) -> None:
         """Stop acting on ``rule``; with ``exit_code``, stop everything and exit with it."""

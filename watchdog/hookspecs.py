@@ -128,6 +128,11 @@ def watchdog_rule_restarted(rule: Rule, reason: str) -> None:
 
 
 @hookspec
+def watchdog_rule_health(rule: Rule, health: str, detail: str) -> None:
+    """``rule``'s health changed (``engine.set_health``): ``"healthy"``, ``"unhealthy"`` or ``"unknown"``."""
+
+
+@hookspec
 def watchdog_process_started(rule: Rule, pid: int) -> None:
     """The engine started ``rule``'s command as process ``pid``."""
 

@@ -17,6 +17,11 @@ STOPPING = "stopping"  # stop signal sent; KILL at the grace (engine.stop, engin
 STOPPED = "stopped"  # stopped on request; stays down until engine.start
 STATES = (STARTING, RUNNING, MISSING, STOPPING, STOPPED)
 
+# Health, as checks report it (engine.set_health); a rule without checks stays unknown.
+UNKNOWN = "unknown"
+HEALTHY = "healthy"
+UNHEALTHY = "unhealthy"
+
 
 @dataclass
 class RuleStatus:
@@ -30,6 +35,8 @@ class RuleStatus:
     since: float = field(default_factory=time.time)
     given_up: bool = False
     reason: str = ""  # why it is stopping or stopped
+    health: str = UNKNOWN
+    health_detail: str = ""  # the last check's result in words: "HTTP 500", "timed out after 5 s"
     stop: RuleStop | None = None  # the stop in progress, while STOPPING
     recheck_after: float = 0.0  # while starting: doubles from FIRST_RECHECK up to the interval
     settle_until: float = 0.0  # a starter exited 0: "starting" until then, unless it matches
