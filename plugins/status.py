@@ -24,10 +24,9 @@ import psutil
 from watchdog import __version__, hookimpl
 from watchdog.api import EngineAPI
 from watchdog.config import Config
+from watchdog.exits import EXIT_NO_WATCHDOG, EXIT_NOT_RUNNING, EXIT_OK
 from watchdog.logs import logger
 from watchdog.snapshot import is_watchdog_argv
-
-EXIT_ALL_RUNNING, EXIT_NOT_RUNNING, EXIT_NO_WATCHDOG = 0, 1, 3
 
 
 def default_status_file() -> str:
@@ -166,7 +165,7 @@ def show_status(path: str, as_json: bool) -> int:
     else:
         click.echo(format_table(rules))
     every_rule_runs = all(rule.get("state") == "running" for rule in rules)
-    return EXIT_ALL_RUNNING if every_rule_runs else EXIT_NOT_RUNNING
+    return EXIT_OK if every_rule_runs else EXIT_NOT_RUNNING
 
 
 def format_table(rules: list[dict[str, Any]]) -> str:

@@ -65,6 +65,28 @@ def service(tmp_path: Path, name: str, *args: str) -> Path:
     return path
 
 
+def install_package(package: Path, work: Path) -> dict[str, str]:
+    """Install the plugin package at ``package`` into a directory of its own under ``work``;
+    return the environment under which ``python -m watchdog`` sees it installed.
+
+    Put first on PYTHONPATH, its entry point is found through the installed
+    metadata exactly as it would be in site-packages, while the environment every
+    other test (and every other run) shares is left as it was.
+    """
+    source, target = work / "source", work / "site"
+    # A copy: setuptools writes build/ and *.egg-info beside the sources it builds.
+    shutil.copytree(package, source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
+    install = [sys.executable, "-m", "pip", "install", "--no-deps", "--quiet",
+               "--target", str(target), str(source)]
+    # Offline first, with the setuptools at hand; it cannot build a wheel without
+    # the wheel package (setuptools < 70.1), and then pip fetches a build backend.
+    built = subprocess.run([*install, "--no-build-isolation"], capture_output=True, text=True)
+    if built.returncode != 0:
+        built = subprocess.run(install, capture_output=True, text=True)
+    assert built.returncode == 0, f"pip install {package.name} failed:\n{built.stderr[-3000:]}"
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(target), os.environ.get("PYTHONPATH")]))}
+
+
 class Watchdog:
     """A watchdog running as a real subprocess, its log captured to a file."""
 

@@ -161,3 +161,17 @@ def test_a_misspelled_hook_fails_at_start(tmp_path: Path) -> None:
                          env={"PYTHONPATH": str(tmp_path)})
     assert run.returncode == 2
     assert "watchdog_rule_mising" in run.stderr and run.stderr.count("\n") == 1
+
+
+def test_a_second_run_in_one_process_starts_from_the_defaults() -> None:
+    """Plugins keep their settings in per-run objects: nothing leaks into the next run."""
+    first = CliRunner().invoke(make_cli(make_plugin_manager()),
+                               ["sleep 1", "--max-restarts", "7", "--stable-after", "3", "--check"])
+    assert first.exit_code in (0, 1), first.output
+    helped = CliRunner().invoke(make_cli(make_plugin_manager()), ["--help"]).output
+
+    def help_of(flag: str) -> str:
+        return " ".join(helped.split(f"{flag} ", 1)[1].split("\n  -", 1)[0].split())
+
+    assert "default: 0;" in help_of("--max-restarts")
+    assert "default: 10.0]" in help_of("--stable-after")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import shutil
 import signal
 import socket
 import subprocess
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from helpers import Watchdog, wait_for
+from helpers import Watchdog, install_package, wait_for
 
 Start = Callable[..., Watchdog]
 PACKAGE = Path(__file__).parent.parent / "examples" / "plugins" / "watchdog-uptime"
@@ -24,27 +23,8 @@ HELP_LINE = "--port NAME=PORT"
 
 @pytest.fixture(scope="module")
 def plugin_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Environment variables under which ``python -m watchdog`` sees the package installed.
-
-    pip installs it into a directory of its own, put first on PYTHONPATH: the
-    entry point is found through the installed metadata exactly as it would be
-    in site-packages, while the environment every other test (and every other
-    run) shares is left as it was.
-    """
-    work = tmp_path_factory.mktemp("watchdog-uptime")
-    source, target = work / "source", work / "site"
-    # A copy: setuptools writes build/ and *.egg-info beside the sources it builds.
-    shutil.copytree(PACKAGE, source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
-    install = [sys.executable, "-m", "pip", "install", "--no-deps", "--quiet",
-               "--target", str(target), str(source)]
-    # Offline first, with the setuptools at hand; it cannot build a wheel without
-    # the wheel package (setuptools < 70.1), and then pip fetches a build backend.
-    built = subprocess.run([*install, "--no-build-isolation"], capture_output=True, text=True)
-    if built.returncode != 0:
-        built = subprocess.run(install, capture_output=True, text=True)
-    assert built.returncode == 0, f"pip install {PACKAGE.name} failed:\n{built.stderr[-3000:]}"
-    path = os.pathsep.join(filter(None, [str(target), os.environ.get("PYTHONPATH")]))
-    return {"PYTHONPATH": path}
+    """Environment variables under which ``python -m watchdog`` sees the package installed."""
+    return install_package(PACKAGE, tmp_path_factory.mktemp("watchdog-uptime"))
 
 
 def run_watchdog(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

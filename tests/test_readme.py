@@ -31,7 +31,7 @@ def test_the_readme_plugin_is_at_most_30_lines_and_works(
     exe = program(tmp_path, "wd-stamped")
     stamps = tmp_path / "stamps"
     stamps.mkdir()
-    wd = watchdog("-p", "watchdog_stamp", "--stamp-dir", str(stamps), f"{exe} 1000",
+    wd = watchdog("-p", "watchdog_stamp:Stamp", "--stamp-dir", str(stamps), f"{exe} 1000",
                   env={"PYTHONPATH": str(tmp_path)})
     stamp = stamps / "wd-stamped.started"
     wait_for(stamp.exists, what="the stamp file")

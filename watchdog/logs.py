@@ -35,7 +35,10 @@ class TextFormatter(logging.Formatter):
             value = getattr(record, key, None)
             if value is not None:
                 parts.append(f"{key}={value}")
-        return " ".join(parts)
+        line = " ".join(parts)
+        if record.exc_info:  # -v with a plugin's failure, or a core error
+            line += "\n" + self.formatException(record.exc_info)
+        return line
 
 
 class JsonFormatter(logging.Formatter):
@@ -46,6 +49,8 @@ class JsonFormatter(logging.Formatter):
         for key in EVENT_FIELDS:
             entry[key] = getattr(record, key, None)
         entry["message"] = record.getMessage()
+        if record.exc_info:
+            entry["traceback"] = self.formatException(record.exc_info)
         return json.dumps(entry)
 
 
