@@ -1,6 +1,6 @@
 """Long run: 100,000 checks and thousands of restarts; the watchdog's memory and fds must stay flat.
 
-    python tests/stress/longrun.py [--checks N] [--restarts M] [--quick] [--csv PATH]
+    python tests/stress/longrun.py [--checks N] [--restarts M] [--quick] [--prefix] [--csv PATH]
 
 One ``python -m watchdog`` subprocess (its working directory a temporary
 directory) keeps ten rules alive: four foreground copies of sleep, three
@@ -50,7 +50,8 @@ restart shows in the slope per check as well.
 It also fails when two copies of a service were ever seen alive together (at
 the kill scans), when zombies are left, or when the watchdog does not exit 0
 on SIGTERM at the end. ``--quick`` is a run of about a minute (5,000 checks,
-150 restarts). Not part of the test suite.
+150 restarts); ``--prefix`` runs the watchdog with ``--prefix``, so that every
+start also makes two output pipes and their relays. Not part of the test suite.
 """
 
 from __future__ import annotations
@@ -271,6 +272,7 @@ def run_longrun(
     sample_every: float = 2.0,
     seed: int = 1,
     python_daemon: bool = False,
+    prefix: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> LongRunResult:
     """Run the watchdog for ``checks`` checks while causing about ``restarts`` restarts."""
@@ -286,6 +288,8 @@ def run_longrun(
         args = [arg for service in services for arg in service.watchdog_args()]
         args += ["--interval", f"{interval:g}", "--stable-after", f"{STABLE_AFTER:g}",
                  "-p", "check_counter:CheckCounter"]
+        if prefix:  # every start makes two output pipes and their relays
+            args.append("--prefix")
         pythonpath = os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))
         env = {"PYTHONPATH": pythonpath, "STRESS_COUNTS_FILE": str(counts)}
         started = time.monotonic()
@@ -365,6 +369,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "processes)")
     parser.add_argument("--python-daemon", action="store_true",
                         help="use tests/programs/service.py --daemon even where cc is found")
+    parser.add_argument("--prefix", action="store_true",
+                        help="run the watchdog with --prefix: services' output through its relays")
     args = parser.parse_args(argv)
     if args.quick:
         args.checks, args.restarts, args.sample_every = 5000, 150, 1.0
@@ -372,7 +378,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result = run_longrun(
             args.checks, args.restarts, interval=args.interval, sample_every=args.sample_every,
-            seed=args.seed, python_daemon=args.python_daemon,
+            seed=args.seed, python_daemon=args.python_daemon, prefix=args.prefix,
             progress=lambda message: print(f"longrun: {message}", file=sys.stderr, flush=True),
         )
     except KeyboardInterrupt:
