@@ -22,6 +22,7 @@ from watchdog.logs import logger
 from watchdog.params import Seconds
 from watchdog.rules import Rule
 from watchdog.snapshot import Proc
+from watchdog.state import MISSING
 
 FIRST_BACKOFF = 0.25
 
@@ -132,18 +133,27 @@ class Respawn:
         now = engine.clock()
         if not mem.settled:
             self.settle(rule, mem, engine, now)
-            if policy.max_restarts and mem.failures > policy.max_restarts:
-                reason = f"{policy.max_restarts} restarts in a row ended within {policy.stable_after}s"
-                engine.give_up(rule, reason, EXIT_GAVE_UP if policy.exit_on_give_up else None)
+            if self.gave_up(rule, mem, engine, f"ended within {policy.stable_after}s"):
                 return
         if now < mem.not_before:
             engine.call_at(mem.not_before)
             return
         mem.started_at = now
-        if engine.start(rule) is None:  # could not even be executed: a failure too
-            mem.failures += 1
+        if engine.start(rule) is None and engine.status[rule.name].state == MISSING:
+            mem.failures += 1  # could not even be executed: a failure too
+            if self.gave_up(rule, mem, engine, "failed (the last could not start)"):
+                return
             mem.not_before = now + max(policy.delay(mem.failures), FIRST_BACKOFF)
             engine.call_at(mem.not_before)
+
+    def gave_up(self, rule: Rule, mem: Memory, engine: EngineAPI, how: str) -> bool:
+        """Give up on ``rule`` once its failures in a row pass ``--max-restarts``."""
+        policy = self.policy
+        if not policy.max_restarts or mem.failures <= policy.max_restarts:
+            return False
+        reason = f"{policy.max_restarts} restarts in a row {how}"
+        engine.give_up(rule, reason, EXIT_GAVE_UP if policy.exit_on_give_up else None)
+        return True
 
     def settle(self, rule: Rule, mem: Memory, engine: EngineAPI, now: float) -> None:
         """Count how the last start ended, and set when the next one may happen."""

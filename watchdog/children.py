@@ -21,6 +21,9 @@ class Children:
     def __bool__(self) -> bool:
         return bool(self._rules)
 
+    def pids(self) -> list[int]:
+        return list(self._rules)
+
     def spawn(self, rule: Rule) -> int:
         """Start ``rule``'s command; raises OSError when it cannot be executed."""
         write_ends: list[int] = []

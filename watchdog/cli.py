@@ -30,7 +30,7 @@ from watchdog.logs import setup_logging
 from watchdog.manager import PluginManager, describe_plugins, make_plugin_manager
 from watchdog.matchers import Matchers
 from watchdog.params import Seconds
-from watchdog.rules import make_rules, parse_signal
+from watchdog.rules import make_rules, parse_forwarded, parse_signal
 
 HELP = """Start each COMMAND and keep it running.
 
@@ -109,6 +109,11 @@ def core_options(strategies: Sequence[str], default_strategy: str) -> list[click
         click.Option(
             ["--stop-signal"], multiple=True, metavar="NAME=SIGNAL",
             help="Signal that stops rule NAME (default TERM), e.g. nginx=QUIT.",
+        ),
+        click.Option(
+            ["--forward-signals"], multiple=True, metavar="NAME=SIGNALS",
+            help="Which of HUP, USR1, USR2, WINCH the watchdog passes on to rule NAME when it "
+                 "receives them, e.g. web=HUP,USR1 or worker=none (default: all four).",
         ),
         click.Option(
             ["--no-pidfd"], is_flag=True,
@@ -194,6 +199,8 @@ def make_cli(pm: PluginManager, config_file: ConfigFile | None = None) -> click.
         try:
             for rule, text in config.per_rule("--stop-signal", options["stop_signal"]):
                 rule.stop_signal = parse_signal(f"--stop-signal {rule.name}", text)
+            for rule, text in config.per_rule("--forward-signals", options["forward_signals"]):
+                rule.forward_signals = parse_forwarded(f"--forward-signals {rule.name}", text)
             matchers.configure(config, options["match"])
             pm.hook.watchdog_configure(config=config)
         except click.UsageError as exc:

@@ -19,7 +19,7 @@ from concurrent.futures import Future
 from functools import partial
 from typing import Any, TypeVar
 
-from watchdog import processes
+from watchdog import leftovers, processes
 from watchdog.background import Background
 from watchdog.children import Children
 from watchdog.events import Waiter
@@ -27,7 +27,7 @@ from watchdog.exits import EXIT_INTERNAL_ERROR, EXIT_KILLED, EXIT_NOT_RUNNING, E
 from watchdog.hooks import call_contained, log_failure
 from watchdog.logs import logger
 from watchdog.matchers import Matchers
-from watchdog.rules import Rule
+from watchdog.rules import FORWARDABLE_SIGNALS, Rule
 from watchdog.snapshot import CommandLineCache, Proc, Snapshot, take_snapshot
 from watchdog.state import MISSING, RUNNING, STARTING, STOPPED, STOPPING, UNHEALTHY, RuleStatus
 from watchdog.stopping import RuleStop, Signaller, Targets, top_processes
@@ -36,7 +36,6 @@ from watchdog.timers import Timer, Timers
 T = TypeVar("T")
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
-FORWARDED_SIGNALS = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH)
 
 # A started command has no pidfd to wake us when its service appears: look
 # again soon, then less and less often, until it matches or exits.
@@ -98,18 +97,23 @@ class Engine:
         if status.pids or status.children:  # it runs already: never a second copy
             self._check_soon = True
             return None
+        if status.starts or status.seen_running:
+            status.restarts += 1  # an attempt counts, whether or not the program could run
         try:
             pid = self.children.spawn(rule)
         except OSError as exc:
+            # The shell's statuses: 127 for a program that is not there, 126 for one that cannot run.
+            status.last_exit = 127 if isinstance(exc, FileNotFoundError) else 126
+            status.starts += 1
             logger.warning(
                 "cannot start %r: %s", rule.command, exc.strerror or exc,
-                extra={"rule": rule.name, "event": "start-failed"},
+                extra={"rule": rule.name, "event": "start-failed", "status": status.last_exit},
             )
             return None
-        if status.starts or status.seen_running:
-            status.restarts += 1
         status.children.add(pid)
         status.starts += 1
+        status.started_wall = time.time()
+        status.stand_in_noted = False
         status.recheck_after = FIRST_RECHECK
         status.settle_until = 0.0
         self._set_state(rule, STARTING)
@@ -206,7 +210,7 @@ class Engine:
         stopped the usual way, and the status is ``EXIT_INTERNAL_ERROR``.
         """
         self._once = once
-        caught = (*STOP_SIGNALS, *FORWARDED_SIGNALS, signal.SIGCHLD)
+        caught = (*STOP_SIGNALS, *FORWARDABLE_SIGNALS, signal.SIGCHLD)
         with self.waiter.signals_caught(caught):
             try:
                 return self._loop(once)
@@ -271,7 +275,7 @@ class Engine:
                 if signum in STOP_SIGNALS:
                     self._stop_reason = signal.Signals(signum).name
                     return
-                if signum in FORWARDED_SIGNALS:
+                if signum in FORWARDABLE_SIGNALS:
                     self._forward(signum)
             self.background.run_finished()
             for timer in self.timers.pop_due(self.clock()):
@@ -306,6 +310,14 @@ class Engine:
             log_failure(f"matcher {rule.strategy}", f"matching rule {rule.name}", exc)
             return None
 
+    def _current(self, rule: Rule, snapshot: Snapshot) -> list[Proc] | None:
+        """What a stop or a signal reaches: the matches, else the service under another name."""
+        procs = self._match(rule, snapshot)
+        if procs == []:
+            status = self.status[rule.name]
+            procs = leftovers.stand_ins(status, snapshot, self.clock() >= status.settle_until)
+        return procs
+
     def _match_all(self, snapshot: Snapshot) -> dict[str, list[Proc] | None]:
         return {rule.name: self._match(rule, snapshot) for rule in self.rules}
 
@@ -322,11 +334,16 @@ class Engine:
             # Its death came before this second listing, so its child is in it.
             snapshot = self.take_snapshot()
             matches = self._match_all(snapshot)
+        self._collect_left_behind(snapshot, matches)
         for rule in self.rules:
             status = self.status[rule.name]
             procs = matches[rule.name]
             if procs is None:  # a broken matcher: keep what was known, change nothing
                 continue
+            if status.state == RUNNING and self._main_process_died(rule, status, procs, snapshot):
+                continue
+            if not procs and status.state != STOPPED:
+                procs = self._stand_ins(rule, status, snapshot)
             self._follow(rule, status, procs, snapshot)
             if status.stop is not None and not self._advance_stop(rule, status, procs, now):
                 continue
@@ -345,11 +362,59 @@ class Engine:
                     next_look = min(next_look, status.settle_until)
                 self.call_at(next_look)
                 status.recheck_after = min(self.interval, status.recheck_after * 2)
+                if status.children:  # a command running under another name: look when it may count
+                    self.call_at(now + leftovers.CHILD_IS_SERVICE_AFTER)
             else:
                 self._set_state(rule, MISSING)
                 if not status.given_up and not (self._once and status.starts):
                     self.hooks.watchdog_rule_missing(rule=rule, engine=self)
         self.hooks.watchdog_checked(engine=self)
+
+    def _main_process_died(self, rule: Rule, status: RuleStatus, procs: list[Proc],
+                           snapshot: Snapshot) -> bool:
+        """A dead main process that left only its workers: the service is down; restart it."""
+        dead, workers = leftovers.orphaned_workers(status, procs, snapshot)
+        if not workers:
+            return False
+        logger.warning("main process %d died and left %d of its workers (pid %s): nothing serves; "
+                       "stopping them to start the service again", dead, len(workers),
+                       ",".join(str(proc.pid) for proc in workers),
+                       extra={"rule": rule.name, "event": "orphaned-workers"})
+        status.parents = {}
+        self.restart(rule, f"main process {dead} died")
+        return True
+
+    def _stand_ins(self, rule: Rule, status: RuleStatus, snapshot: Snapshot) -> list[Proc]:
+        """The command of ours or its leftovers that are the service under another name."""
+        procs = leftovers.stand_ins(status, snapshot, self.clock() >= status.settle_until)
+        if procs and not status.stand_in_noted:
+            status.stand_in_noted = True
+            first = procs[0]
+            logger.warning(
+                "%r runs as %r (pid %d, %r), which is not %s: taking it as the service; "
+                "--regex %s=PATTERN matching its command line or --pidfile %s=PATH would match it",
+                rule.command, first.name, first.pid, snapshot.command_line(first.pid),
+                self.describe(rule), rule.name, rule.name,
+                extra={"rule": rule.name, "event": "stand-in"},
+            )
+        return procs
+
+    def _collect_left_behind(self, snapshot: Snapshot, matches: dict[str, list[Proc] | None]) -> None:
+        """Give each orphan re-parented to us to the rule whose start left it behind.
+
+        Only while a rule is not running: a service that runs needs no stand-in.
+        """
+        if all(status.state in (RUNNING, STOPPED) for status in self.status.values()):
+            return
+        known = set(self.children.pids())
+        for name, status in self.status.items():
+            leftovers.forget_gone(status, snapshot)
+            known.update(status.left_behind)
+            known.update(proc.pid for proc in matches[name] or ())
+        for proc, started in leftovers.new_orphans(snapshot, known):
+            starter = leftovers.left_by(self.status, started)
+            if starter is not None:
+                starter.left_behind[proc.pid] = started
 
     def _watching_for_death(self, rule: Rule) -> bool:
         return self.status[rule.name].state in (RUNNING, STARTING)
@@ -369,6 +434,7 @@ class Engine:
         for proc in top_processes(procs):
             self.waiter.watch(proc.pid)
         status.pids = tuple(sorted(matched))
+        status.parents = {proc.pid: proc.ppid for proc in procs}
 
     def _set_state(self, rule: Rule, state: str) -> None:
         status = self.status[rule.name]
@@ -389,7 +455,7 @@ class Engine:
         logger.info("%s (%s), grace %ss", "restarting" if restart else "stopping", reason, self.grace,
                     extra={"rule": rule.name, "event": "restarting" if restart else "stopping"})
         self.hooks.watchdog_rule_stopping(rule=rule, reason=reason)
-        procs = self._match(rule, self.take_snapshot()) or []
+        procs = self._current(rule, self.take_snapshot()) or []
         status.stop.advance(self.clock(), status.children, procs, rule.stop_signal, self.signaller)
         self.call_at(status.stop.deadline)
         self._check_soon = True
@@ -418,19 +484,21 @@ class Engine:
     # --- signals to services and the final stop ----------------------------------
 
     def _targets(self, rule: Rule, snapshot: Snapshot) -> Targets:
-        return Targets.of(self.status[rule.name].children, self._match(rule, snapshot) or [])
+        return Targets.of(self.status[rule.name].children, self._current(rule, snapshot) or [])
 
     def _forward(self, sig: int) -> None:
+        receivers = [rule for rule in self.rules if sig in rule.forward_signals]
+        logger.info("forwarding %s to %s", signal.Signals(sig).name,
+                    ", ".join(rule.name for rule in receivers) or "no service (--forward-signals)")
         snapshot = self.take_snapshot()
-        logger.info("forwarding %s to every service", signal.Signals(sig).name)
-        for rule in self.rules:
+        for rule in receivers:
             self.signaller.send(self._targets(rule, snapshot), sig)
 
     def _alive(self, snapshot: Snapshot) -> dict[Rule, list[Proc]]:
         alive = {}
         for rule in self.rules:
             status = self.status[rule.name]
-            procs = self._match(rule, snapshot)
+            procs = self._current(rule, snapshot)
             if procs is None:  # a broken matcher: the pids it matched last, if still there
                 procs = [p for p in map(snapshot.get, status.pids) if p is not None]
             if procs or status.children:
@@ -438,7 +506,13 @@ class Engine:
         return alive
 
     def _stop(self, reason: str) -> int:
-        """Stop signal to every service, wait up to the grace, then SIGKILL what is left."""
+        """Stop signal to every service, then to every other process of ours; KILL at the grace.
+
+        "Every other process": our descendants that no rule matched (a copy a
+        misconfigured rule started, a daemon of another name). As PID 1 that is
+        everything in the container, which the kernel would otherwise SIGKILL
+        when we exit; as a subreaper, what our services left behind.
+        """
         logger.info("stopping every service (%s), grace %ss", reason, self.grace)
         self.hooks.watchdog_stopping(signal_name=reason)
         began = self.clock()
@@ -456,20 +530,28 @@ class Engine:
                 self.signaller.stop(targets, rule.stop_signal)
                 signalled_groups |= targets.groups
                 signalled_pids |= targets.pids
-            if not alive:
+            others = [] if alive else leftovers.descendants(snapshot)
+            unsignalled = [proc for proc in others if proc.pid not in signalled_pids]
+            if unsignalled:
+                logger.warning("stopping %d processes that no rule matches: %s", len(unsignalled),
+                               ", ".join(f"{proc.pid} ({proc.name})" for proc in unsignalled),
+                               extra={"event": "stop-unmatched"})
+                self.signaller.stop(Targets(set(), {proc.pid for proc in unsignalled}), signal.SIGTERM)
+                signalled_pids.update(proc.pid for proc in unsignalled)
+            if not alive and not others:
                 code = EXIT_OK
                 break
             remaining = deadline - self.clock()
             if remaining <= 0 or self._stop_requested_again():
-                names = ", ".join(rule.name for rule in alive)
-                logger.warning("still running after the grace, sending SIGKILL: %s", names)
+                names = [rule.name for rule in alive] + [f"{proc.pid} ({proc.name})" for proc in others]
+                logger.warning("still running after the grace, sending SIGKILL: %s", ", ".join(names))
                 for rule, procs in alive.items():
                     self.signaller.kill(self.status[rule.name].children, procs)
+                self.signaller.kill(set(), others)
                 code = EXIT_KILLED
                 break
-            for procs in alive.values():
-                for proc in procs:
-                    self.waiter.watch(proc.pid)
+            for proc in [*others, *(proc for procs in alive.values() for proc in procs)]:
+                self.waiter.watch(proc.pid)
             self.waiter.wait(remaining)
         self._finish_reaping()
         self.children.drain_output()

@@ -12,6 +12,9 @@ from typing import Any
 
 import click
 
+# What the watchdog passes on to services when it receives them (``docker kill -s HUP``).
+FORWARDABLE_SIGNALS = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH)
+
 
 @dataclass(eq=False)
 class Rule:
@@ -28,6 +31,7 @@ class Rule:
     program: str
     strategy: str = ""
     stop_signal: signal.Signals = signal.SIGTERM
+    forward_signals: frozenset[signal.Signals] = frozenset(FORWARDABLE_SIGNALS)
     settings: dict[str, Any] = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=dict)
 
@@ -114,6 +118,18 @@ def parse_signal(flag: str, text: str) -> signal.Signals:
         return signal.Signals[spelled if spelled.startswith("SIG") else "SIG" + spelled]
     except (KeyError, ValueError):
         raise click.UsageError(f"{flag}: {text!r} is not a signal name or number") from None
+
+
+def parse_forwarded(flag: str, text: str) -> frozenset[signal.Signals]:
+    """``HUP,USR1`` or ``none``: which of the forwardable signals a rule receives."""
+    if text.strip().lower() == "none":
+        return frozenset()
+    chosen = {parse_signal(flag, word) for word in text.split(",") if word.strip()}
+    wrong = sorted(sig.name for sig in chosen if sig not in FORWARDABLE_SIGNALS)
+    if wrong or not chosen:
+        allowed = ", ".join(sig.name.removeprefix("SIG") for sig in FORWARDABLE_SIGNALS)
+        raise click.UsageError(f"{flag}: {text!r}: give some of {allowed}, or none")
+    return frozenset(chosen)
 
 
 def rules_by_name(rules: Iterable[Rule]) -> dict[str, Rule]:

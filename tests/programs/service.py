@@ -1,7 +1,7 @@
 """A stand-in service for the tests: names itself, optionally daemonizes, records signals.
 
     service.py --name NAME [--daemon] [--pidfile PATH] [--record FILE]
-               [--ignore-term] [--exit-after SECONDS] [--exit-code N]
+               [--ignore-term] [--exit-after SECONDS] [--exit-code N] [--workers N]
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ def main() -> None:
     parser.add_argument("--exit-code", type=int, default=0)
     parser.add_argument("--new-master-on-usr2", action="store_true",
                         help="on SIGUSR2, fork a new main process and end the old one (nginx-style)")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="fork N workers of the same name that outlive a killed main process")
     args = parser.parse_args()
 
     if args.daemon:  # the classic double fork: the starter exits, the daemon is orphaned
@@ -61,6 +63,12 @@ def main() -> None:
     for sig in RECORDED:
         signal.signal(sig, record)
     write_pidfile()
+    for _ in range(args.workers):  # like nginx's or gunicorn's: they do not notice the master's death
+        if os.fork() == 0:
+            for sig in RECORDED:
+                signal.signal(sig, signal.SIG_DFL)
+            while True:
+                signal.pause()
     if args.record:
         with open(args.record, "a") as f:
             f.write(f"{os.getpid()} READY\n")

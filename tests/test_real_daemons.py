@@ -1,0 +1,210 @@
+"""What real daemons and entrypoints do to "running", on real processes.
+
+Orphaned workers of a killed master, a command that exec's a server of another
+name, a starter that leaves a daemon of another name, processes no rule matches
+at stop, starts that fail, and signals forwarded only where they are wanted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+import pytest
+from helpers import Watchdog, pids, program, service, wait_for
+from namespace import Container, needs_namespace
+
+Start = Callable[..., Watchdog]
+
+
+def status_of(path: Path, name: str) -> dict[str, object]:
+    try:
+        rules = json.loads(path.read_text())["rules"]
+    except (OSError, ValueError):
+        return {}
+    return next((rule for rule in rules if rule["name"] == name), {})
+
+
+def test_a_killed_master_whose_workers_live_on_is_restarted(watchdog: Start, tmp_path: Path) -> None:
+    svc = service(tmp_path, "wd-master", "--daemon", "--workers", "2")
+    wd = watchdog(str(svc), "--interval", "60")
+    wait_for(lambda: len(pids("wd-master")) == 3, what="a master and two workers")
+    wd.wait_log("wd-master: running")
+    first = pids("wd-master")
+    master = next(proc.pid for proc in map(psutil.Process, first) if proc.ppid() not in first)
+    # Workers of some age: a process forked just before its parent's end is a successor.
+    wait_for(lambda: all(time.time() - psutil.Process(pid).create_time() > 1 for pid in first))
+    os.kill(master, signal.SIGKILL)
+    log = wd.wait_log(f"main process {master} died and left 2 of its workers")
+    assert "nothing serves; stopping them to start the service again" in log
+    wait_for(lambda: len(pids("wd-master")) == 3 and not pids("wd-master") & first,
+             what="a new master and new workers, none of the old ones")
+
+
+def nginx_config(tmp_path: Path, port: int) -> Path:
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(f"""
+        worker_processes 2;
+        pid {tmp_path}/nginx.pid;
+        error_log {tmp_path}/error.log;
+        events {{ worker_connections 64; }}
+        http {{
+            access_log off;
+            client_body_temp_path {tmp_path}/body;
+            proxy_temp_path {tmp_path}/proxy;
+            fastcgi_temp_path {tmp_path}/fastcgi;
+            uwsgi_temp_path {tmp_path}/uwsgi;
+            scgi_temp_path {tmp_path}/scgi;
+            server {{ listen 127.0.0.1:{port}; location / {{ return 200 "ok\\n"; }} }}
+        }}
+    """)
+    return conf
+
+
+def http_ok(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+            sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            return sock.recv(64).startswith(b"HTTP/1.1 200")
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(shutil.which("nginx", path="/usr/sbin:/usr/bin") is None or os.geteuid() != 0,
+                    reason="needs root and Debian's nginx (.ci/run installs it)")
+def test_debian_nginx_master_killed_is_restarted_and_serves_again(
+        watchdog: Start, tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    conf = nginx_config(tmp_path, port)
+    wd = watchdog(f"/usr/sbin/nginx -c {conf}", "--interval", "60")
+    wait_for(lambda: http_ok(port), what="nginx serving")
+    wd.wait_log("nginx: running")
+    master = int((tmp_path / "nginx.pid").read_text())
+    workers = {child.pid for child in psutil.Process(master).children()}
+    assert len(workers) == 2
+    wait_for(lambda: all(time.time() - psutil.Process(pid).create_time() > 1 for pid in workers))
+    os.kill(master, signal.SIGKILL)
+    wd.wait_log(f"main process {master} died and left 2 of its workers")
+    wait_for(lambda: not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"
+                             for pid in workers), what="the orphaned workers stopped")
+    wait_for(lambda: http_ok(port), what="nginx serving again")
+    new_master = int((tmp_path / "nginx.pid").read_text())
+    assert new_master != master
+
+
+def test_a_command_that_execs_a_server_of_another_name_is_running(
+        watchdog: Start, tmp_path: Path) -> None:
+    server = program(tmp_path, "wd-exec-server")
+    entrypoint = tmp_path / "wd-entrypoint.sh"
+    entrypoint.write_text(f"#!/bin/sh\nexec {server} 1000\n")
+    entrypoint.chmod(0o755)
+    status = tmp_path / "status.json"
+    wd = watchdog(str(entrypoint), "--status-file", str(status))
+    pid = next(iter(wait_for(lambda: pids("wd-exec-server"), what="the server")))
+    log = wd.wait_log("taking it as the service", timeout=20)
+    assert f"'wd-exec-server' (pid {pid}" in log and "--regex wd-entrypoint.sh=PATTERN" in log
+    assert status_of(status, "wd-entrypoint.sh").get("state") == "running"
+    shown = subprocess.run(["python3", "-m", "watchdog", "--status", "--status-file", str(status)],
+                           capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    os.kill(pid, signal.SIGKILL)  # its death is the service's death
+    wait_for(lambda: pids("wd-exec-server") - {pid}, what="the entrypoint run again")
+
+
+def test_a_starter_that_leaves_a_daemon_of_another_name_is_not_run_again(
+        watchdog: Start, tmp_path: Path) -> None:
+    worker = service(tmp_path, "wd-pile-worker")
+    starter = tmp_path / "wd-pile-starter"
+    starter.write_text(f"#!/bin/sh\nsetsid -f {worker}\n")
+    starter.chmod(0o755)
+    status = tmp_path / "status.json"
+    wd = watchdog(str(starter), "--status-file", str(status), "--interval", "0.5")
+    first = wait_for(lambda: pids("wd-pile-worker"), what="the worker")
+    wd.wait_log("taking it as the service")
+    time.sleep(3)  # six backstop checks: a rule taken as missing would have started more
+    assert pids("wd-pile-worker") == first
+    assert wd.log().count("wd-pile-starter: started") == 1
+    assert status_of(status, "wd-pile-starter").get("state") == "running"
+    os.kill(next(iter(first)), signal.SIGKILL)
+    second = wait_for(lambda: pids("wd-pile-worker") - first, what="the worker started again")
+    assert len(pids("wd-pile-worker")) == 1 and second
+
+
+def test_stop_ends_processes_that_no_rule_matches_too(watchdog: Start, tmp_path: Path) -> None:
+    helper = service(tmp_path, "wd-stray-helper")
+    main = service(tmp_path, "wd-stray-main")
+    script = tmp_path / "wd-stray-main.sh"
+    script.write_text(f"#!/bin/sh\nsetsid -f {helper}\nexec {main}\n")
+    script.chmod(0o755)
+    wd = watchdog(f"{script}", "--regex", f"wd-stray-main.sh={main}")
+    stray = next(iter(wait_for(lambda: pids("wd-stray-helper"), what="the helper")))
+    wait_for(lambda: pids("wd-stray-main"), what="the service")
+    wd.wait_log("wd-stray-main.sh: running")
+    assert wd.stop() == 0
+    assert not pids("wd-stray-helper") and not pids("wd-stray-main")
+    assert f"stopping 1 processes that no rule matches: {stray} (wd-stray-helper)" in wd.log()
+
+
+@needs_namespace
+def test_as_pid_1_stop_ends_everything_in_the_container(tmp_path: Path) -> None:
+    main = service(tmp_path, "wd-ns-main")
+    box = Container([str(main)], tmp_path)
+    try:
+        box.wait_log("wd-ns-main: running")
+        stray = service(tmp_path, "wd-ns-stray")
+        box.run("sh", "-c", f"setsid -f {stray} >/dev/null 2>&1")
+        wait_for(lambda: box.named("wd-ns-stray"), what="a process no rule matches")
+        box.signal(signal.SIGTERM)
+        assert box.wait() == 0
+        assert "processes that no rule matches" in box.log() and "(wd-ns-stray)" in box.log()
+    finally:
+        box.close()
+
+
+def test_starts_that_fail_count_for_max_restarts_and_restarts(watchdog: Start, tmp_path: Path) -> None:
+    exe = program(tmp_path, "wd-vanishing")
+    status = tmp_path / "status.json"
+    wd = watchdog(f"{exe} 1000", "--max-restarts", "2", "--backoff-max", "0.1",
+                  "--status-file", str(status))
+    pid = next(iter(wait_for(lambda: pids("wd-vanishing"), what="the service")))
+    wd.wait_log("wd-vanishing: running")
+    exe.unlink()  # the program is removed: every start from now on fails
+    os.kill(pid, signal.SIGKILL)
+    wd.wait_log("giving up: 2 restarts in a row failed (the last could not start)")
+    assert "No such file or directory" in wd.log()
+    rule = wait_for(lambda: status_of(status, "wd-vanishing").get("given_up") and
+                    status_of(status, "wd-vanishing"), what="the status file")
+    assert rule["restarts"] == 2 and rule["last_exit"] == 127
+
+
+def test_forwarded_signals_go_only_to_the_rules_that_want_them(watchdog: Start, tmp_path: Path) -> None:
+    record = tmp_path / "signals"
+    wants = service(tmp_path, "wd-fwd-wants", "--record", str(record))
+    spared = service(tmp_path, "wd-fwd-spared", "--record", str(record))
+    wd = watchdog(str(wants), str(spared), "--forward-signals", "wd-fwd-spared=none")
+    wants_pid = next(iter(wait_for(lambda: pids("wd-fwd-wants"))))
+    spared_pid = next(iter(wait_for(lambda: pids("wd-fwd-spared"))))
+    wait_for(lambda: record.exists() and record.read_text().count("READY") == 2)
+    wd.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: f"{wants_pid} SIGHUP" in record.read_text(), what="HUP forwarded")
+    wd.wait_log("forwarding SIGHUP to wd-fwd-wants\n")
+    assert f"{spared_pid} SIGHUP" not in record.read_text()
+    assert pids("wd-fwd-spared") == {spared_pid}
+
+
+def test_forward_signals_takes_only_forwardable_signals(watchdog: Start, tmp_path: Path) -> None:
+    exe = program(tmp_path, "wd-fwd-bad")
+    wd = watchdog(f"{exe} 100", "--forward-signals", "wd-fwd-bad=TERM")
+    assert wd.proc.wait(10) == 2
+    assert wd.log() == ("watchdog: --forward-signals wd-fwd-bad: 'TERM': give some of HUP, USR1, "
+                        "USR2, WINCH, or none\n")
