@@ -25,7 +25,7 @@ from watchdog.configfile import (
 )
 from watchdog.engine import EXIT_NOT_RUNNING, EXIT_OK, Engine
 from watchdog.events import pidfd_supported
-from watchdog.logs import setup_logging
+from watchdog.logs import one_line, setup_logging
 from watchdog.manager import describe_plugins, make_plugin_manager
 from watchdog.params import Seconds
 from watchdog.rules import make_rules, parse_signal
@@ -70,7 +70,7 @@ class WatchdogCommand(click.Command):
             click.echo("watchdog: aborted", err=True)
             code = 1
         except click.ClickException as exc:
-            click.echo(f"watchdog: {exc.format_message()}", err=True)
+            click.echo(f"watchdog: {one_line(exc.format_message())}", err=True)
             code = exc.exit_code
         if standalone_mode:
             sys.exit(code or 0)
@@ -251,7 +251,7 @@ def main(args: Sequence[str] | None = None) -> NoReturn:
         config_file = read_config_file(early.config) if early.config else None
         command = make_cli(pm, config_file)
     except click.ClickException as exc:
-        click.echo(f"watchdog: {exc.format_message()}", err=True)
+        click.echo(f"watchdog: {one_line(exc.format_message())}", err=True)
         sys.exit(exc.exit_code)
     command.main(args, prog_name="watchdog")
     sys.exit(0)
