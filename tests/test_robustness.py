@@ -10,8 +10,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import psutil
 import pytest
-from helpers import Watchdog, pids, program
+from helpers import Watchdog, pids, program, wait_for
 
 Start = Callable[..., Watchdog]
 TIMESTAMPED = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00 watchdog: ")
@@ -72,3 +73,36 @@ def test_untrusted_text_in_the_log_cannot_forge_a_line(tmp_path: Path, watchdog:
 def test_a_usage_error_quoting_untrusted_text_stays_one_line(tmp_path: Path) -> None:
     assert_usage_error(run(tmp_path, "--config", "no\nsuch\x1b[2J.toml"),
                        "--config no\\nsuch\\x1b[2J.toml: No such file")
+
+
+# --- repeatable flags from the environment --------------------------------------------
+
+
+@pytest.mark.parametrize("form", ["one-value", "quoted", "one-per-line"])
+def test_repeatable_flags_from_the_environment_carry_values_with_spaces(
+    tmp_path: Path, watchdog: Start, form: str
+) -> None:
+    web, db = program(tmp_path, "wd-env-web"), program(tmp_path, "wd-env-db")
+    if form == "one-value":
+        env = {"WATCHDOG_RULE": f"web={web} 1000", "WATCHDOG_REGEX": r"web=wd-env-web 1\d+$"}
+        names = ["web"]
+    elif form == "quoted":
+        env = {"WATCHDOG_RULE": f"'web={web} 1000' \"db={db} 2000\"",
+               "WATCHDOG_REGEX": r"'web=wd-env-web 1\d+$' 'db=wd-env-db 2\d+$'"}
+        names = ["web", "db"]
+    else:
+        env = {"WATCHDOG_RULE": f"web={web} 1000\n  db={db} 2000\n",
+               "WATCHDOG_REGEX": "web=wd-env-web 1\\d+$\ndb=wd-env-db 2\\d+$"}
+        names = ["web", "db"]
+    wd = watchdog(env=env)
+    for name in names:
+        wd.wait_log(f"{name}: running")
+        assert f"{name}: missing: no command line matching 'wd-env-{name} " in wd.log()
+    [pid] = wait_for(lambda: pids("wd-env-web"))
+    assert psutil.Process(pid).cmdline() == [str(web), "1000"]
+    assert wd.stop() == 0
+
+
+def test_an_unbalanced_quote_in_an_environment_value_is_a_usage_error(tmp_path: Path) -> None:
+    assert_usage_error(run(tmp_path, env={"WATCHDOG_RULE": "'web=sleep 1000"}),
+                       "WATCHDOG_RULE: no closing quotation")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shlex
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from watchdog.configfile import (
     ConfigFile,
     check_options,
     collect_rules,
+    is_per_rule,
     locate,
     merge_per_rule,
     read_config_file,
@@ -27,7 +27,7 @@ from watchdog.engine import EXIT_NOT_RUNNING, EXIT_OK, Engine
 from watchdog.events import pidfd_supported
 from watchdog.logs import one_line, setup_logging
 from watchdog.manager import describe_plugins, make_plugin_manager
-from watchdog.params import Seconds
+from watchdog.params import EnvList, Seconds, split_env_values
 from watchdog.rules import make_rules, parse_signal
 
 HELP = """Start each COMMAND and keep it running.
@@ -159,6 +159,8 @@ def make_cli(pm: pluggy.PluginManager, config_file: ConfigFile | None = None) ->
     for param in params:
         if isinstance(param, click.Option):  # every option can come from WATCHDOG_<OPTION>
             param.show_envvar = True
+            if param.multiple and type(param.type) is click.types.StringParamType and param.name:
+                param.type = EnvList(f"{ENVVAR_PREFIX}_{param.name.upper()}", is_per_rule(param))
     file_defaults: dict[str, Any] = {}
     file_rules: list[str] = []
     if config_file is not None:
@@ -237,10 +239,15 @@ def prescan(args: Sequence[str]) -> Early:
         elif word.startswith("-p") and len(word) > 2 and not word.startswith("--"):
             wanted["-p"].append(word[2:])
     # Flags win; the environment counts only where no flag was given, as for click.
-    modules = wanted["-p"] + wanted["--plugin"] or shlex.split(os.environ.get("WATCHDOG_PLUGIN", ""))
-    disabled = wanted["--disable"] or shlex.split(os.environ.get("WATCHDOG_DISABLE", ""))
+    modules = wanted["-p"] + wanted["--plugin"] or env_values("WATCHDOG_PLUGIN")
+    disabled = wanted["--disable"] or env_values("WATCHDOG_DISABLE")
     config = (wanted["--config"] or [os.environ.get("WATCHDOG_CONFIG", "")])[-1] or None
     return Early(modules, disabled, config)
+
+
+def env_values(envvar: str) -> list[str]:
+    """Split as click splits it, so that the prescan and the command line agree."""
+    return split_env_values(envvar, os.environ.get(envvar, ""), assignments=False)
 
 
 def main(args: Sequence[str] | None = None) -> NoReturn:
