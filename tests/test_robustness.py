@@ -106,3 +106,45 @@ def test_repeatable_flags_from_the_environment_carry_values_with_spaces(
 def test_an_unbalanced_quote_in_an_environment_value_is_a_usage_error(tmp_path: Path) -> None:
     assert_usage_error(run(tmp_path, env={"WATCHDOG_RULE": "'web=sleep 1000"}),
                        "WATCHDOG_RULE: no closing quotation")
+
+
+# --- --prefix under a flood ------------------------------------------------------------
+
+FLOOD_MIB = 64
+
+
+def flooder(tmp_path: Path, name: str) -> Path:
+    """A service that redraws a progress bar with carriage returns, FLOOD_MIB MiB without
+    a newline, at a pace that keeps it writing for a couple of seconds."""
+    path = tmp_path / name
+    path.write_text(
+        f"#!{sys.executable}\n"
+        "import os, sys, time\n"
+        "bar = b''.join(b'\\r%3d%% ' % (i % 100) + b'#' * 58 for i in range(8192))  # 512 KiB\n"
+        f"for _ in range({FLOOD_MIB * 2}):\n"
+        "    sys.stdout.buffer.write(bar)\n"
+        "    sys.stdout.buffer.flush()\n"
+        "    time.sleep(0.01)\n"
+        "time.sleep(1000)\n"
+    )
+    path.chmod(0o755)
+    return path
+
+
+def test_prefix_relays_a_flood_without_newlines_in_pieces_and_stays_responsive(
+    tmp_path: Path, watchdog: Start
+) -> None:
+    other = program(tmp_path, "wd-other")
+    wd = watchdog(str(flooder(tmp_path, "wd-flood")), f"{other} 1000", "--prefix")
+    [before] = wait_for(lambda: pids("wd-other"))
+    # Relayed as it comes, in pieces: the log grows long before the first newline.
+    wait_for(lambda: wd.log_path.stat().st_size > 4 << 20, 20, "the flood relayed in pieces")
+    assert pids("wd-flood"), "still flooding"
+    os.kill(before, 9)
+    wait_for(lambda: pids("wd-other") - {before}, 3, "the other service restarted during the flood")
+    wait_for(lambda: wd.log_path.stat().st_size > FLOOD_MIB << 20, 30, "the whole flood relayed")
+    assert wd.stop() == 0
+    pieces = [line for line in wd.log_path.read_bytes().split(b"\n") if line.startswith(b"wd-flood | ")]
+    bodies = [piece.removeprefix(b"wd-flood | ") for piece in pieces]
+    assert sum(map(len, bodies)) == FLOOD_MIB << 20  # nothing lost, nothing doubled
+    assert max(map(len, bodies)) == 65536  # each piece at most 64 KiB, behind its prefix
