@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
 from collections.abc import Callable
@@ -13,6 +15,10 @@ from pathlib import Path
 import psutil
 import pytest
 from helpers import Watchdog, pids, program, wait_for
+
+from watchdog import processes
+from watchdog.events import Waiter
+from watchdog.output import Prefixer
 
 Start = Callable[..., Watchdog]
 TIMESTAMPED = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00 watchdog: ")
@@ -148,3 +154,49 @@ def test_prefix_relays_a_flood_without_newlines_in_pieces_and_stays_responsive(
     bodies = [piece.removeprefix(b"wd-flood | ") for piece in pieces]
     assert sum(map(len, bodies)) == FLOOD_MIB << 20  # nothing lost, nothing doubled
     assert max(map(len, bodies)) == 65536  # each piece at most 64 KiB, behind its prefix
+
+
+def test_prefix_forgets_the_relays_of_services_that_ended() -> None:
+    waiter = Waiter()
+    sink = io.BytesIO()
+    prefixer = Prefixer(waiter, ["echo"], sink, sink)  # type: ignore[arg-type]
+    try:
+        for i in range(5):  # each start makes two pipes; each ends when its service does
+            out, err, write_ends = prefixer.pipes("echo")
+            pid = processes.spawn(["echo", f"run {i}"], out, err)
+            for fd in write_ends:
+                os.close(fd)
+            os.waitpid(pid, 0)
+            wait_for(lambda: (waiter.wait(0.05), not prefixer.relays)[1], what="both pipes at end of file")
+    finally:
+        waiter.close()
+    assert sink.getvalue().splitlines() == [f"echo | run {i}".encode() for i in range(5)]
+
+
+def test_prefix_leaks_no_pipe_when_the_second_cannot_be_made() -> None:
+    waiter = Waiter()
+    prefixer = Prefixer(waiter, ["echo"], io.BytesIO(), io.BytesIO())  # type: ignore[arg-type]
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    fillers: list[int] = []
+    try:
+        # Exactly two free descriptors: the first pipe can be made, the second cannot.
+        highest = max(int(fd) for fd in os.listdir("/proc/self/fd"))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (highest + 8, hard))
+        try:
+            while True:
+                fillers.append(os.open("/dev/null", os.O_RDONLY))
+        except OSError:
+            pass
+        os.close(fillers.pop())
+        os.close(fillers.pop())
+        with pytest.raises(OSError):
+            prefixer.pipes("echo")
+        assert prefixer.relays == []
+        # The first pipe's two ends were given back (else: EMFILE here).
+        fillers.append(os.open("/dev/null", os.O_RDONLY))
+        fillers.append(os.open("/dev/null", os.O_RDONLY))
+    finally:
+        for fd in fillers:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        waiter.close()

@@ -15,6 +15,7 @@ time, and never held whole in memory.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import BinaryIO
 
 from watchdog.events import Waiter
@@ -32,11 +33,13 @@ DRAIN_READS = 256
 class LineRelay:
     """One pipe's reading end, copied line by line to ``sink`` behind ``label``."""
 
-    def __init__(self, fd: int, label: bytes, sink: BinaryIO, waiter: Waiter) -> None:
+    def __init__(self, fd: int, label: bytes, sink: BinaryIO, waiter: Waiter,
+                 on_close: Callable[[LineRelay], None] | None = None) -> None:
         self.fd = fd
         self.label = label
         self.sink = sink
         self.waiter = waiter
+        self.on_close = on_close
         self.partial = bytearray()  # never MAX_LINE bytes or more between reads
         os.set_blocking(fd, False)
         waiter.add_reader(fd, self.read_available)
@@ -83,6 +86,8 @@ class LineRelay:
             self.sink.write(self.label + self.partial + b"\n")
             self.sink.flush()
             self.partial.clear()
+        if self.on_close is not None:
+            self.on_close(self)
 
 
 class Prefixer:
@@ -92,22 +97,40 @@ class Prefixer:
         self.waiter = waiter
         self.width = max((len(name) for name in names), default=0)
         self.sinks = (stdout, stderr)
-        self.relays: list[LineRelay] = []
+        self.relays: list[LineRelay] = []  # open ones only: a closed relay drops out
 
     def pipes(self, name: str) -> tuple[int, int, list[int]]:
-        """``(stdout, stderr, write_ends)`` for a child; close ``write_ends`` once it runs."""
+        """``(stdout, stderr, write_ends)`` for a child; close ``write_ends`` once it runs.
+
+        Raises OSError (out of file descriptors) with nothing left open.
+        """
         label = f"{name.ljust(self.width)} | ".encode()
-        write_ends = []
-        for sink in self.sinks:
-            read_end, write_end = os.pipe2(os.O_CLOEXEC)
-            self.relays.append(LineRelay(read_end, label, sink, self.waiter))
-            write_ends.append(write_end)
+        write_ends: list[int] = []
+        relays: list[LineRelay] = []
+        try:
+            for sink in self.sinks:
+                read_end, write_end = os.pipe2(os.O_CLOEXEC)
+                write_ends.append(write_end)
+                try:
+                    relays.append(LineRelay(read_end, label, sink, self.waiter, self._forget))
+                except BaseException:
+                    os.close(read_end)
+                    raise
+        except BaseException:
+            for fd in write_ends:
+                os.close(fd)
+            for relay in relays:
+                relay.close()
+            raise
+        self.relays.extend(relays)
         return write_ends[0], write_ends[1], write_ends
+
+    def _forget(self, relay: LineRelay) -> None:
+        if relay in self.relays:
+            self.relays.remove(relay)
 
     def drain(self) -> None:
         """At exit: copy whatever is still buffered, and end partial lines."""
-        for relay in self.relays:
-            if relay.fd >= 0:
-                relay.read_available(DRAIN_READS)
-                relay.close()
-        self.relays = [relay for relay in self.relays if relay.fd >= 0]
+        for relay in list(self.relays):
+            relay.read_available(DRAIN_READS)
+            relay.close()
