@@ -200,3 +200,54 @@ def test_prefix_leaks_no_pipe_when_the_second_cannot_be_made() -> None:
             os.close(fd)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
         waiter.close()
+
+
+# --- the status file ------------------------------------------------------------------
+
+
+def fill(directory: Path) -> Path:
+    """Fill the file system of ``directory`` to the last block; return the file that does."""
+    filler = directory / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    return filler
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to mount a small tmpfs that can be filled")
+def test_a_status_file_that_cannot_be_written_for_a_while_is_written_once_it_can(
+    tmp_path: Path, watchdog: Start
+) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(run_dir)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        filler = fill(run_dir)
+        status_file = run_dir / "status.json"
+        exe = program(tmp_path, "wd-statused")
+        wd = watchdog(f"{exe} 1000", "--status-file", str(status_file), "--interval", "0.1")
+        wd.wait_log("cannot write the status file")
+        [pid] = wait_for(lambda: pids("wd-statused"))
+        os.kill(pid, 9)  # changes to write, and several checks that find the disk still full
+        wait_for(lambda: pids("wd-statused") - {pid}, what="restarted")
+        wait_for(lambda: wd.log().count("wd-statused: running") == 2, what="seen running again")
+        assert sorted(path.name for path in run_dir.iterdir()) == ["filler"]  # no temporary left
+        assert wd.log().count("cannot write the status file") == 1  # once per outage
+        filler.unlink()  # the disk has room again
+        wait_for(status_file.exists, what="the status file written at a later check")
+        shown = subprocess.run([sys.executable, "-m", "watchdog", "--status", "--status-file",
+                                str(status_file)], capture_output=True, text=True)
+        assert shown.returncode == 0 and "wd-statused  running" in shown.stdout, shown.stdout
+        assert "is written again" in wd.log()
+        assert wd.stop() == 0
+        assert list(run_dir.iterdir()) == []
+    finally:
+        subprocess.run(["umount", "-l", str(run_dir)], check=False)
