@@ -251,3 +251,28 @@ def test_a_status_file_that_cannot_be_written_for_a_while_is_written_once_it_can
         assert list(run_dir.iterdir()) == []
     finally:
         subprocess.run(["umount", "-l", str(run_dir)], check=False)
+
+
+# --- process names are cut at 15 bytes --------------------------------------------------
+
+
+def running(path: Path) -> set[int]:
+    """Live processes executing ``path`` (psutil's name() would guess a longer name)."""
+    return {proc.pid for proc in psutil.process_iter(["exe", "status"])
+            if proc.info["exe"] == str(path) and proc.info["status"] != psutil.STATUS_ZOMBIE}
+
+
+@pytest.mark.parametrize("name", ["сторожевойпёс", "xсторожевойпёс"],
+                         ids=["cut-inside-a-letter", "cut-between-letters"])
+def test_a_non_ascii_name_longer_than_15_bytes_matches(tmp_path: Path, watchdog: Start, name: str) -> None:
+    exe = program(tmp_path, name)
+    wd = watchdog(f"{exe} 1000")
+    [pid] = wait_for(lambda: running(exe), what="started")
+    comm = Path(f"/proc/{pid}/comm").read_bytes().rstrip(b"\n")
+    assert comm == name.encode()[:15] and len(name.encode()) > 15  # what the kernel keeps
+    wd.wait_log(f"{name}: running (pid {pid})")
+    os.kill(pid, 9)
+    wait_for(lambda: running(exe) - {pid}, what="restarted")
+    wd.wait_log(f"{name}: running (pid {(running(exe) - {pid}).pop()})")
+    assert len(running(exe)) == 1
+    assert wd.stop() == 0

@@ -27,7 +27,7 @@ class Proc(NamedTuple):
 
     pid: int
     ppid: int
-    name: str  # the kernel's comm: at most 15 characters
+    name: str  # the kernel's comm: at most 15 bytes, decoded with surrogateescape
     state: str
     start_ticks: int  # clock ticks after boot
     kernel_thread: bool = False
@@ -177,7 +177,7 @@ class Snapshot:
         return not self.is_watchdog(proc)
 
     def named(self, name: str) -> list[Proc]:
-        """Visible processes whose comm is exactly ``name`` (give at most 15 characters)."""
+        """Visible processes whose comm is exactly ``name`` (at most 15 bytes in UTF-8)."""
         return [proc for proc in self.by_name.get(name, ()) if not self.is_watchdog(proc)]
 
     def get(self, pid: int) -> Proc | None:
