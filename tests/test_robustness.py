@@ -9,12 +9,13 @@ import re
 import resource
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 import pytest
-from helpers import Watchdog, pids, program, wait_for
+from helpers import Watchdog, pids, program, service, wait_for
 
 from watchdog import processes
 from watchdog.events import Waiter
@@ -275,4 +276,34 @@ def test_a_non_ascii_name_longer_than_15_bytes_matches(tmp_path: Path, watchdog:
     wait_for(lambda: running(exe) - {pid}, what="restarted")
     wd.wait_log(f"{name}: running (pid {(running(exe) - {pid}).pop()})")
     assert len(running(exe)) == 1
+    assert wd.stop() == 0
+
+
+# --- a pidfile that turns untrusted mid-run ----------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["symlink", "fifo"])
+def test_a_daemon_stays_matched_when_its_pidfile_turns_untrusted(
+    tmp_path: Path, watchdog: Start, kind: str
+) -> None:
+    pidfile = tmp_path / "daemon.pid"
+    daemon = service(tmp_path, "wd-pidd", "--daemon", "--pidfile", str(pidfile))
+    wd = watchdog(str(daemon), "--pidfile", f"wd-pidd={pidfile}", "--interval", "0.1")
+    [pid] = wait_for(lambda: pids("wd-pidd"), what="the daemon")
+    wd.wait_log(f"wd-pidd: running (pid {pid})")
+    replacement = tmp_path / "replacement"
+    if kind == "symlink":
+        (tmp_path / "copy.pid").write_text(f"{pid}\n")
+        replacement.symlink_to(tmp_path / "copy.pid")
+    else:
+        os.mkfifo(replacement)
+    replacement.rename(pidfile)
+    wd.wait_log(f"keeping pid {pid}, matched earlier and still running")
+    assert "warning: wd-pidd:" in wd.log()
+    time.sleep(1.0)  # ten checks at --interval 0.1: none may start a second daemon
+    assert pids("wd-pidd") == {pid}, wd.log()
+    assert wd.log().count("wd-pidd: started") == 1
+    os.kill(pid, 9)  # the daemon it kept is gone: now it is missing, and started again
+    [again] = wait_for(lambda: pids("wd-pidd") - {pid}, what="a new daemon")
+    wd.wait_log(f"wd-pidd: running (pid {again})")
     assert wd.stop() == 0
