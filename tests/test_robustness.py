@@ -307,3 +307,25 @@ def test_a_daemon_stays_matched_when_its_pidfile_turns_untrusted(
     [again] = wait_for(lambda: pids("wd-pidd") - {pid}, what="a new daemon")
     wd.wait_log(f"wd-pidd: running (pid {again})")
     assert wd.stop() == 0
+
+
+# --- rules that cannot be told apart ---------------------------------------------------------
+
+
+def test_two_rules_whose_matchers_cannot_tell_them_apart_are_a_usage_error(
+    tmp_path: Path, watchdog: Start
+) -> None:
+    for script in ("server.py", "worker.py"):
+        (tmp_path / script).write_text("import time\ntime.sleep(1000)\n")
+    python = sys.executable
+    failed = run(tmp_path, "--rule", f"web={python} server.py", "--rule", f"worker={python} worker.py")
+    assert_usage_error(failed, "rules 'web' and 'worker' both look for a process named "
+                               f"{os.path.basename(python)!r}")
+    assert "--regex web=PATTERN and --regex worker=PATTERN" in failed.stderr
+    assert "--pidfile web=PATH and --pidfile worker=PATH" in failed.stderr
+    # Told apart, both run, each its own.
+    wd = watchdog("--rule", f"web={python} server.py", "--rule", f"worker={python} worker.py",
+                  "--regex", "web=server\\.py$", "--regex", "worker=worker\\.py$")
+    wd.wait_log("web: running")
+    wd.wait_log("worker: running")
+    assert wd.stop() == 0

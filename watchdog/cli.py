@@ -13,6 +13,7 @@ import click
 import pluggy
 
 from watchdog import __version__
+from watchdog.ambiguity import check_distinguishable
 from watchdog.config import Config
 from watchdog.configfile import (
     ConfigFile,
@@ -194,6 +195,7 @@ def make_cli(pm: pluggy.PluginManager, config_file: ConfigFile | None = None) ->
                 raise
             raise click.UsageError(f"{where}: {exc.message}") from None
         config.apply_default_strategy(options["match"])
+        check_distinguishable(rules, lambda rule: pm.hook.watchdog_describe(rule=rule))
         use_pidfd = not options["no_pidfd"] and pidfd_supported()
         interval = options["interval"] or (DEFAULT_INTERVAL if use_pidfd else FALLBACK_INTERVAL)
         engine = Engine(
