@@ -77,6 +77,13 @@ def test_untrusted_text_in_the_log_cannot_forge_a_line(tmp_path: Path, watchdog:
     assert "svc.pid\\n2026-01-01T00:00:00.000+00:00 watchdog: db: running (pid 1)\\x1b[2J" in wd.log()
 
 
+def test_check_prints_one_line_per_missing_rule_whatever_its_pidfile_path(tmp_path: Path) -> None:
+    exe = program(tmp_path, "wd-checked")
+    checked = run(tmp_path, str(exe), "--pidfile", f"wd-checked={tmp_path}/x.pid\nmissing: forged", "--check")
+    assert checked.returncode == 1
+    assert checked.stdout.count("\n") == 1 and "x.pid\\nmissing: forged" in checked.stdout, checked.stdout
+
+
 def test_a_usage_error_quoting_untrusted_text_stays_one_line(tmp_path: Path) -> None:
     assert_usage_error(run(tmp_path, "--config", "no\nsuch\x1b[2J.toml"),
                        "--config no\\nsuch\\x1b[2J.toml: No such file")

@@ -205,7 +205,7 @@ def make_cli(pm: pluggy.PluginManager, config_file: ConfigFile | None = None) ->
         if options["check"]:
             missing = engine.missing_rules()
             for rule in missing:
-                click.echo(f"missing: {rule.name} (no {engine.describe(rule).removeprefix('a ')})")
+                click.echo(one_line(f"missing: {rule.name} (no {engine.describe(rule).removeprefix('a ')})"))
             return EXIT_NOT_RUNNING if missing else EXIT_OK
         return engine.run(once=options["once"])
 
