@@ -2,10 +2,11 @@
 
 ``/etc/init.d/apache2 start`` is kept alive by any process named ``apache2``.
 Names compare whole and literally (``c++`` and ``node.js`` are not patterns,
-``cp`` does not match ``scp``). The kernel keeps only 15 characters of a
-process name, so a longer program name matches on those 15 plus the basename
-of the executable or of the first argument that names a file. The process
-name survives a program rewriting its command line, as sshd does.
+``cp`` does not match ``scp``). The kernel keeps only 15 bytes of a process
+name (fewer letters when they are not ASCII), so a longer program name matches
+on those 15 bytes plus the basename of the executable or of the first argument
+that names a file. The process name survives a program rewriting its command
+line, as sshd does.
 """
 
 from __future__ import annotations
@@ -21,10 +22,20 @@ COMM_LENGTH = 15
 
 
 def match(rule: Rule, snapshot: Snapshot) -> list[Proc]:
-    candidates = snapshot.named(rule.program[:COMM_LENGTH])
-    if len(rule.program) <= COMM_LENGTH:
+    name = comm_of(rule.program)
+    candidates = snapshot.named(name)
+    if name == rule.program:
         return candidates
     return [proc for proc in candidates if runs_program(snapshot, proc, rule.program)]
+
+
+def comm_of(program: str) -> str:
+    """The name the kernel gives a process running ``program``: its first 15 *bytes*.
+
+    A cut may fall inside a UTF-8 sequence (``сторожевойпёс`` is 26 bytes); the
+    leftover byte is decoded as the snapshot decodes comm, so the two compare equal.
+    """
+    return program.encode("utf-8", "surrogateescape")[:COMM_LENGTH].decode("utf-8", "surrogateescape")
 
 
 def runs_program(snapshot: Snapshot, proc: Proc, program: str) -> bool:

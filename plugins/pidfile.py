@@ -13,7 +13,8 @@ someone entitled to name that process: a symlink is not followed, and a file
 owned by neither root nor the process's own user is not trusted (otherwise any
 user who can write it could point a root watchdog at any process). Those, a
 directory, and a file too large to be a pidfile are warnings, not just "not
-running".
+running"; and when the file turns so while the process it named earlier still
+runs (the same pid and start time), that process stays matched.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from watchdog.rules import Rule
 from watchdog.snapshot import Proc, Snapshot
 
 STRATEGY = "pidfile"
+MATCHED = "pidfile.matched"  # rule.state key: (pid, start ticks) of the last match
 MAX_SIZE = 64  # a pid and a newline; anything larger is not a pidfile
 # Start times come in clock ticks and mtimes in the kernel's coarse clock:
 # allow for both before calling a process too young to have written the file.
@@ -122,12 +124,34 @@ def find(rule: Rule, snapshot: Snapshot) -> tuple[Proc | None, str, bool]:
 
 def match(rule: Rule, snapshot: Snapshot) -> list[Proc]:
     proc, problem, warn = find(rule, snapshot)
+    if proc is None and warn:
+        kept = still_matched(rule, snapshot)
+        if kept is not None:
+            proc = kept
+            problem += f"; keeping pid {kept.pid}, matched earlier and still running"
+    # The very process matched last (same pid and start time, so never a reused pid).
+    rule.state[MATCHED] = (proc.pid, proc.start_ticks) if proc else None
     if problem != rule.state.get(STRATEGY, ""):
         rule.state[STRATEGY] = problem
         if problem:
             log = logger.warning if warn else logger.info
             log(problem, extra={"rule": rule.name, "event": "pidfile"})
     return [proc] if proc else []
+
+
+def still_matched(rule: Rule, snapshot: Snapshot) -> Proc | None:
+    """The process this rule matched at the last check, if it still runs.
+
+    A pidfile that turns untrusted (replaced by a symlink or a FIFO) names nobody
+    new, but it does not make the daemon it named earlier any less alive: calling
+    the rule missing would start a second copy beside it.
+    """
+    matched = rule.state.get(MATCHED)
+    if matched is None:
+        return None
+    pid, start_ticks = matched
+    proc = snapshot.get(pid)
+    return proc if proc is not None and proc.start_ticks == start_ticks else None
 
 
 def describe(rule: Rule) -> str:

@@ -42,7 +42,8 @@ class StatusFile:
     def __init__(self, path: str) -> None:
         self.path = path
         self.started = time.time()
-        self._last: dict[str, Any] | None = None
+        self._last: dict[str, Any] | None = None  # what the file holds, once written
+        self._failing = False
         self.enabled = True
 
     def write(self, engine: EngineAPI) -> None:
@@ -60,8 +61,8 @@ class StatusFile:
                    "rules": rules}
         if content == self._last:
             return
-        self._last = content
         directory = os.path.dirname(self.path) or "."
+        tmp = None
         try:
             os.makedirs(directory, mode=0o755, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=directory, prefix=".status-")
@@ -70,8 +71,22 @@ class StatusFile:
             os.chmod(tmp, 0o644)  # health checks may run as another user
             os.replace(tmp, self.path)
         except OSError as exc:
-            logger.warning("cannot write the status file %s: %s (status disabled)", self.path, exc)
-            self.enabled = False
+            # A full disk or a read-only moment passes: what was not written differs
+            # from what was, so the next check tries again. Warn once per outage.
+            if tmp is not None:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+            if not self._failing:
+                self._failing = True
+                logger.warning("cannot write the status file %s: %s (trying again at the next check)",
+                               self.path, exc)
+            return
+        if self._failing:
+            self._failing = False
+            logger.info("the status file %s is written again", self.path)
+        self._last = content
 
     def remove(self) -> None:
         if self._last is not None:

@@ -53,6 +53,8 @@ USAGE = [
     Case("same-name-twice", ["{exe} 1", "{exe} 2"], "two commands are named 'wd-cat'"),
     Case("rule-without-equals", ["--rule", "web"], "--rule 'web': expected NAME=VALUE"),
     Case("rule-name-taken", ["{exe} 1", "--rule", "wd-cat={exe} 2"], "two commands are named"),
+    Case("two-rules-one-search", ["--rule", "a={exe} 1", "--rule", "b={exe} 2"],
+         "rules 'a' and 'b' both look for a process named 'wd-cat'"),
     # flag values
     Case("interval-zero", ["{exe}", "--interval", "0"], "Invalid value for '--interval'"),
     Case("interval-negative", ["{exe}", "--interval", "-1"], "Invalid value for '--interval'"),

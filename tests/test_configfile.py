@@ -94,3 +94,35 @@ def test_the_config_file_can_come_from_the_environment(tmp_path: Path, watchdog:
     os.kill(pid, signal.SIGKILL)
     wait_for(lambda: pids("wd-envfile") - {pid})
     assert wd.stop() == 0
+
+
+@pytest.mark.parametrize(("kind", "message"), [
+    ("nested", "nested too deeply (at most 32 levels)"),
+    ("nested-parsable", "nested too deeply (at most 32 levels)"),
+    ("dev-zero", "/dev/zero: not a regular file"),
+    ("fifo", "not a regular file"),
+    ("directory", "is a directory"),
+    ("huge", "larger than 1024 KiB"),
+])
+def test_a_config_file_of_absurd_nesting_size_or_type_is_a_one_line_error(
+    tmp_path: Path, kind: str, message: str
+) -> None:
+    path = tmp_path / "w.toml"
+    if kind == "nested":
+        path.write_text("a = " + "[" * 500 + "\n")
+    elif kind == "nested-parsable":
+        path.write_text("a = " + "[" * 40 + "]" * 40 + "\n")
+    elif kind == "dev-zero":
+        path = Path("/dev/zero")
+    elif kind == "fifo":
+        os.mkfifo(path)  # nobody ever writes it: reading it would block for ever
+    elif kind == "directory":
+        path.mkdir()
+    else:
+        path.write_text("# padding\n" * 200_000)
+    for args, env in ((["--config", str(path)], {}), ([], {"WATCHDOG_CONFIG": str(path)})):
+        failed = subprocess.run([sys.executable, "-m", "watchdog", *args], cwd=tmp_path,
+                                env={**os.environ, **env}, capture_output=True, text=True, timeout=20)
+        assert failed.returncode == 2, failed.stderr
+        assert failed.stderr.startswith("watchdog: ") and failed.stderr.count("\n") == 1, failed.stderr
+        assert message in failed.stderr and "Traceback" not in failed.stderr

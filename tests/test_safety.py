@@ -197,3 +197,32 @@ def test_as_an_ordinary_user_it_supervises_its_own_processes(public_dir: Path, p
     finally:
         os.killpg(wd.pid, signal.SIGTERM)
         assert wd.wait(10) == 0, log.read_text()
+
+
+@needs_unprivileged
+def test_as_an_ordinary_user_it_never_adopts_another_users_process_of_the_same_name(
+    public_dir: Path,
+) -> None:
+    exe = program(public_dir, "wd-shared")
+    roots = subprocess.Popen([str(exe), "1000"])  # root's, of the same name: not ours to signal
+    log = public_dir / "log"
+    try:
+        wait_for(lambda: psutil.Process(roots.pid).name() == "wd-shared", what="exec")
+        with open(log, "w") as out:
+            wd = subprocess.Popen(as_nobody(sys.executable, "-m", "watchdog", f"{exe} 1000",
+                                            "--grace", "2"),
+                                  cwd=public_dir, stdout=out, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+        try:
+            [mine] = wait_for(lambda: pids("wd-shared") - {roots.pid}, what="its own wd-shared")
+            assert psutil.Process(mine).uids().real == NOBODY
+            wait_for(lambda: f"wd-shared: running (pid {mine})" in log.read_text(), what="matched")
+        finally:
+            os.killpg(wd.pid, signal.SIGTERM)
+            # Only its own process to stop: no wait for the grace, no SIGKILL.
+            assert wd.wait(10) == 0, log.read_text()
+        assert roots.poll() is None
+        assert f"pid {roots.pid}" not in log.read_text()
+    finally:
+        roots.kill()
+        roots.wait()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shlex
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,11 +12,13 @@ from typing import Any, NoReturn
 import click
 
 from watchdog import __version__
+from watchdog.ambiguity import check_distinguishable
 from watchdog.config import Config
 from watchdog.configfile import (
     ConfigFile,
     check_options,
     collect_rules,
+    is_per_rule,
     locate,
     merge_per_rule,
     read_config_file,
@@ -26,10 +27,10 @@ from watchdog.engine import Engine
 from watchdog.events import pidfd_supported
 from watchdog.exits import EXIT_NOT_RUNNING, EXIT_OK
 from watchdog.hooks import SafeHooks
-from watchdog.logs import setup_logging
+from watchdog.logs import one_line, setup_logging
 from watchdog.manager import PluginManager, describe_plugins, make_plugin_manager
 from watchdog.matchers import Matchers
-from watchdog.params import Seconds
+from watchdog.params import EnvList, Seconds, split_env_values
 from watchdog.rules import make_rules, parse_forwarded, parse_signal
 
 HELP = """Start each COMMAND and keep it running.
@@ -73,7 +74,7 @@ class WatchdogCommand(click.Command):
             click.echo("watchdog: aborted", err=True)
             code = 1
         except click.ClickException as exc:
-            click.echo(f"watchdog: {exc.format_message()}", err=True)
+            click.echo(f"watchdog: {one_line(exc.format_message())}", err=True)
             code = exc.exit_code
         if standalone_mode:
             sys.exit(code or 0)
@@ -173,6 +174,8 @@ def make_cli(pm: PluginManager, config_file: ConfigFile | None = None) -> click.
     for param in params:
         if isinstance(param, click.Option):  # every option can come from WATCHDOG_<OPTION>
             param.show_envvar = True
+            if param.multiple and type(param.type) is click.types.StringParamType and param.name:
+                param.type = EnvList(f"{ENVVAR_PREFIX}_{param.name.upper()}", is_per_rule(param))
     file_defaults: dict[str, Any] = {}
     file_rules: list[str] = []
     if config_file is not None:
@@ -208,6 +211,7 @@ def make_cli(pm: PluginManager, config_file: ConfigFile | None = None) -> click.
             if where is None:
                 raise
             raise click.UsageError(f"{where}: {exc.message}") from None
+        check_distinguishable(rules, matchers.describe)
         use_pidfd = not options["no_pidfd"] and pidfd_supported()
         interval = options["interval"] or (DEFAULT_INTERVAL if use_pidfd else FALLBACK_INTERVAL)
         engine = Engine(
@@ -217,7 +221,7 @@ def make_cli(pm: PluginManager, config_file: ConfigFile | None = None) -> click.
         if options["check"]:
             missing = engine.missing_rules()
             for rule in missing:
-                click.echo(f"missing: {rule.name} (no {engine.describe(rule).removeprefix('a ')})")
+                click.echo(one_line(f"missing: {rule.name} (no {engine.describe(rule).removeprefix('a ')})"))
             return EXIT_NOT_RUNNING if missing else EXIT_OK
         return engine.run(once=options["once"])
 
@@ -253,10 +257,15 @@ def prescan(args: Sequence[str]) -> Early:
         elif word.startswith("-p") and len(word) > 2 and not word.startswith("--"):
             wanted["-p"].append(word[2:])
     # Flags win; the environment counts only where no flag was given, as for click.
-    modules = wanted["-p"] + wanted["--plugin"] or shlex.split(os.environ.get("WATCHDOG_PLUGIN", ""))
-    disabled = wanted["--disable"] or shlex.split(os.environ.get("WATCHDOG_DISABLE", ""))
+    modules = wanted["-p"] + wanted["--plugin"] or env_values("WATCHDOG_PLUGIN")
+    disabled = wanted["--disable"] or env_values("WATCHDOG_DISABLE")
     config = (wanted["--config"] or [os.environ.get("WATCHDOG_CONFIG", "")])[-1] or None
     return Early(modules, disabled, config)
+
+
+def env_values(envvar: str) -> list[str]:
+    """Split as click splits it, so that the prescan and the command line agree."""
+    return split_env_values(envvar, os.environ.get(envvar, ""), assignments=False)
 
 
 def main(args: Sequence[str] | None = None) -> NoReturn:
@@ -267,7 +276,7 @@ def main(args: Sequence[str] | None = None) -> NoReturn:
         config_file = read_config_file(early.config) if early.config else None
         command = make_cli(pm, config_file)
     except click.ClickException as exc:
-        click.echo(f"watchdog: {exc.format_message()}", err=True)
+        click.echo(f"watchdog: {one_line(exc.format_message())}", err=True)
         sys.exit(exc.exit_code)
     command.main(args, prog_name="watchdog")
     sys.exit(0)

@@ -19,7 +19,9 @@ line and the key.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -31,6 +33,12 @@ import click
 # and the rest are modes of a single run.
 NOT_IN_FILE = {"plugins", "disable", "config", "commands", "rule", "show_status", "status_json",
                "list_plugins", "help", "version"}
+
+
+# A configuration file is a page or two of TOML; anything larger, or nested deeper
+# than a rule's table needs, is a mistake (or /dev/zero), not configuration.
+MAX_SIZE = 1024 * 1024
+MAX_NESTING = 32
 
 
 def is_per_rule(param: click.Parameter) -> bool:
@@ -68,16 +76,17 @@ class ConfigFile:
 
 
 def read_config_file(path: str) -> ConfigFile:
+    raw = read_bounded(path)
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
         content = tomllib.loads(raw.decode("utf-8"))
-    except OSError as exc:
-        raise click.UsageError(f"--config {path}: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise click.UsageError(f"{path}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise click.UsageError(f"{path}: {exc}") from None
+    except RecursionError:  # the parser recurses once per level of nesting
+        raise click.UsageError(f"{path}: nested too deeply (at most {MAX_NESTING} levels)") from None
+    if nesting(content) > MAX_NESTING:
+        raise click.UsageError(f"{path}: nested too deeply (at most {MAX_NESTING} levels)")
     text = raw.decode("utf-8")
     rules = content.pop("rules", {})
     cf = ConfigFile(path, text, content, {})
@@ -85,6 +94,53 @@ def read_config_file(path: str) -> ConfigFile:
         raise cf.error("expected tables such as [rules.NAME]", "rules")
     cf.rules = rules
     return cf
+
+
+def read_bounded(path: str) -> bytes:
+    """The file's bytes, refusing anything but a regular file of at most ``MAX_SIZE`` bytes.
+
+    ``/dev/zero`` would fill memory and a FIFO would block PID 1 before anything
+    starts: opened without blocking and checked before a byte is read, and read no
+    further than the limit in case the file grows meanwhile.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise click.UsageError(f"--config {path}: {exc.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise click.UsageError(f"--config {path}: is a directory")
+        if not stat.S_ISREG(info.st_mode):
+            raise click.UsageError(f"--config {path}: not a regular file")
+        if info.st_size > MAX_SIZE:
+            raise click.UsageError(f"--config {path}: larger than {MAX_SIZE // 1024} KiB")
+        chunks = []
+        size = 0
+        while size <= MAX_SIZE and (chunk := os.read(fd, MAX_SIZE + 1 - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise click.UsageError(f"--config {path}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    if size > MAX_SIZE:
+        raise click.UsageError(f"--config {path}: larger than {MAX_SIZE // 1024} KiB")
+    return b"".join(chunks)
+
+
+def nesting(value: Any) -> int:
+    """How deeply tables and arrays nest in ``value`` (walked without recursion)."""
+    deepest = 0
+    pending = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth + 1)
+            if depth < MAX_NESTING:
+                pending.extend((child, depth + 1)
+                               for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def check_options(cf: ConfigFile, params: Iterable[click.Parameter]) -> dict[str, Any]:

@@ -9,11 +9,29 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 
 logger = logging.getLogger("watchdog")
 EVENT_FIELDS = ("rule", "event", "pid", "status")
+# C0 and C1 controls (newline, carriage return, escape...) and Unicode's line and
+# paragraph separators: any of them in a path, a pattern or a name could start what
+# looks like a line of its own, or drive the terminal that shows the log.
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def escape_control(match: re.Match[str]) -> str:
+    char = match.group()
+    if char in NAMED_ESCAPES:
+        return NAMED_ESCAPES[char]
+    return f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+
+
+def one_line(text: str) -> str:
+    """``text`` with every control character escaped, so it prints as one line."""
+    return CONTROL.sub(escape_control, text)
 
 
 def timestamp(record: logging.LogRecord) -> str:
@@ -35,7 +53,7 @@ class TextFormatter(logging.Formatter):
             value = getattr(record, key, None)
             if value is not None:
                 parts.append(f"{key}={value}")
-        line = " ".join(parts)
+        line = one_line(" ".join(parts))
         if record.exc_info:  # -v with a plugin's failure, or a core error
             line += "\n" + self.formatException(record.exc_info)
         return line

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import shlex
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -29,3 +31,41 @@ class Seconds(FloatParam):
         if not math.isfinite(seconds) or seconds < self.minimum:
             self.fail(f"{value!r} is not a finite number of seconds >= {self.minimum:g}", param, ctx)
         return seconds
+
+
+class EnvList(click.types.StringParamType):
+    """The type of a repeatable text option: how its ``WATCHDOG_*`` value splits into values.
+
+    click splits such a value at every space, so ``WATCHDOG_RULE='web=python3 app.py'``
+    became two broken values. See ``split_env_values`` for what happens instead.
+    """
+
+    def __init__(self, envvar: str, assignments: bool) -> None:
+        self.envvar = envvar
+        self.assignments = assignments
+
+    def split_envvar_value(self, rv: str) -> Sequence[str]:
+        return split_env_values(self.envvar, rv, self.assignments)
+
+
+def split_env_values(envvar: str, text: str, assignments: bool) -> list[str]:
+    """The values held by ``text``, the value of environment variable ``envvar``.
+
+    One value per line when ``text`` has several lines (each line as the flag would
+    take it). Otherwise words split at spaces, where single or double quotes keep a
+    value with spaces together; backslashes stay as written, since they are a
+    regex's. With ``assignments`` (``NAME=VALUE`` flags), a line in which some word
+    is not ``NAME=VALUE`` is one value: ``web=python3 app.py`` is one rule.
+    """
+    if "\n" in text.strip():
+        return [line.strip() for line in text.splitlines() if line.strip()]
+    lexer = shlex.shlex(text, posix=True)
+    lexer.whitespace_split = True
+    lexer.escape = ""
+    try:
+        words = list(lexer)
+    except ValueError as exc:  # "No closing quotation"
+        raise click.UsageError(f"{envvar}: {str(exc).lower()}") from None
+    if assignments and not all("=" in word for word in words):
+        return [text.strip()]
+    return words

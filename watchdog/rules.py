@@ -12,6 +12,8 @@ from typing import Any
 
 import click
 
+from watchdog.logs import CONTROL
+
 # What the watchdog passes on to services when it receives them (``docker kill -s HUP``).
 FORWARDABLE_SIGNALS = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH)
 
@@ -91,6 +93,7 @@ def make_rules(
         raise click.UsageError("no command given: try watchdog '/usr/sbin/sshd' 'apache2ctl start'")
     seen: dict[str, Rule] = {}
     for rule in rules:
+        check_name(rule)
         if rule.name in seen:
             raise click.UsageError(
                 f"two commands are named {rule.name!r} ({seen[rule.name].command!r} and "
@@ -99,6 +102,17 @@ def make_rules(
             )
         seen[rule.name] = rule
     return rules
+
+
+def check_name(rule: Rule) -> None:
+    """A rule's name is printed as it is (log lines, ``--prefix`` labels, the status
+    table): a newline in it would forge a line of its own, an escape sequence would
+    drive the terminal."""
+    if CONTROL.search(rule.name):
+        raise click.UsageError(
+            f"rule name {rule.name!r} (command {rule.command!r}): control characters such as "
+            "newline, tab or escape are not allowed in a rule's name"
+        )
 
 
 def split_assignment(flag: str, value: str) -> tuple[str, str]:

@@ -27,7 +27,7 @@ class Proc(NamedTuple):
 
     pid: int
     ppid: int
-    name: str  # the kernel's comm: at most 15 characters
+    name: str  # the kernel's comm: at most 15 bytes, decoded with surrogateescape
     state: str
     start_ticks: int  # clock ticks after boot
     kernel_thread: bool = False
@@ -79,6 +79,20 @@ def read_stat(proc_root: str, pid: str) -> Proc | None:
             start_ticks=int(fields[19]),
             kernel_thread=bool(int(fields[6]) & PF_KTHREAD),
         )
+    except (IndexError, ValueError):
+        return None
+
+
+def process_uids(proc_root: str, pid: int) -> tuple[int, int, int] | None:
+    """Real, effective and saved uid from /proc/PID/status (right for non-dumpable
+    processes too, whose /proc/PID belongs to root); None if it cannot be read."""
+    raw = read_proc_file(f"{proc_root}/{pid}/status", whole=True)
+    start = raw.find(b"\nUid:") if raw else -1
+    if raw is None or start < 0:
+        return None
+    fields = raw[start + 5 : raw.find(b"\n", start + 1)].split()
+    try:
+        return int(fields[0]), int(fields[1]), int(fields[2])
     except (IndexError, ValueError):
         return None
 
@@ -171,14 +185,36 @@ class Snapshot:
         return len(self._procs)
 
     def visible(self, proc: Proc) -> bool:
-        """Alive, not a zombie, not this watchdog, its ancestors or another watchdog."""
+        """Alive, not a zombie, not this watchdog, its ancestors or another watchdog,
+        and one this watchdog may signal."""
         if proc.state in DEAD_STATES or proc.pid in self._hidden:
             return False
-        return not self.is_watchdog(proc)
+        return not self.is_watchdog(proc) and self.may_signal(proc)
 
     def named(self, name: str) -> list[Proc]:
-        """Visible processes whose comm is exactly ``name`` (give at most 15 characters)."""
-        return [proc for proc in self.by_name.get(name, ()) if not self.is_watchdog(proc)]
+        """Visible processes whose comm is exactly ``name`` (at most 15 bytes in UTF-8)."""
+        return [proc for proc in self.by_name.get(name, ())
+                if not self.is_watchdog(proc) and self.may_signal(proc)]
+
+    _signalable: dict[int, bool] | None = None
+
+    def may_signal(self, proc: Proc) -> bool:
+        """Whether kill(2) lets us signal ``proc``: always as root; otherwise only when
+        its real or saved uid is our real or effective one.
+
+        A same-named process of another user would otherwise be adopted as the
+        service: never started, and at the stop waited for in vain until --grace.
+        """
+        if os.geteuid() == 0:
+            return True
+        if self._signalable is None:
+            self._signalable = {}
+        known = self._signalable.get(proc.pid)
+        if known is None:
+            uids = process_uids(self.proc_root, proc.pid)
+            ours = {os.getuid(), os.geteuid()}
+            known = self._signalable[proc.pid] = uids is not None and bool(ours & {uids[0], uids[2]})
+        return known
 
     def get(self, pid: int) -> Proc | None:
         """The visible process with this pid, if there is one."""
