@@ -78,6 +78,9 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+# conmon writes a file named "oom" into its working directory when a container meets
+# its memory limit: keep it in ours.
+cd "$WORK" || exit 1
 
 # podman's storage and configuration stay under $WORK. runc: crun refuses a host with
 # cgroups in hybrid mode. Ulimits: podman's defaults for root are above what this
@@ -202,8 +205,7 @@ note "podman build --format docker -f examples/docker/Dockerfile -t $IMAGE ."
 started=$(now_ms)
 # --format docker keeps the HEALTHCHECK (the OCI format has no place for it);
 # --pull=never: the base image is the one just imported.
-if (cd "$ROOT" && pm build --pull=never --format docker -f examples/docker/Dockerfile -t "$IMAGE" .) \
-    >"$WORK/build.log" 2>&1; then
+if pm build --pull=never --format docker -f "$DOCKER_DIR/Dockerfile" -t "$IMAGE" "$ROOT" >"$WORK/build.log" 2>&1; then
   pass "image: built"
   figure "image built in $(seconds $(($(now_ms) - started))) s"
 else
