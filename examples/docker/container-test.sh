@@ -68,25 +68,11 @@ CACHE=${WATCHDOG_CONTAINER_CACHE:-/var/tmp/watchdog-container-cache}
 export CONTAINERS_CONF=$WORK/containers.conf CONTAINERS_STORAGE_CONF=$WORK/storage.conf
 COMPOSE_UP=
 
-cleanup() {
-  if [ -n "$COMPOSE_UP" ]; then
-    (cd "$DOCKER_DIR" && timeout 60 podman-compose -p wdtest -f compose.yaml down -t 0) >/dev/null 2>&1
-  fi
-  timeout 60 podman rm -a -f -t 0 >/dev/null 2>&1
-  timeout 120 podman system reset --force >/dev/null 2>&1
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-# conmon writes a file named "oom" into its working directory when a container meets
-# its memory limit: keep it in ours.
-cd "$WORK" || exit 1
-
 # podman's storage and configuration stay under $WORK. runc: crun refuses a host with
-# cgroups in hybrid mode. Ulimits: podman's defaults for root are above what this
-# host's hard limits allow ("setrlimit RLIMIT_NOFILE: Operation not permitted"), so
-# the defaults are the host's own hard limits (the number of processes also capped
-# at pid_max, as podman caps its own).
+# cgroups in hybrid mode. Ulimits: podman's defaults for root can be above what the
+# host allows ("error setting rlimit type 7: operation not permitted", then type 6),
+# so the defaults are the host's own hard limits, the number of processes capped at
+# pid_max (a higher hard limit was refused the same way).
 nofile=$(ulimit -Hn); [ "$nofile" = unlimited ] && nofile=1048576
 nproc=$(ulimit -Hu); pid_max=$(cat /proc/sys/kernel/pid_max)
 { [ "$nproc" = unlimited ] || [ "$nproc" -gt "$pid_max" ]; } && nproc=$pid_max
@@ -107,6 +93,23 @@ driver = "overlay"
 runroot = "$WORK/run"
 graphroot = "$WORK/storage"
 EOF
+
+cleanup() {
+  # Only ever with the storage under $WORK: never the host's own.
+  if grep -q "graphroot = \"$WORK/storage\"" "$CONTAINERS_STORAGE_CONF" 2>/dev/null; then
+    if [ -n "$COMPOSE_UP" ]; then
+      (cd "$DOCKER_DIR" && timeout 60 podman-compose -p wdtest -f compose.yaml down -t 0) >/dev/null 2>&1
+    fi
+    timeout 60 podman rm -a -f -t 0 >/dev/null 2>&1
+    timeout 120 podman system reset --force >/dev/null 2>&1
+  fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+# conmon writes a file named "oom" into its working directory when a container meets
+# its memory limit: keep it in ours.
+cd "$WORK" || exit 1
 
 pm() { timeout 120 podman "$@"; }
 
@@ -169,25 +172,24 @@ run_container() {  # run_container NAME PODMAN-RUN-ARGS...: false (and FAIL) if 
 # --- the image -----------------------------------------------------------------
 
 note "base image $BASE_NAME ($SUITE from the host's apt sources)"
-# What the base image is made of; a change to any of it makes a new one.
-RECIPE="mmdebstrap --variant=minbase --include=python3,python3-venv,python-is-python3,ca-certificates $SUITE"
-KEY=$({ echo "$RECIPE"; cat "$SOURCES"; cat /usr/local/share/ca-certificates/* 2>/dev/null; } \
+# The host's extra CA certificates go in (outgoing TLS may be intercepted by one), and
+# pip is pointed at the system bundle, which holds them.
+# shellcheck disable=SC2054  # the commas separate packages
+BASE_ARGS=(--format=tar --variant=minbase --include=python3,python3-venv,python-is-python3,ca-certificates)
+[ -d /usr/local/share/ca-certificates ] && \
+  BASE_ARGS+=(--customize-hook='copy-in /usr/local/share/ca-certificates /usr/local/share')
+# shellcheck disable=SC2016  # $1 is mmdebstrap's: the new system's directory
+BASE_ARGS+=(--customize-hook='chroot "$1" update-ca-certificates'
+            --customize-hook='printf "[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n" >"$1/etc/pip.conf"')
+# The cache key: what the base image is made of, so a change to any of it makes a new one.
+KEY=$({ echo "${BASE_ARGS[*]} $SUITE"; cat "$SOURCES"; cat /usr/local/share/ca-certificates/* 2>/dev/null; } \
   | sha256sum | cut -c1-16)
 BASE_TAR=$CACHE/base-$SUITE-$KEY.tar
 mkdir -p "$CACHE"
 started=$(now_ms)
 if [ ! -s "$BASE_TAR" ]; then
-  # The host's extra CA certificates go in (outgoing TLS may be intercepted by one), and
-  # pip is pointed at the system bundle, which holds them.
-  hooks=()
-  [ -d /usr/local/share/ca-certificates ] && \
-    hooks+=(--customize-hook='copy-in /usr/local/share/ca-certificates /usr/local/share')
-  # shellcheck disable=SC2016  # $1 is mmdebstrap's, the chroot's path
-  rm -rf "$BASE_TAR.part"
-  if ! mmdebstrap --format=tar --variant=minbase --include=python3,python3-venv,python-is-python3,ca-certificates \
-      "${hooks[@]}" --customize-hook='chroot "$1" update-ca-certificates' \
-      --customize-hook='printf "[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n" >"$1/etc/pip.conf"' \
-      "$SUITE" "$BASE_TAR.part" "$SOURCES" >"$WORK/mmdebstrap.log" 2>&1; then
+  rm -f "$CACHE"/base-*.tar "$CACHE"/base-*.tar.part  # older recipes'
+  if ! mmdebstrap "${BASE_ARGS[@]}" "$SUITE" "$BASE_TAR.part" "$SOURCES" >"$WORK/mmdebstrap.log" 2>&1; then
     fail "base image: mmdebstrap failed: $(tail -n 3 "$WORK/mmdebstrap.log" | tr '\n' ' ')"
     exit 1
   fi
