@@ -197,6 +197,19 @@ def test_compose_waits_longer_than_the_watchdog_grace_before_killing() -> None:
     assert seconds(service["stop_grace_period"]) > grace
 
 
+def test_the_pod_is_valid_against_the_kubernetes_schemas() -> None:
+    kubernetes_validate = pytest.importorskip(
+        "kubernetes_validate", reason="kubernetes-validate (test extras) holds the Kubernetes schemas"
+    )
+    version = kubernetes_validate.latest_version()
+    # strict: a misspelt field (terminationGracePeriodSecond) is an error, not ignored
+    kubernetes_validate.validate(load_yaml(POD), version, strict=True)
+    misspelt = load_yaml(POD)
+    misspelt["spec"]["terminationGracePeriodSecond"] = misspelt["spec"].pop("terminationGracePeriodSeconds")
+    with pytest.raises(kubernetes_validate.ValidationError, match="terminationGracePeriodSecond"):
+        kubernetes_validate.validate(misspelt, version, strict=True)
+
+
 def test_the_pod_runs_the_image_with_the_default_commands_as_arguments() -> None:
     pod = load_yaml(POD)
     assert (pod["apiVersion"], pod["kind"]) == ("v1", "Pod")
