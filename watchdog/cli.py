@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 
 import click
 
-from watchdog import __version__
+from watchdog import __version__, ordering
 from watchdog.config import Config
 from watchdog.configfile import (
     ConfigFile,
@@ -47,8 +47,9 @@ Example:
 Exit status: 0 after a clean stop (or --once/--check with every rule
 running), 1 when --once/--check finds a rule not running, 2 on a usage
 error, 3 after giving up on a rule with --on-give-up exit, 4 when services
-had to be killed after the --grace period, 70 after an internal error (the
-services were stopped first).
+had to be killed after the --grace period, 5 when an --init task failed, an
+--essential service's own status when it ends (6 when that cannot be known),
+70 after an internal error (the services were stopped first).
 """
 
 
@@ -110,6 +111,7 @@ def core_options(strategies: Sequence[str], default_strategy: str) -> list[click
             ["--stop-signal"], multiple=True, metavar="NAME=SIGNAL",
             help="Signal that stops rule NAME (default TERM), e.g. nginx=QUIT.",
         ),
+        *ordering.options(),
         click.Option(
             ["--no-pidfd"], is_flag=True,
             help="Do not use pidfds: adopted processes' exits are seen at each --interval.",
@@ -194,6 +196,7 @@ def make_cli(pm: PluginManager, config_file: ConfigFile | None = None) -> click.
         try:
             for rule, text in config.per_rule("--stop-signal", options["stop_signal"]):
                 rule.stop_signal = parse_signal(f"--stop-signal {rule.name}", text)
+            ordering.configure(config)
             matchers.configure(config, options["match"])
             pm.hook.watchdog_configure(config=config)
         except click.UsageError as exc:
@@ -206,6 +209,7 @@ def make_cli(pm: PluginManager, config_file: ConfigFile | None = None) -> click.
         engine = Engine(
             rules, SafeHooks(pm), matchers, interval=interval, grace=options["grace"],
             use_pidfd=use_pidfd, prefix=options["prefix"],
+            init_tasks=ordering.init_tasks(options["init_tasks"], options["shell"]),
         )
         if options["check"]:
             missing = engine.missing_rules()

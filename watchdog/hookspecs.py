@@ -133,6 +133,18 @@ def watchdog_rule_health(rule: Rule, health: str, detail: str) -> None:
 
 
 @hookspec
+def watchdog_rule_ready(rule: Rule, ready: bool) -> None:
+    """``rule`` became ready (True) or is no longer (False): see ``watchdog.readiness``.
+
+    Rules ``--after`` it start once it is ready. A plugin that will report a
+    rule's readiness (``engine.set_ready``) or health (``engine.set_health``)
+    marks the rule in ``watchdog_configure`` with
+    ``rule.settings[watchdog.readiness.READY_REPORTED]`` or ``[HEALTH_CHECKED]``
+    set to True, so that readiness waits for its word instead of the first match.
+    """
+
+
+@hookspec
 def watchdog_process_started(rule: Rule, pid: int) -> None:
     """The engine started ``rule``'s command as process ``pid``."""
 

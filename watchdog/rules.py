@@ -28,6 +28,8 @@ class Rule:
     program: str
     strategy: str = ""
     stop_signal: signal.Signals = signal.SIGTERM
+    after: tuple[str, ...] = ()  # rules that must be ready before this one starts (--after)
+    env: dict[str, str] = field(default_factory=dict)  # added to the environment it starts with
     settings: dict[str, Any] = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=dict)
 
