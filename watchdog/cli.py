@@ -209,7 +209,7 @@ def make_cli(pm: PluginManager, config_file: ConfigFile | None = None) -> click.
         engine = Engine(
             rules, SafeHooks(pm), matchers, interval=interval, grace=options["grace"],
             use_pidfd=use_pidfd, prefix=options["prefix"],
-            init_tasks=ordering.init_tasks(options["init_tasks"], options["shell"]),
+            init_tasks=ordering.init_tasks(options["init"], options["shell"]),
         )
         if options["check"]:
             missing = engine.missing_rules()

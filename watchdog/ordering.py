@@ -28,7 +28,7 @@ def options() -> list[click.Option]:
             help="Start rule NAME only once each OTHER is ready; stop it before them.",
         ),
         click.Option(
-            ["--init", "init_tasks"], multiple=True, metavar="COMMAND",
+            ["--init"], multiple=True, metavar="COMMAND",
             help="A task to run to completion before any service starts (repeatable, in order).",
         ),
     ]
