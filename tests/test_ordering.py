@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from datetime import datetime
@@ -269,7 +270,6 @@ def test_notify_pings_then_silence_make_the_rule_unhealthy_and_restart_it(tmp_pa
 
 
 def test_notify_drops_foreign_malformed_and_oversized_datagrams(tmp_path: Path, watchdog: Start) -> None:
-    import socket
     quiet = notifier(tmp_path, "ord-quiet", "--ready-after", "1000",
                      "--send", "garbage\\x00\\xff", "--send", "A" * 5000)
     wd = watchdog(quiet, "--notify", "ord-quiet", "-v")
@@ -277,8 +277,8 @@ def test_notify_drops_foreign_malformed_and_oversized_datagrams(tmp_path: Path, 
     path = next(word.partition("=")[2] for word in log.split() if word.startswith("NOTIFY_SOCKET="))
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.sendto(b"READY=1", path)  # the test is not the service's process
-    wd.wait_log("dropped a datagram from pid %d: the sender is not one of the rule's processes"
-                % os.getpid(), 20)
+    wd.wait_log(f"dropped a datagram from pid {os.getpid()}: the sender is not one of the rule's "
+                "processes", 20)
     log = wd.log()
     assert "not KEY=VALUE lines" in log
     assert "oversized" in log
