@@ -453,7 +453,10 @@ class Engine:
             status.since = time.time()
 
     def _settled(self) -> bool:
-        return all(status.state != STARTING for status in self.status.values())
+        """Nothing is starting, and no waiting rule may start now (``--once``)."""
+        return all(status.state != STARTING
+                   and not (status.state == WAITING and all(self.status[n].ready for n in rule.after))
+                   for rule in self.rules for status in (self.status[rule.name],))
 
     # --- one rule's stop and restart --------------------------------------------
 
