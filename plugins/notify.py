@@ -72,6 +72,7 @@ class Channel:
     path: str
     watchdog_sec: float | None = None
     ping_timer: Timer | None = None
+    last_ping: float = 0.0
     pending: list[Pending] = field(default_factory=list)
 
 
@@ -223,13 +224,23 @@ class Notify:
         self.disarm(rule)
 
     def arm(self, channel: Channel) -> None:
-        if channel.ping_timer is not None:
-            channel.ping_timer.cancel()
-            channel.ping_timer = None
-        if channel.watchdog_sec is not None and self.engine is not None:
-            channel.ping_timer = self.engine.call_later(
-                channel.watchdog_sec, lambda: self.missed(channel, f"no WATCHDOG=1 ping for "
-                                                                   f"{channel.watchdog_sec:g} s"))
+        """Count a ping now; one timer per rule, moved on when it fires early (pings may be many)."""
+        if channel.watchdog_sec is None or self.engine is None:
+            return
+        channel.last_ping = self.engine.clock()
+        if channel.ping_timer is None:
+            channel.ping_timer = self.engine.call_at(channel.last_ping + channel.watchdog_sec,
+                                                     partial(self.ping_due, channel))
+
+    def ping_due(self, channel: Channel) -> None:
+        channel.ping_timer = None
+        if channel.watchdog_sec is None or self.engine is None:
+            return
+        due = channel.last_ping + channel.watchdog_sec
+        if self.engine.clock() < due:
+            channel.ping_timer = self.engine.call_at(due, partial(self.ping_due, channel))
+        else:
+            self.missed(channel, f"no WATCHDOG=1 ping for {channel.watchdog_sec:g} s")
 
     def disarm(self, rule: Rule) -> None:
         channel = self.channels.get(rule.name)
@@ -238,7 +249,7 @@ class Notify:
             channel.ping_timer = None
 
     def missed(self, channel: Channel, detail: str) -> None:
-        channel.ping_timer = None
+        self.disarm(channel.rule)
         engine = self.engine
         if engine is None or engine.status[channel.rule.name].state not in (RUNNING, STARTING):
             return
@@ -324,6 +335,7 @@ class Notify:
         if "WATCHDOG_USEC" in fields and fields["WATCHDOG_USEC"].isdigit() \
                 and int(fields["WATCHDOG_USEC"]) > 0:
             channel.watchdog_sec = int(fields["WATCHDOG_USEC"]) / 1_000_000
+            self.disarm(rule)  # the new limit counts from now
             self.arm(channel)
         if fields.get("WATCHDOG") == "1" and channel.watchdog_sec is not None:
             self.arm(channel)

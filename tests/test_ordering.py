@@ -298,3 +298,21 @@ def test_mainpid_makes_the_named_process_the_rules(tmp_path: Path, watchdog: Sta
     os.kill(main, signal.SIGKILL)
     wd.wait_log("svc: started", 10)
     wait_for(lambda: wd.log().count("svc: started") == 2, 10, "a second start")
+
+
+def test_a_restart_for_missed_pings_does_not_end_an_essential_service(tmp_path: Path,
+                                                                      watchdog: Start) -> None:
+    pinger = notifier(tmp_path, "ord-ess-ping", "--ping-every", "0.2", "--pings", "3")
+    wd = watchdog(pinger, "--notify", "ord-ess-ping", "--watchdog-sec", "ord-ess-ping=1",
+                  "--essential", "ord-ess-ping")
+    wd.wait_log("ord-ess-ping: unhealthy (no WATCHDOG=1 ping for 1 s)", 20)
+    wait_for(lambda: wd.log().count("ord-ess-ping: started") == 2, 20, "a second start")
+    assert wd.proc.poll() is None
+    assert "essential service ended" not in wd.log()
+
+
+def test_watchdog_trigger_restarts_the_service_at_once(tmp_path: Path, watchdog: Start) -> None:
+    trigger = notifier(tmp_path, "ord-trigger", "--ready-after", "0.5", "--send", "WATCHDOG=trigger")
+    wd = watchdog(trigger, "--notify", "ord-trigger")
+    wd.wait_log("ord-trigger: restarting (the service asked for its restart (WATCHDOG=trigger))", 20)
+    wait_for(lambda: wd.log().count("ord-trigger: started") >= 2, 20, "a second start")

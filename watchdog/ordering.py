@@ -59,7 +59,10 @@ def init_tasks(commands: Sequence[str], shell: bool) -> list[Rule]:
     run, and fails the start-up like a task that exits non-zero."""
     tasks = []
     for command in commands:
-        words = split_command(command)
+        try:
+            words = split_command(command)
+        except click.UsageError as exc:
+            raise click.UsageError(f"--init: {exc.message}") from None
         argv = ("/bin/sh", "-c", command) if shell else tuple(words)
         tasks.append(Rule(name="init", command=command, argv=argv, program=words[0]))
     return tasks
