@@ -28,13 +28,11 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import struct
 import tempfile
 from dataclasses import dataclass, field
 from functools import partial
 
 import click
-import psutil
 
 from watchdog import hookimpl
 from watchdog.api import EngineAPI
@@ -43,17 +41,14 @@ from watchdog.logs import logger
 from watchdog.params import Seconds
 from watchdog.readiness import READY_REPORTED
 from watchdog.rules import Rule
+from watchdog.sdnotify import MAX_DATAGRAM, bind, descends, parse, printable, receive
 from watchdog.state import HEALTHY, RUNNING, STARTING, UNHEALTHY
 from watchdog.timers import Timer
 
-MAX_DATAGRAM = 4096  # systemd's limit too; a larger one is dropped
-UCRED = struct.Struct("iII")  # pid, uid, gid
 MAX_PER_WAKE = 64  # datagrams read per wake-up, so a flood cannot hold the loop
 PENDING_MAX = 8  # unverified datagrams kept per rule
 PENDING_FOR = 5.0  # seconds an unverified datagram waits for its sender to be the rule's
 RECHECK = 0.2  # how soon to look again while some are pending
-MAX_STATUS = 200  # characters of STATUS= kept
-MAX_ANCESTRY = 64  # parents walked up from a sender before calling it foreign
 
 
 @dataclass
@@ -74,63 +69,6 @@ class Channel:
     ping_timer: Timer | None = None
     last_ping: float = 0.0
     pending: list[Pending] = field(default_factory=list)
-
-
-def sender_pid(ancillary: list[tuple[int, int, bytes]]) -> int | None:
-    """The pid in SCM_CREDENTIALS; any passed file descriptors are closed (we keep none)."""
-    pid = None
-    for level, kind, data in ancillary:
-        if level != socket.SOL_SOCKET:
-            continue
-        if kind == socket.SCM_CREDENTIALS and len(data) >= UCRED.size:
-            pid = UCRED.unpack_from(data)[0]
-        elif kind == socket.SCM_RIGHTS:
-            for (fd,) in struct.iter_unpack("i", data[: len(data) - len(data) % 4]):
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-    return pid
-
-
-def parse(data: bytes) -> dict[str, str] | None:
-    """``KEY=VALUE`` lines, or None when the datagram is not such text."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    fields = {}
-    for line in text.split("\n"):
-        if not line:
-            continue
-        key, sep, value = line.partition("=")
-        if not sep or not key or not key.replace("_", "").isalnum() or not key.isupper():
-            return None
-        fields[key] = value
-    return fields or None
-
-
-def parent_of(pid: int) -> int | None:
-    try:
-        return psutil.Process(pid).ppid()
-    except psutil.Error:
-        return None
-
-
-def descends(pid: int, roots: set[int]) -> bool:
-    """Whether ``pid`` is one of ``roots`` or a descendant of one."""
-    current: int | None = pid
-    for _ in range(MAX_ANCESTRY):
-        if current is None or current <= 1:
-            return False
-        if current in roots:
-            return True
-        current = parent_of(current)
-    return False
-
-
-def printable(text: str) -> str:
-    return "".join(ch if ch.isprintable() else " " for ch in text)[:MAX_STATUS]
 
 
 class Notify:
@@ -183,11 +121,7 @@ class Notify:
         os.chmod(self.directory, 0o711)  # a service that dropped root must reach its socket
         for index, rule in enumerate(self.rules):
             path = os.path.join(self.directory, f"{index}.sock")
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK
-                                 | socket.SOCK_CLOEXEC)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-            sock.bind(path)
-            os.chmod(path, 0o666)  # who may speak is decided by the sender's pid, not the mode
+            sock = bind(path)
             channel = Channel(rule, sock, path, self.watchdog_sec.get(rule.name))
             self.channels[rule.name] = channel
             rule.env["NOTIFY_SOCKET"] = path
@@ -259,27 +193,16 @@ class Notify:
     # --- reading the socket ----------------------------------------------------------
 
     def read(self, channel: Channel) -> None:
-        for _ in range(MAX_PER_WAKE):
-            try:
-                data, ancillary, flags, _ = channel.sock.recvmsg(
-                    MAX_DATAGRAM + 1, socket.CMSG_SPACE(UCRED.size))
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                logger.debug("notify: cannot read the socket: %s", exc, extra={"rule": channel.rule.name})
-                return
-            pid = sender_pid(ancillary)
-            if flags & socket.MSG_TRUNC or len(data) > MAX_DATAGRAM:
+        for pid, data in receive(channel.sock, MAX_PER_WAKE):
+            if data is None:
                 self.drop(channel, pid, f"oversized (over {MAX_DATAGRAM} bytes)")
                 continue
             fields = parse(data)
             if fields is None:
                 self.drop(channel, pid, f"not KEY=VALUE lines: {data[:40]!r}")
-                continue
-            if pid is None:
+            elif pid is None:
                 self.drop(channel, pid, "no sender credentials")
-                continue
-            if self.speaks_for(channel, pid):
+            elif self.speaks_for(channel, pid):
                 self.apply(channel, pid, fields)
             elif len(channel.pending) < PENDING_MAX and self.engine is not None:
                 # A daemon that has just forked is not matched yet: look again after a check.

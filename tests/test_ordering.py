@@ -316,3 +316,27 @@ def test_watchdog_trigger_restarts_the_service_at_once(tmp_path: Path, watchdog:
     wd = watchdog(trigger, "--notify", "ord-trigger")
     wd.wait_log("ord-trigger: restarting (the service asked for its restart (WATCHDOG=trigger))", 20)
     wait_for(lambda: wd.log().count("ord-trigger: started") >= 2, 20, "a second start")
+
+
+def test_the_config_file_names_essential_services_and_watchdog_limits(tmp_path: Path,
+                                                                      watchdog: Start) -> None:
+    pinger = notifier(tmp_path, "ord-cf-ping", "--ping-every", "0.2", "--pings", "3")
+    app = program(tmp_path, "ord-cf-app")
+    config = tmp_path / "watchdog.toml"
+    config.write_text(f"""
+notify = ["pinger"]
+essential = ["app"]
+
+[rules.pinger]
+command = "{pinger}"
+watchdog-sec = 1
+
+[rules.app]
+command = "{app} 1000"
+""")
+    wd = watchdog("--config", str(config))
+    wd.wait_log("pinger: unhealthy (no WATCHDOG=1 ping for 1 s)", 20)
+    [app_pid] = wait_for(lambda: pids("ord-cf-app"), 10, "the app")
+    os.kill(app_pid, signal.SIGTERM)
+    assert wd.proc.wait(20) == 128 + signal.SIGTERM
+    assert not pids("ord-cf-ping")
