@@ -182,7 +182,7 @@ def test_an_essential_service_killed_ends_the_watchdog_with_its_status(tmp_path:
     app = program(tmp_path, "ord-app")
     sidecar = service(tmp_path, "ord-sidecar", "--record", str(record))
     wd = watchdog(f"{app} 1000", str(sidecar), "--essential", "ord-app")
-    wd.wait_log("ord-sidecar: running")
+    wait_for(lambda: record.exists() and "READY" in record.read_text(), 20, "the sidecar's handlers")
     [app_pid] = wait_for(lambda: pids("ord-app"), 10, "the app")
     os.kill(app_pid, signal.SIGKILL)
     assert wd.proc.wait(20) == 128 + signal.SIGKILL
@@ -231,6 +231,8 @@ def test_the_stop_goes_in_reverse_order_of_dependencies(tmp_path: Path, watchdog
     wd = watchdog("--rule", f"db={db}", "--rule", f"web={web}", "--rule", f"front={front}",
                   "--after", "web=db", "--after", "front=web")
     wd.wait_log("front: running", 20)
+    wait_for(lambda: record.exists() and record.read_text().count("READY") == 3, 20,
+             "three services recording signals")
     names = {}
     for name in ("db", "web", "front"):
         [pid] = wait_for(lambda: pids(f"ord-stop-{name}"), 10, name)  # noqa: B023
@@ -247,9 +249,12 @@ def test_a_hung_dependent_gets_its_share_of_the_grace_then_the_rest_stop(tmp_pat
                                                                         watchdog: Start) -> None:
     record = tmp_path / "record"
     db = service(tmp_path, "ord-grace-db", "--record", str(record))
-    web = service(tmp_path, "ord-grace-web", "--ignore-term")
+    web_record = tmp_path / "web.record"
+    web = service(tmp_path, "ord-grace-web", "--ignore-term", "--record", str(web_record))
     wd = watchdog("--rule", f"db={db}", "--rule", f"web={web}", "--after", "web=db", "--grace", "2")
-    wd.wait_log("web: running", 20)
+    wait_for(lambda: web_record.exists() and "READY" in web_record.read_text(), 20,
+             "web ignoring SIGTERM")
+    wait_for(lambda: "READY" in record.read_text(), 20, "db recording signals")
     assert wd.stop(signal.SIGTERM) == 4  # web had to be killed
     assert "SIGTERM" in record.read_text()  # db still got its stop signal, not a bare KILL
     log = wd.log()
