@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 from collections.abc import Callable
 from datetime import datetime
@@ -345,3 +346,36 @@ command = "{app} 1000"
     os.kill(app_pid, signal.SIGTERM)
     assert wd.proc.wait(20) == 128 + signal.SIGTERM
     assert not pids("ord-cf-ping")
+
+
+BAD_ORDER_INPUT = [
+    (["--after", "ord-bad=ord-bad"], "--after ord-bad=ord-bad: a rule cannot come after itself"),
+    (["--after", "ord-bad=,"], "--after ord-bad=,: an empty name"),
+    (["--after", "ord-bad"], "--after 'ord-bad': expected NAME=VALUE"),
+    (["--after", "nosuch=ord-bad"], "--after 'nosuch=ord-bad': no rule is named 'nosuch'"),
+    (["--notify", "nosuch"], "--notify nosuch: no rule is named 'nosuch'"),
+    (["--essential", "nosuch"], "--essential nosuch: no rule is named 'nosuch'"),
+    (["--watchdog-sec", "ord-bad=5"], "rule 'ord-bad' needs --notify ord-bad too"),
+    (["--notify", "ord-bad", "--watchdog-sec", "ord-bad=soon"], "'soon' is not a number of seconds"),
+    (["--notify", "ord-bad", "--watchdog-sec", "ord-bad=0"], "is not a finite number of seconds"),
+    (["--init", "'unclosed"], "--init: command \"'unclosed\": no closing quotation"),
+    (["--init", ""], "--init: empty command"),
+]
+
+
+def test_bad_ordering_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    exe = program(tmp_path, "ord-bad")
+    for flags, message in BAD_ORDER_INPUT:
+        run = subprocess.run([sys.executable, "-m", "watchdog", f"{exe} 1000", *flags],
+                             capture_output=True, text=True, timeout=30, cwd=tmp_path)
+        assert run.returncode == 2, (flags, run.stderr)
+        assert message in run.stderr, (flags, run.stderr)
+        assert len(run.stderr.strip().splitlines()) == 1, (flags, run.stderr)
+    assert not pids("ord-bad")
+
+
+def test_init_output_is_labelled_like_a_services_with_prefix(tmp_path: Path, watchdog: Start) -> None:
+    svc = program(tmp_path, "ord-prefixed")
+    wd = watchdog("--prefix", "--init", "echo from the task", f"{svc} 1000")
+    wd.wait_log("ord-prefixed: running", 20)
+    assert "init         | from the task" in wd.log()
