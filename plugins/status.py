@@ -53,6 +53,9 @@ class StatusFile:
                 "state": status.state, "given_up": status.given_up, "pids": list(status.pids),
                 "restarts": status.restarts, "last_exit": status.last_exit, "since": status.since,
                 "reason": status.reason,
+                # readiness (watchdog.readiness) and what the service says of itself
+                "ready": status.ready, "waiting_for": list(status.waiting_for),
+                "message": status.message,
             }
             for rule in engine.rules
             for status in (engine.status[rule.name],)
@@ -184,15 +187,20 @@ def show_status(path: str, as_json: bool) -> int:
 
 
 def format_table(rules: list[dict[str, Any]]) -> str:
-    header = ("NAME", "STATE", "PIDS", "MATCHER", "RESTARTS", "LAST EXIT", "SINCE")
+    header = ("NAME", "STATE", "PIDS", "MATCHER", "RESTARTS", "LAST EXIT", "SINCE", "READY")
     rows = [header]
     for rule in rules:
         state = rule["state"] + (" (gave up)" if rule.get("given_up") else "")
+        if rule.get("waiting_for"):
+            state += f" for {','.join(rule['waiting_for'])}"
+        if rule.get("message"):
+            state += f" ({rule['message']})"
+        ready = "yes" if rule.get("ready") else "no"
         since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(rule["since"]))
         last_exit = "-" if rule["last_exit"] is None else str(rule["last_exit"])
         pids = ",".join(map(str, rule["pids"])) or "-"
         rows.append((rule["name"], state, pids, rule["matcher"], str(rule["restarts"]), last_exit,
-                     since))
+                     since, ready))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
                      for row in rows)

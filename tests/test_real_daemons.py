@@ -146,7 +146,7 @@ def test_stop_ends_processes_that_no_rule_matches_too(watchdog: Start, tmp_path:
     script = tmp_path / "wd-stray-main.sh"
     script.write_text(f"#!/bin/sh\nsetsid -f {helper}\nexec {main}\n")
     script.chmod(0o755)
-    wd = watchdog(f"{script}", "--regex", f"wd-stray-main.sh={main}")
+    wd = watchdog(f"{script}", "--regex", "wd-stray-main.sh=--name wd-stray-main ")
     stray = next(iter(wait_for(lambda: pids("wd-stray-helper"), what="the helper")))
     wait_for(lambda: pids("wd-stray-main"), what="the service")
     wd.wait_log("wd-stray-main.sh: running")

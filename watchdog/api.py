@@ -85,6 +85,20 @@ class EngineAPI(Protocol):
         plugins' choice (``engine.restart`` is the usual one).
         """
 
+    def set_ready(self, rule: Rule, ready: bool = True) -> None:
+        """Say that the rule is ready (``READY=1``), or no longer (``RELOADING=1``).
+
+        Counts for rules whose ``settings[watchdog.readiness.READY_REPORTED]``
+        is True, until their next start; a change is reported to ``watchdog_rule_ready``.
+        """
+
+    def adopt(self, rule: Rule, pid: int) -> bool:
+        """Count process ``pid`` among the rule's own while it lives (the notify ``MAINPID=``).
+
+        It is then watched, found running and signalled on stop like a
+        matched process. False when no such process is there.
+        """
+
     def give_up(self, rule: Rule, reason: str, exit_code: int | None = None) -> None:
         """Stop acting on the rule; with ``exit_code``, stop everything and exit with it."""
 

@@ -30,9 +30,9 @@ class Children:
         try:
             if self.prefixer is not None:
                 stdout, stderr, write_ends = self.prefixer.pipes(rule.name)
-                pid = processes.spawn(rule.argv, stdout, stderr)
+                pid = processes.spawn(rule.argv, stdout, stderr, rule.env)
             else:
-                pid = processes.spawn(rule.argv)
+                pid = processes.spawn(rule.argv, env=rule.env)
         finally:
             for fd in write_ends:  # the child holds them now; EOF comes when it is done
                 os.close(fd)

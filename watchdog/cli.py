@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 
 import click
 
-from watchdog import __version__
+from watchdog import __version__, ordering
 from watchdog.ambiguity import check_distinguishable
 from watchdog.config import Config
 from watchdog.configfile import (
@@ -48,8 +48,9 @@ Example:
 Exit status: 0 after a clean stop (or --once/--check with every rule
 running), 1 when --once/--check finds a rule not running, 2 on a usage
 error, 3 after giving up on a rule with --on-give-up exit, 4 when services
-had to be killed after the --grace period, 70 after an internal error (the
-services were stopped first).
+had to be killed after the --grace period, 5 when an --init task failed, an
+--essential service's own status when it ends (6 when that cannot be known),
+70 after an internal error (the services were stopped first).
 """
 
 
@@ -111,6 +112,7 @@ def core_options(strategies: Sequence[str], default_strategy: str) -> list[click
             ["--stop-signal"], multiple=True, metavar="NAME=SIGNAL",
             help="Signal that stops rule NAME (default TERM), e.g. nginx=QUIT.",
         ),
+        *ordering.options(),
         click.Option(
             ["--forward-signals"], multiple=True, metavar="NAME=SIGNALS",
             help="Which of HUP, USR1, USR2, WINCH the watchdog passes on to rule NAME when it "
@@ -204,6 +206,7 @@ def make_cli(pm: PluginManager, config_file: ConfigFile | None = None) -> click.
                 rule.stop_signal = parse_signal(f"--stop-signal {rule.name}", text)
             for rule, text in config.per_rule("--forward-signals", options["forward_signals"]):
                 rule.forward_signals = parse_forwarded(f"--forward-signals {rule.name}", text)
+            ordering.configure(config)
             matchers.configure(config, options["match"])
             pm.hook.watchdog_configure(config=config)
         except click.UsageError as exc:
@@ -217,6 +220,7 @@ def make_cli(pm: PluginManager, config_file: ConfigFile | None = None) -> click.
         engine = Engine(
             rules, SafeHooks(pm), matchers, interval=interval, grace=options["grace"],
             use_pidfd=use_pidfd, prefix=options["prefix"],
+            init_tasks=ordering.init_tasks(options["init"], options["shell"]),
         )
         if options["check"]:
             missing = engine.missing_rules()

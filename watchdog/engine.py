@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from functools import partial
 from typing import Any, TypeVar
@@ -27,10 +27,23 @@ from watchdog.exits import EXIT_INTERNAL_ERROR, EXIT_KILLED, EXIT_NOT_RUNNING, E
 from watchdog.hooks import call_contained, log_failure
 from watchdog.logs import logger
 from watchdog.matchers import Matchers
+from watchdog.ordering import stop_waves
+from watchdog.readiness import is_ready
 from watchdog.rules import FORWARDABLE_SIGNALS, Rule
 from watchdog.snapshot import CommandLineCache, Proc, Snapshot, take_snapshot
-from watchdog.state import MISSING, RUNNING, STARTING, STOPPED, STOPPING, UNHEALTHY, RuleStatus
+from watchdog.state import (
+    HEALTHY,
+    MISSING,
+    RUNNING,
+    STARTING,
+    STOPPED,
+    STOPPING,
+    UNHEALTHY,
+    WAITING,
+    RuleStatus,
+)
 from watchdog.stopping import RuleStop, Signaller, Targets, top_processes
+from watchdog.tasks import InitTasks
 from watchdog.timers import Timer, Timers
 
 T = TypeVar("T")
@@ -61,6 +74,7 @@ class Engine:
         prefix: bool = False,
         clock: Callable[[], float] = time.monotonic,
         snapshot: Callable[[], Snapshot] | None = None,
+        init_tasks: Sequence[Rule] = (),
     ) -> None:
         self.rules = rules
         self.hooks = hooks
@@ -71,7 +85,8 @@ class Engine:
         self.take_snapshot = snapshot or partial(take_snapshot, cache=CommandLineCache(ttl=interval))
         self.status = {rule.name: RuleStatus() for rule in rules}
         self.waiter = Waiter(use_pidfd)
-        self.children = Children(self.waiter, [rule.name for rule in rules], prefix)
+        self.init_tasks = init_tasks
+        self.children = Children(self.waiter, [rule.name for rule in [*rules, *init_tasks]], prefix)
         self.signaller = Signaller(self.waiter)
         self.timers = Timers()
         self.background = Background(self.waiter.wake)
@@ -114,6 +129,8 @@ class Engine:
         status.starts += 1
         status.started_wall = time.time()
         status.stand_in_noted = False
+        status.ready_reported = status.passed_check = False  # readiness is per start
+        status.message = ""
         status.recheck_after = FIRST_RECHECK
         status.settle_until = 0.0
         self._set_state(rule, STARTING)
@@ -167,12 +184,29 @@ class Engine:
         """Record what a check found; a change is logged and reported to ``watchdog_rule_health``."""
         status = self.status[rule.name]
         status.health_detail = detail
+        if health == HEALTHY and not status.passed_check:
+            status.passed_check = True
+            self._update_ready(rule)
         if status.health == health:
             return
         status.health = health
         log = logger.warning if health == UNHEALTHY else logger.info
         log("%s%s", health, f" ({detail})" if detail else "", extra={"rule": rule.name, "event": "health"})
         self.hooks.watchdog_rule_health(rule=rule, health=health, detail=detail)
+
+    def set_ready(self, rule: Rule, ready: bool = True) -> None:
+        """A plugin's word that ``rule`` is ready (or no longer, as while it reloads)."""
+        self.status[rule.name].ready_reported = ready
+        self._update_ready(rule)
+
+    def adopt(self, rule: Rule, pid: int) -> bool:
+        """Count process ``pid`` as ``rule``'s (watched, signalled) while it lives; False if gone."""
+        proc = self.take_snapshot().get(pid)
+        if proc is None:
+            return False
+        self.status[rule.name].adopted[pid] = proc.start_ticks
+        self._check_soon = True
+        return True
 
     def give_up(self, rule: Rule, reason: str, exit_code: int | None = None) -> None:
         """Stop acting on ``rule``; with ``exit_code``, stop everything and exit with it."""
@@ -228,6 +262,13 @@ class Engine:
 
     def _loop(self, once: bool) -> int:
         self._announce()
+        init_failed = InitTasks(
+            self.init_tasks, self.children, self.waiter, grace=self.grace, clock=self.clock,
+            stop_signals=STOP_SIGNALS, forwarded_signals=FORWARDABLE_SIGNALS,
+        ).run()
+        if init_failed is not None:
+            self.waiter.close()
+            return init_failed
         self.hooks.watchdog_started(engine=self)
         give_up_by = self.clock() + self.interval
         while True:
@@ -305,10 +346,18 @@ class Engine:
     def _match(self, rule: Rule, snapshot: Snapshot) -> list[Proc] | None:
         """The rule's processes; None when its matcher failed (logged)."""
         try:
-            return self.matchers.match(rule, snapshot)
+            procs = self.matchers.match(rule, snapshot)
         except Exception as exc:
             log_failure(f"matcher {rule.strategy}", f"matching rule {rule.name}", exc)
             return None
+        adopted = self.status[rule.name].adopted
+        for pid, start_ticks in list(adopted.items()):  # engine.adopt: while that very process lives
+            proc = snapshot.get(pid)
+            if proc is None or proc.start_ticks != start_ticks:
+                del adopted[pid]
+            elif all(p.pid != pid for p in procs):
+                procs.append(proc)
+        return procs
 
     def _current(self, rule: Rule, snapshot: Snapshot) -> list[Proc] | None:
         """What a stop or a signal reaches: the matches, else the service under another name."""
@@ -364,10 +413,14 @@ class Engine:
                 status.recheck_after = min(self.interval, status.recheck_after * 2)
                 if status.children:  # a command running under another name: look when it may count
                     self.call_at(now + leftovers.CHILD_IS_SERVICE_AFTER)
+            elif self._wait_for_dependencies(rule, status):
+                pass
             else:
                 self._set_state(rule, MISSING)
                 if not status.given_up and not (self._once and status.starts):
                     self.hooks.watchdog_rule_missing(rule=rule, engine=self)
+        for rule in self.rules:
+            self._update_ready(rule)
         self.hooks.watchdog_checked(engine=self)
 
     def _main_process_died(self, rule: Rule, status: RuleStatus, procs: list[Proc],
@@ -416,6 +469,29 @@ class Engine:
             if starter is not None:
                 starter.left_behind[proc.pid] = started
 
+    def _wait_for_dependencies(self, rule: Rule, status: RuleStatus) -> bool:
+        """A rule --after others that are not all ready waits (``WAITING``), unstarted."""
+        waiting_for = tuple(name for name in rule.after if not self.status[name].ready)
+        if waiting_for != status.waiting_for and waiting_for:
+            logger.info("waiting for %s to be ready", ", ".join(waiting_for),
+                        extra={"rule": rule.name, "event": "waiting"})
+        status.waiting_for = waiting_for
+        if waiting_for:
+            self._set_state(rule, WAITING)
+        return bool(waiting_for)
+
+    def _update_ready(self, rule: Rule) -> None:
+        """Recompute ``rule``'s readiness; a change is logged, reported, and wakes its dependents."""
+        status = self.status[rule.name]
+        ready = is_ready(rule, status)
+        if ready == status.ready:
+            return
+        status.ready = ready
+        if ready:
+            logger.info("ready", extra={"rule": rule.name, "event": "ready"})
+        self.hooks.watchdog_rule_ready(rule=rule, ready=ready)
+        self._check_soon = True
+
     def _watching_for_death(self, rule: Rule) -> bool:
         return self.status[rule.name].state in (RUNNING, STARTING)
 
@@ -443,7 +519,10 @@ class Engine:
             status.since = time.time()
 
     def _settled(self) -> bool:
-        return all(status.state != STARTING for status in self.status.values())
+        """Nothing is starting, and no waiting rule may start now (``--once``)."""
+        return all(status.state != STARTING
+                   and not (status.state == WAITING and all(self.status[n].ready for n in rule.after))
+                   for rule in self.rules for status in (self.status[rule.name],))
 
     # --- one rule's stop and restart --------------------------------------------
 
@@ -508,51 +587,74 @@ class Engine:
     def _stop(self, reason: str) -> int:
         """Stop signal to every service, then to every other process of ours; KILL at the grace.
 
-        "Every other process": our descendants that no rule matched (a copy a
-        misconfigured rule started, a daemon of another name). As PID 1 that is
-        everything in the container, which the kernel would otherwise SIGKILL
-        when we exit; as a subreaper, what our services left behind.
+        With ``--after`` dependencies the services stop in waves, dependents
+        first: a wave is signalled once the waves before it have ended, and
+        gets an equal share of what is left of the grace (SIGKILL for its
+        leftovers at the end of its share), so the whole stop stays within it.
+
+        Then every other process of ours: our descendants that no rule matched
+        (a copy a misconfigured rule started, a daemon of another name). As
+        PID 1 that is everything in the container, which the kernel would
+        otherwise SIGKILL when we exit; as a subreaper, what our services left.
         """
         logger.info("stopping every service (%s), grace %ss", reason, self.grace)
         self.hooks.watchdog_stopping(signal_name=reason)
         began = self.clock()
         deadline = began + self.grace
+        waves = stop_waves(self.rules)
+        last_wave = max(waves.values(), default=0)
+        wave = 0
+        wave_deadline = began + self.grace / (last_wave + 1)
+        killed: set[str] = set()
         signalled_groups: set[int] = set()
         signalled_pids: set[int] = set()
+        code = EXIT_OK
         while True:
             self._reap()
             snapshot = self.take_snapshot()
             alive = self._alive(snapshot)
+            now = self.clock()
+            if not alive:
+                if not self._stop_others(snapshot, signalled_pids, now >= deadline):
+                    break
+                if now >= deadline:
+                    code = EXIT_KILLED
+                    break
+                self.waiter.wait(deadline - now)
+                continue
+            while wave < last_wave and not any(waves[rule.name] <= wave and rule.name not in killed
+                                               for rule in alive):
+                wave += 1
+                wave_deadline = now + (deadline - now) / (last_wave - wave + 1)
             for rule, procs in alive.items():
+                if waves[rule.name] > wave:
+                    continue  # a rule after it is still running
                 targets = Targets.of(self.status[rule.name].children, procs)
                 targets.groups -= signalled_groups
                 targets.pids -= signalled_pids
+                if last_wave and (targets.groups or targets.pids):
+                    logger.info("stopping", extra={"rule": rule.name, "event": "stopping"})
                 self.signaller.stop(targets, rule.stop_signal)
                 signalled_groups |= targets.groups
                 signalled_pids |= targets.pids
-            others = [] if alive else leftovers.descendants(snapshot)
-            unsignalled = [proc for proc in others if proc.pid not in signalled_pids]
-            if unsignalled:
-                logger.warning("stopping %d processes that no rule matches: %s", len(unsignalled),
-                               ", ".join(f"{proc.pid} ({proc.name})" for proc in unsignalled),
-                               extra={"event": "stop-unmatched"})
-                self.signaller.stop(Targets(set(), {proc.pid for proc in unsignalled}), signal.SIGTERM)
-                signalled_pids.update(proc.pid for proc in unsignalled)
-            if not alive and not others:
-                code = EXIT_OK
-                break
-            remaining = deadline - self.clock()
-            if remaining <= 0 or self._stop_requested_again():
-                names = [rule.name for rule in alive] + [f"{proc.pid} ({proc.name})" for proc in others]
-                logger.warning("still running after the grace, sending SIGKILL: %s", ", ".join(names))
-                for rule, procs in alive.items():
+            again = self._stop_requested_again()
+            if now >= wave_deadline or again:
+                late = {rule: procs for rule, procs in alive.items()
+                        if wave == last_wave or again or waves[rule.name] <= wave}
+                names = ", ".join(rule.name for rule in late)
+                logger.warning("still running after the grace, sending SIGKILL: %s", names)
+                for rule, procs in late.items():
                     self.signaller.kill(self.status[rule.name].children, procs)
-                self.signaller.kill(set(), others)
                 code = EXIT_KILLED
-                break
-            for proc in [*others, *(proc for procs in alive.values() for proc in procs)]:
-                self.waiter.watch(proc.pid)
-            self.waiter.wait(remaining)
+                if len(late) == len(alive):
+                    self._stop_others(self.take_snapshot(), signalled_pids, kill=True)
+                    break
+                killed |= {rule.name for rule in late}
+                continue
+            for procs in alive.values():
+                for proc in procs:
+                    self.waiter.watch(proc.pid)
+            self.waiter.wait(wave_deadline - now)
         self._finish_reaping()
         self.children.drain_output()
         logger.info("stopped in %.2fs", self.clock() - began)
@@ -561,6 +663,25 @@ class Engine:
         self.hooks.watchdog_stopped(exit_code=code)
         self.waiter.close()
         return code
+
+    def _stop_others(self, snapshot: Snapshot, signalled: set[int], kill: bool) -> bool:
+        """SIGTERM (or with ``kill``, SIGKILL) to our descendants no rule matched; False if none."""
+        others = leftovers.descendants(snapshot)
+        if kill and others:
+            logger.warning("still running after the grace, sending SIGKILL: %s",
+                           ", ".join(f"{proc.pid} ({proc.name})" for proc in others))
+            self.signaller.kill(set(), others)
+            return True
+        unsignalled = [proc for proc in others if proc.pid not in signalled]
+        if unsignalled:
+            logger.warning("stopping %d processes that no rule matches: %s", len(unsignalled),
+                           ", ".join(f"{proc.pid} ({proc.name})" for proc in unsignalled),
+                           extra={"event": "stop-unmatched"})
+            self.signaller.stop(Targets(set(), {proc.pid for proc in unsignalled}), signal.SIGTERM)
+            signalled.update(proc.pid for proc in unsignalled)
+        for proc in others:
+            self.waiter.watch(proc.pid)
+        return bool(others)
 
     def _stop_requested_again(self) -> bool:
         return any(sig in (signal.SIGTERM, signal.SIGINT) for sig in self.waiter.take_signals())

@@ -105,7 +105,8 @@ def watchdog_rule_missing(rule: Rule, engine: EngineAPI) -> None:
 
     Called at every check while that lasts, so an action can wait (backoff)
     and act later: ask for a later check with ``engine.call_at``. Start the
-    command with ``engine.start(rule)``. Not called for a stopped rule.
+    command with ``engine.start(rule)``. Not called for a stopped rule, nor for
+    one waiting for rules it comes ``--after`` (state ``waiting``).
     """
 
 
@@ -130,6 +131,18 @@ def watchdog_rule_restarted(rule: Rule, reason: str) -> None:
 @hookspec
 def watchdog_rule_health(rule: Rule, health: str, detail: str) -> None:
     """``rule``'s health changed (``engine.set_health``): ``"healthy"``, ``"unhealthy"`` or ``"unknown"``."""
+
+
+@hookspec
+def watchdog_rule_ready(rule: Rule, ready: bool) -> None:
+    """``rule`` became ready (True) or is no longer (False): see ``watchdog.readiness``.
+
+    Rules ``--after`` it start once it is ready. A plugin that will report a
+    rule's readiness (``engine.set_ready``) or health (``engine.set_health``)
+    marks the rule in ``watchdog_configure`` with
+    ``rule.settings[watchdog.readiness.READY_REPORTED]`` or ``[HEALTH_CHECKED]``
+    set to True, so that readiness waits for its word instead of the first match.
+    """
 
 
 @hookspec

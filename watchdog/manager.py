@@ -27,6 +27,8 @@ BUILTIN_PLUGINS = {
     "respawn": "watchdog.plugins.respawn:Respawn",
     "log": "watchdog.plugins.log",
     "status": "watchdog.plugins.status:Status",
+    "essential": "watchdog.plugins.essential",
+    "notify": "watchdog.plugins.notify:Notify",
 }
 AUTOLOAD_OFF_VARIABLE = "WATCHDOG_DISABLE_PLUGIN_AUTOLOAD"
 

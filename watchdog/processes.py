@@ -5,15 +5,18 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 PR_SET_CHILD_SUBREAPER = 36
 # Python ignores these; a child must start with the defaults, as after a shell.
 SIGNALS_TO_RESET = (signal.SIGPIPE, signal.SIGXFSZ)
 
 
-def spawn(argv: Sequence[str], stdout: int | None = None, stderr: int | None = None) -> int:
+def spawn(argv: Sequence[str], stdout: int | None = None, stderr: int | None = None,
+          env: Mapping[str, str] | None = None) -> int:
     """Start ``argv`` in a session of its own, stdin from /dev/null; return its pid.
+
+    Its environment is ours, with ``env`` added over it.
 
     A new session keeps the terminal's Ctrl-C away from services (the watchdog
     stops them in order instead) and makes the child's process group easy to
@@ -27,7 +30,7 @@ def spawn(argv: Sequence[str], stdout: int | None = None, stderr: int | None = N
     if stderr is not None:
         actions.append((os.POSIX_SPAWN_DUP2, stderr, 2))
     return os.posix_spawnp(
-        argv[0], list(argv), os.environ, file_actions=actions, setsid=True,
+        argv[0], list(argv), {**os.environ, **env} if env else os.environ, file_actions=actions, setsid=True,
         setsigdef=SIGNALS_TO_RESET,
     )
 

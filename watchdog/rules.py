@@ -34,6 +34,8 @@ class Rule:
     strategy: str = ""
     stop_signal: signal.Signals = signal.SIGTERM
     forward_signals: frozenset[signal.Signals] = frozenset(FORWARDABLE_SIGNALS)
+    after: tuple[str, ...] = ()  # rules that must be ready before this one starts (--after)
+    env: dict[str, str] = field(default_factory=dict)  # added to the environment it starts with
     settings: dict[str, Any] = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=dict)
 

@@ -15,7 +15,8 @@ RUNNING = "running"  # its matcher finds its processes
 MISSING = "missing"  # nothing matches and nothing is starting: actions start it
 STOPPING = "stopping"  # stop signal sent; KILL at the grace (engine.stop, engine.restart)
 STOPPED = "stopped"  # stopped on request; stays down until engine.start
-STATES = (STARTING, RUNNING, MISSING, STOPPING, STOPPED)
+WAITING = "waiting"  # not started: a rule it comes --after is not ready (``waiting_for``)
+STATES = (STARTING, RUNNING, MISSING, STOPPING, STOPPED, WAITING)
 
 # Health, as checks report it (engine.set_health); a rule without checks stays unknown.
 UNKNOWN = "unknown"
@@ -44,3 +45,10 @@ class RuleStatus:
     started_wall: float = 0.0  # time.time() of the last start
     recheck_after: float = 0.0  # while starting: doubles from FIRST_RECHECK up to the interval
     settle_until: float = 0.0  # a starter exited 0: "starting" until then, unless it matches
+    # Readiness (watchdog.readiness): whether rules --after this one may start.
+    ready: bool = False
+    waiting_for: tuple[str, ...] = ()  # while WAITING: the rules it waits for
+    ready_reported: bool = False  # a plugin said so (engine.set_ready), since the last start
+    passed_check: bool = False  # health was healthy at least once since the last start
+    message: str = ""  # what the service says of itself (the notify protocol's STATUS=)
+    adopted: dict[int, int] = field(default_factory=dict)  # engine.adopt: pid -> its start ticks
