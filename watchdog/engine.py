@@ -81,6 +81,8 @@ class Engine:
         self._once = False
         self._check_soon = False
         self._last_check = clock()
+        self._removing: dict[str, Rule] = {}  # by name: stopping, to be dropped (remove_rule)
+        self._replacing: dict[str, Rule] = {}  # by name: added once the removed one is gone
 
     # --- the interface plugins use (watchdog.api.EngineAPI) --------------------
 
@@ -159,6 +161,13 @@ class Engine:
     def remove_reader(self, fd: int) -> None:
         self.waiter.remove_reader(fd)
 
+    def add_writer(self, fd: int, on_writable: Callable[[], None]) -> None:
+        """Call ``on_writable()`` on the loop whenever ``fd`` can be written (not while it is a reader)."""
+        self.waiter.add_writer(fd, partial(call_contained, on_writable))
+
+    def remove_writer(self, fd: int) -> None:
+        self.waiter.remove_reader(fd)
+
     def set_health(self, rule: Rule, health: str, detail: str = "") -> None:
         """Record what a check found; a change is logged and reported to ``watchdog_rule_health``."""
         status = self.status[rule.name]
@@ -187,6 +196,48 @@ class Engine:
         except Exception as exc:
             log_failure(f"matcher {rule.strategy}", "describe", exc)
             return f"a match for {rule.name!r}"
+
+    # --- rules added and removed while running (reload) --------------------------
+
+    def add_rule(self, rule: Rule) -> None:
+        """Keep ``rule`` alive from the next check on; if its name is being removed, once that is done."""
+        if rule.name in self._removing:
+            self._replacing[rule.name] = rule
+            return
+        if rule.name in self.status:
+            raise ValueError(f"a rule named {rule.name!r} exists already")
+        self.rules.append(rule)
+        self.status[rule.name] = RuleStatus()
+        logger.info("added %r", rule.command, extra={"rule": rule.name, "event": "added"})
+        self.hooks.watchdog_rule_added(rule=rule, engine=self)
+        self._check_soon = True
+
+    def remove_rule(self, rule: Rule, reason: str = "removed") -> None:
+        """Stop ``rule`` like ``stop``, then forget it (``watchdog_rule_removed``)."""
+        self._replacing.pop(rule.name, None)
+        if rule.name in self._removing or self.status.get(rule.name) is None:
+            return
+        self._removing[rule.name] = rule
+        status = self.status[rule.name]
+        if status.stop is not None:
+            status.stop.restart = False
+            status.stop.reason = reason
+        elif status.state == STOPPED:
+            self._drop(rule, reason)
+        else:
+            self._begin_stop(rule, reason, restart=False)
+
+    def _drop(self, rule: Rule, reason: str) -> None:
+        del self._removing[rule.name]
+        status = self.status.pop(rule.name)
+        self.rules.remove(rule)
+        for pid in status.pids:
+            self.waiter.unwatch(pid)
+        logger.info("removed (%s)", reason, extra={"rule": rule.name, "event": "removed"})
+        self.hooks.watchdog_rule_removed(rule=rule, reason=reason)
+        replacement = self._replacing.pop(rule.name, None)
+        if replacement is not None:
+            self.add_rule(replacement)
 
     # --- modes ----------------------------------------------------------------
 
@@ -285,8 +336,10 @@ class Engine:
     def _reap(self) -> bool:
         reaped = self.children.reap()
         for pid, rule, returncode in reaped:
-            if rule is None:
+            if rule is None or self.status.get(rule.name) is None:
                 continue  # an orphan we adopted as PID 1 or subreaper: nothing to report
+            if rule not in self.rules:
+                continue  # left behind by a rule removed since: not the new rule's
             status = self.status[rule.name]
             status.children.discard(pid)
             status.last_exit = returncode
@@ -322,9 +375,11 @@ class Engine:
             # Its death came before this second listing, so its child is in it.
             snapshot = self.take_snapshot()
             matches = self._match_all(snapshot)
-        for rule in self.rules:
-            status = self.status[rule.name]
-            procs = matches[rule.name]
+        for rule in list(self.rules):  # a rule may be removed or added on the way
+            status = self.status.get(rule.name)
+            procs = matches.get(rule.name)
+            if status is None:
+                continue
             if procs is None:  # a broken matcher: keep what was known, change nothing
                 continue
             self._follow(rule, status, procs, snapshot)
@@ -409,6 +464,9 @@ class Engine:
                         extra={"rule": rule.name, "event": "restarted"})
             self.hooks.watchdog_rule_restarted(rule=rule, reason=stop.reason)
             return True
+        if self._removing.get(rule.name) is rule:
+            self._drop(rule, stop.reason)
+            return False
         self._set_state(rule, STOPPED)
         logger.info("stopped (%s); stays down until started", stop.reason,
                     extra={"rule": rule.name, "event": "stopped"})

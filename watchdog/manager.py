@@ -27,6 +27,7 @@ BUILTIN_PLUGINS = {
     "respawn": "watchdog.plugins.respawn:Respawn",
     "log": "watchdog.plugins.log",
     "status": "watchdog.plugins.status:Status",
+    "control": "watchdog.plugins.control:Control",
 }
 AUTOLOAD_OFF_VARIABLE = "WATCHDOG_DISABLE_PLUGIN_AUTOLOAD"
 
