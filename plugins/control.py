@@ -157,6 +157,8 @@ class Control:
         if not isinstance(body, dict) or not isinstance(body.get("rules"), list):
             raise HTTPError(400, 'expected a body like {"rules": ["NAME", ...]}')
         names = self.names(body["rules"])
+        logger.info("%s %s at the request of uid %d (pid %d)", verb, ", ".join(names), request.peer.uid,
+                    request.peer.pid, extra={"event": "control"})
         by_name = {rule.name: rule for rule in engine.rules}
         results = []
         for name in names:

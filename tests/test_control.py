@@ -396,3 +396,14 @@ def test_as_pid_1_restart_stop_and_start_a_daemon_leave_no_zombie(tmp_path: Path
         assert not sock.exists()  # removed at exit
     finally:
         box.close()
+
+
+def test_every_watchdogctl_command_and_endpoint_is_in_the_readme() -> None:
+    from watchdog.ctl import cli
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    missing = [name for name in cli.commands if f"`watchdogctl {name}" not in readme]
+    assert missing == []
+    for endpoint in ("GET /v1/status", "POST /v1/start", "POST /v1/stop", "POST /v1/restart",
+                     "POST /v1/signal", "POST /v1/reload", "GET /v1/events"):
+        assert f"`{endpoint}" in readme

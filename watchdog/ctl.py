@@ -378,3 +378,7 @@ def main(args: Sequence[str] | None = None) -> NoReturn:
     cli.main(args, prog_name="watchdogctl")
     sys.exit(0)
 
+
+
+if __name__ == "__main__":
+    main()

@@ -149,6 +149,7 @@ class Connection:
     watching: str = ""  # "r", "w" or "": how the loop watches our fd now
     deadline: Timer | None = None
     on_close: list[Callable[[], None]] = field(default_factory=list)
+    refusal: str | None = None  # why this peer may not be served
 
     def __post_init__(self) -> None:
         self.fd = self.sock.fileno()
@@ -322,12 +323,10 @@ class Server:
                     pass
                 client.close()
                 continue
-            connection = Connection(self, client, peer)
+            # A refused client still sends its request before it gets the 403: an
+            # answer sent before it is done writing would reach it as a broken pipe.
+            connection = Connection(self, client, peer, refusal=self.authorize(peer))
             self.connections.add(connection)
-            refusal = self.authorize(peer)
-            if refusal is not None:
-                connection.begin_answer()
-                connection.fail(HTTPError(403, refusal))
 
     def _pause(self, exc: OSError) -> None:
         """Out of descriptors: a level-triggered reader would fire at once again, so wait a second."""
@@ -343,6 +342,9 @@ class Server:
             self.loop.add_reader(self.sock.fileno(), self._accept)
 
     def dispatch(self, request: Request, connection: Connection) -> None:
+        if connection.refusal is not None:
+            connection.fail(HTTPError(403, connection.refusal))
+            return
         try:
             self.handler(request, connection)
         except HTTPError as exc:
