@@ -236,6 +236,35 @@ def test_reload_starts_new_stops_gone_restarts_changed_and_leaves_the_rest(
     assert wd.log().count("reloaded:") == 1
 
 
+def test_a_changed_rule_runs_again_only_once_the_old_one_is_gone(tmp_path: Path, watchdog: Start) -> None:
+    config = tmp_path / "watchdog.toml"
+    exe = service(tmp_path, "wd-stubborn", "--ignore-term")  # goes only at the SIGKILL after the grace
+    write_config(config, {"wd-stubborn": str(exe)})
+    wd = watchdog("--config", str(config), "--grace", "1")
+    [old] = wait_for(lambda: pids("wd-stubborn"), what="the service")
+    sock = wait_for(lambda: socket_of(wd).exists() and socket_of(wd), what="the control socket")
+    write_config(config, {"wd-stubborn": f"{exe} --exit-code 1"})
+    seen: list[set[int]] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            seen.append(pids("wd-stubborn"))
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        assert ctl(sock, "reload").stdout.strip() == "changed: wd-stubborn"
+        [new] = wait_for(lambda: pids("wd-stubborn") - {old}, 30, "the changed rule's new process")
+    finally:
+        done.set()
+        sampler.join()
+    assert not psutil.pid_exists(old)
+    assert all(len(found) <= 1 for found in seen), [s for s in seen if len(s) > 1][:3]
+    log = wd.log()
+    assert log.index("sending SIGKILL") < log.index("removed (changed by reload)") < log.index("added")
+
+
 def test_reload_applies_a_changed_per_rule_flag_and_reports_options_it_cannot(
     tmp_path: Path, watchdog: Start
 ) -> None:
