@@ -229,6 +229,11 @@ class Control:
             logger.warning("reload refused, nothing changed: %s", message, extra={"event": "reload"})
             connection.respond(422, {"error": message})
             return
+        except Exception as exc:  # a plugin's bug while configuring: still nothing changed
+            message = f"{type(exc).__name__}: {exc}"
+            logger.error("reload failed, nothing changed: %s", message, extra={"event": "reload"})
+            connection.respond(500, {"error": f"reload failed, nothing changed: {message}"})
+            return
         steps = plan(engine.rules, config.rules)
         for rule in steps.removed:
             self.removing.add(rule.name)

@@ -336,10 +336,8 @@ class Engine:
     def _reap(self) -> bool:
         reaped = self.children.reap()
         for pid, rule, returncode in reaped:
-            if rule is None or self.status.get(rule.name) is None:
-                continue  # an orphan we adopted as PID 1 or subreaper: nothing to report
-            if rule not in self.rules:
-                continue  # left behind by a rule removed since: not the new rule's
+            if rule is None or rule not in self.rules:
+                continue  # an orphan we adopted (PID 1, subreaper), or one of a rule removed since
             status = self.status[rule.name]
             status.children.discard(pid)
             status.last_exit = returncode
@@ -458,15 +456,15 @@ class Engine:
             return False
         status.stop = None
         status.settle_until = 0.0
+        if self._removing.get(rule.name) is rule:  # a start asked meanwhile does not keep it
+            self._drop(rule, stop.reason)
+            return False
         if stop.restart:
             self._set_state(rule, MISSING)
             logger.info("stopped, starting again (%s)", stop.reason,
                         extra={"rule": rule.name, "event": "restarted"})
             self.hooks.watchdog_rule_restarted(rule=rule, reason=stop.reason)
             return True
-        if self._removing.get(rule.name) is rule:
-            self._drop(rule, stop.reason)
-            return False
         self._set_state(rule, STOPPED)
         logger.info("stopped (%s); stays down until started", stop.reason,
                     extra={"rule": rule.name, "event": "stopped"})
