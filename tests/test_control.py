@@ -265,6 +265,34 @@ def test_a_changed_rule_runs_again_only_once_the_old_one_is_gone(tmp_path: Path,
     assert log.index("sending SIGKILL") < log.index("removed (changed by reload)") < log.index("added")
 
 
+def test_reload_drops_a_stopped_rule_at_once_and_events_tell_of_it(tmp_path: Path, watchdog: Start) -> None:
+    config = tmp_path / "watchdog.toml"
+    first, second, third = (program(tmp_path, name) for name in ("wd-first", "wd-second", "wd-third"))
+    write_config(config, {"wd-first": f"{first} 1000", "wd-second": f"{second} 1000"})
+    wd = watchdog("--config", str(config))
+    wait_for(lambda: pids("wd-first") and pids("wd-second"), what="both services")
+    sock = wait_for(lambda: socket_of(wd).exists() and socket_of(wd), what="the control socket")
+    assert ctl(sock, "stop", "wd-second", "--wait", "30").returncode == 0
+    follower = subprocess.Popen([sys.executable, "-m", "watchdog.ctl", "--socket", str(sock), "events"],
+                                stdout=subprocess.PIPE, text=True)
+    try:
+        assert follower.stdout is not None
+        current = [json.loads(follower.stdout.readline()) for _ in range(2)]
+        assert {(e["rule"], e["state"]) for e in current} == {("wd-first", "running"),
+                                                              ("wd-second", "stopped")}
+        write_config(config, {"wd-first": f"{first} 1000", "wd-third": f"{third} 1000"})
+        assert ctl(sock, "reload").stdout.splitlines() == ["added: wd-third", "removed: wd-second",
+                                                           "unchanged: wd-first"]
+        told = [json.loads(follower.stdout.readline()) for _ in range(2)]
+        assert [(e["event"], e["rule"]) for e in told] == [("removed", "wd-second"), ("added", "wd-third")]
+        assert told[0]["previous"] == "stopped"
+    finally:
+        follower.send_signal(signal.SIGINT)
+        follower.wait(10)
+    wait_for(lambda: ctl(sock, "wait", "wd-third").returncode == 0, what="wd-third ready")
+    assert "wd-second: removed (removed by reload)" in wd.log()
+
+
 def test_reload_applies_a_changed_per_rule_flag_and_reports_options_it_cannot(
     tmp_path: Path, watchdog: Start
 ) -> None:

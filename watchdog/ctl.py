@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 import click
 
 from watchdog import __version__
+from watchdog.params import Seconds
 
 EXIT_OK = 0
 EXIT_NOT_RUNNING = 1  # status: a rule is not running; wait: timed out; signal: no process got it
@@ -250,7 +251,7 @@ class CtlGroup(click.Group):
               show_envvar=True,
               help="The watchdog's control socket. [default: control.sock beside the status file, "
                    "/run/watchdog/ for root]")
-@click.option("--timeout", "request_timeout", type=float, default=TIMEOUT, show_default=True,
+@click.option("--timeout", "request_timeout", type=Seconds(0.01), default=TIMEOUT, show_default=True,
               metavar="SECONDS", help="How long to wait for an answer.")
 @click.version_option(__version__, prog_name="watchdogctl")
 @click.pass_context
@@ -260,7 +261,7 @@ def cli(ctx: click.Context, socket_path: str | None, request_timeout: float) -> 
 
 
 names_argument = click.argument("names", nargs=-1, required=True, metavar="NAME...")
-wait_option = click.option("--wait", "wait_timeout", type=float, metavar="SECONDS",
+wait_option = click.option("--wait", "wait_timeout", type=Seconds(0.01), metavar="SECONDS",
                            help="Then wait up to SECONDS for the result (ready, or stopped).")
 
 
@@ -365,7 +366,7 @@ def events(client: Client, names: tuple[str, ...]) -> int:
 @names_argument
 @click.option("--state", type=click.Choice(STATES), default="ready", show_default=True,
               help="ready: running and not unhealthy; healthy: running and a check says healthy.")
-@click.option("--timeout", type=float, default=TIMEOUT, show_default=True, metavar="SECONDS",
+@click.option("--timeout", type=Seconds(0.01), default=TIMEOUT, show_default=True, metavar="SECONDS",
               help="Give up after this long (exit 1).")
 @click.pass_obj
 def wait(client: Client, names: tuple[str, ...], state: str, timeout: float) -> int:
