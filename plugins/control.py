@@ -10,7 +10,6 @@ never blocks it.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable
@@ -23,10 +22,11 @@ import click
 from watchdog import __version__, hookimpl
 from watchdog.api import EngineAPI
 from watchdog.config import Config
+from watchdog.feed import Feed, rule_view
 from watchdog.logs import logger
 from watchdog.reload import options_not_applied, plan
 from watchdog.rules import Rule, parse_signal
-from watchdog.state import RUNNING, STARTING, STOPPED, STOPPING, UNHEALTHY
+from watchdog.state import RUNNING, STARTING, STOPPED, STOPPING
 from watchdog.unixhttp import Connection, HTTPError, Peer, Request, Server, listen
 
 from .status import default_status_file
@@ -42,13 +42,8 @@ def default_socket(status_file: str | None) -> str:
     return os.path.join(os.path.dirname(status_file or default_status_file()), SOCKET_NAME)
 
 
-def is_ready(state: str, health: str) -> bool:
-    """Running, and no health check says otherwise."""
-    return state == RUNNING and health != UNHEALTHY
-
-
 class Control:
-    """One run's control socket: its server, its event subscribers, a reload in progress."""
+    """One run's control socket: its server, its events feed, a reload in progress."""
 
     def __init__(self) -> None:
         self.path: str | None = None
@@ -58,8 +53,7 @@ class Control:
         self.server: Server | None = None
         self.inode: tuple[int, int] | None = None
         self.started = time.time()
-        self.seen: dict[str, tuple[str, str, bool]] = {}  # rule -> (state, health, given up)
-        self.subscribers: dict[Connection, set[str]] = {}  # client -> rules it follows (empty: all)
+        self.feed = Feed()
         self.reloading = False
         self.removing: set[str] = set()
 
@@ -87,7 +81,7 @@ class Control:
     @hookimpl
     def watchdog_started(self, engine: EngineAPI) -> None:
         self.engine = engine
-        self.seen = {rule.name: self.key(rule.name) for rule in engine.rules}
+        self.feed.start(engine)
         if self.path is None:
             return
         try:
@@ -147,7 +141,8 @@ class Control:
     def status(self, request: Request, connection: Connection) -> None:
         engine = self.live_engine()
         names = self.names(request.query.get("rule", []), allow_empty=True)
-        rules = [self.describe(rule) for rule in engine.rules if not names or rule.name in names]
+        rules = [rule_view(rule, engine.status[rule.name]) for rule in engine.rules
+                 if not names or rule.name in names]
         connection.respond(200, {"pid": os.getpid(), "started": self.started, "version": __version__,
                                  "rules": rules})
 
@@ -200,14 +195,7 @@ class Control:
         engine = self.live_engine()
         names = self.names(request.query.get("rule", []), allow_empty=True)
         connection.stream()
-        self.subscribers[connection] = set(names)
-        connection.on_close.append(lambda: self.unsubscribe(connection))
-        for rule in engine.rules:  # where every rule stands, then what changes
-            if not names or rule.name in names:
-                connection.send(self.line(rule.name, "current", None))
-
-    def unsubscribe(self, connection: Connection) -> None:
-        self.subscribers.pop(connection, None)
+        self.feed.follow(engine, connection, names)
 
     def reload(self, request: Request, connection: Connection) -> None:
         engine = self.live_engine()
@@ -276,54 +264,11 @@ class Control:
                                  f"(rules: {', '.join(known) or 'none'})", unknown=unknown)
         return list(dict.fromkeys(given))
 
-    def describe(self, rule: Rule) -> dict[str, Any]:
-        assert self.engine is not None
-        status = self.engine.status[rule.name]
-        return {
-            "name": rule.name, "command": rule.command, "matcher": rule.strategy,
-            "state": status.state, "given_up": status.given_up, "pids": list(status.pids),
-            "restarts": status.restarts, "last_exit": status.last_exit, "since": status.since,
-            "reason": status.reason, "health": status.health, "health_detail": status.health_detail,
-            "ready": is_ready(status.state, status.health),
-        }
-
     # --- events ----------------------------------------------------------------------------
 
-    def key(self, name: str) -> tuple[str, str, bool]:
-        assert self.engine is not None
-        status = self.engine.status[name]
-        return (status.state, status.health, status.given_up)
-
-    def line(self, name: str, event: str, previous: str | None) -> bytes:
-        assert self.engine is not None
-        entry: dict[str, Any] = {"time": time.time(), "event": event, "rule": name,
-                                 "previous": previous}
-        if name in self.engine.status:
-            described = self.describe(next(r for r in self.engine.rules if r.name == name))
-            for key in ("state", "health", "ready", "given_up", "pids", "restarts", "last_exit",
-                        "reason"):
-                entry[key] = described[key]
-        else:
-            entry["state"] = None
-        return (json.dumps(entry) + "\n").encode()
-
-    def publish(self, name: str, event: str, previous: str | None) -> None:
-        if not self.subscribers:
-            return
-        data = self.line(name, event, previous)
-        for connection, names in list(self.subscribers.items()):
-            if not names or name in names:
-                connection.send(data)
-
     def emit_changes(self) -> None:
-        if self.engine is None:
-            return
-        for name in self.engine.status:
-            now = self.key(name)
-            before = self.seen.get(name)
-            if before is not None and now != before:
-                self.seen[name] = now
-                self.publish(name, "changed", before[0])
+        if self.engine is not None:
+            self.feed.changes(self.engine)
 
     @hookimpl
     def watchdog_checked(self) -> None:
@@ -354,12 +299,11 @@ class Control:
         self.emit_changes()
 
     @hookimpl
-    def watchdog_rule_added(self, rule: Rule) -> None:
-        self.seen[rule.name] = self.key(rule.name)
-        self.publish(rule.name, "added", None)
+    def watchdog_rule_added(self, rule: Rule, engine: EngineAPI) -> None:
+        self.feed.added(engine, rule)
 
     @hookimpl
     def watchdog_rule_removed(self, rule: Rule) -> None:
-        before = self.seen.pop(rule.name, None)
         self.removing.discard(rule.name)
-        self.publish(rule.name, "removed", before[0] if before else None)
+        if self.engine is not None:
+            self.feed.removed(self.engine, rule)
