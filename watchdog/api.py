@@ -77,6 +77,27 @@ class EngineAPI(Protocol):
     def remove_reader(self, fd: int) -> None:
         """Stop watching ``fd`` (before closing it)."""
 
+    def add_writer(self, fd: int, on_writable: Callable[[], None]) -> None:
+        """Call ``on_writable()`` on the loop whenever ``fd`` can be written (a socket of yours).
+
+        For output that did not fit at once: write what fits, keep the rest,
+        and remove the writer when it is all out. One fd is either a reader
+        or a writer at a time.
+        """
+
+    def remove_writer(self, fd: int) -> None:
+        """Stop watching ``fd`` for writing."""
+
+    def add_rule(self, rule: Rule) -> None:
+        """Keep a new rule alive from the next check on (``watchdog_rule_added``).
+
+        While a rule of the same name is being removed, the new one is added
+        once the old one is gone: a changed rule never runs twice.
+        """
+
+    def remove_rule(self, rule: Rule, reason: str = "removed") -> None:
+        """Stop the rule like ``stop``, then forget it (``watchdog_rule_removed``)."""
+
     def set_health(self, rule: Rule, health: str, detail: str = "") -> None:
         """Record a check's verdict (``watchdog.state.HEALTHY``/``UNHEALTHY``/``UNKNOWN``).
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, NoReturn
 
 import click
@@ -62,6 +63,10 @@ LOG_LEVELS = {-2: logging.ERROR, -1: logging.WARNING, 0: logging.INFO, 1: loggin
 
 class WatchdogCommand(click.Command):
     """A click command whose errors are one line and exit 2, never a traceback."""
+
+    def __init__(self, *args: Any, setup: Setup | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.setup = setup
 
     def main(  # type: ignore[override]
         self, args: Sequence[str] | None = None, prog_name: str | None = None,
@@ -157,32 +162,73 @@ def show_version(ctx: click.Context, param: click.Parameter, value: bool) -> Non
         ctx.exit(0)
 
 
-def make_cli(pm: PluginManager, config_file: ConfigFile | None = None) -> click.Command:
+class Setup:
+    """What start-up builds before the flags are parsed, and how parsed flags become rules.
+
+    Reload builds another one from the same sources (``reread``), so a file
+    is read and checked the same way at start and at every reload.
+    """
+
+    def __init__(self, pm: PluginManager, config_file: ConfigFile | None = None) -> None:
+        # pluggy answers last-registered first: the earliest plugin's matcher (the
+        # built-in basename, unless disabled) comes last and is the default.
+        registered = [m for found in pm.hook.watchdog_matchers() for m in found]
+        if not registered:
+            raise click.UsageError("no matcher is loaded: every matcher plugin is disabled")
+        self.pm = pm
+        self.config_file = config_file
+        self.matchers = Matchers(registered)
+        self.params = core_options(list(self.matchers.by_name), registered[-1].name)
+        self.params.extend(self.matchers.options())
+        for options in pm.hook.watchdog_add_options():
+            self.params.extend(options)
+        for param in self.params:
+            if isinstance(param, click.Option):  # every option can come from WATCHDOG_<OPTION>
+                param.show_envvar = True
+                if param.multiple and type(param.type) is click.types.StringParamType and param.name:
+                    param.type = EnvList(f"{ENVVAR_PREFIX}_{param.name.upper()}", is_per_rule(param))
+        self.file_defaults: dict[str, Any] = {}
+        self.file_rules: list[str] = []
+        if config_file is not None:
+            self.file_defaults = check_options(config_file, self.params)
+            self.file_rules = collect_rules(config_file, self.params)
+
+    def configure(self, options: dict[str, Any], reread: Callable[[], Config] | None = None) -> Config:
+        """Rules from the parsed flags, each given its matcher and its plugins' settings."""
+        config_file = self.config_file
+        rules = make_rules(options["commands"], options["rule"], shell=options["shell"],
+                           from_file=self.file_rules)
+        if config_file is not None:
+            for name, values in config_file.per_rule.items():
+                options[name] = merge_per_rule(options[name], values)
+        config = Config(rules=rules, options=options, reread=reread)
+        try:
+            for rule, text in config.per_rule("--stop-signal", options["stop_signal"]):
+                rule.stop_signal = parse_signal(f"--stop-signal {rule.name}", text)
+            for rule, text in config.per_rule("--forward-signals", options["forward_signals"]):
+                rule.forward_signals = parse_forwarded(f"--forward-signals {rule.name}", text)
+            ordering.configure(config)
+            self.matchers.configure(config, options["match"])
+            self.pm.hook.watchdog_configure(config=config)
+        except click.UsageError as exc:
+            where = locate(config_file, exc.message) if config_file is not None else None
+            if where is None:
+                raise
+            raise click.UsageError(f"{where}: {exc.message}") from None
+        check_distinguishable(rules, self.matchers.describe)
+        return config
+
+
+def make_cli(pm: PluginManager, config_file: ConfigFile | None = None,
+             args: Sequence[str] | None = None) -> WatchdogCommand:
     """The ``watchdog`` command, with the options of every plugin in ``pm``.
 
     With ``config_file``, its values are the options' defaults (so flags and
-    environment variables win) and its rules join the command line's.
+    environment variables win) and its rules join the command line's. With
+    ``args`` (the command line it will be given), plugins can reload it.
     """
-    # pluggy answers last-registered first: the earliest plugin's matcher (the
-    # built-in basename, unless disabled) comes last and is the default.
-    registered = [m for found in pm.hook.watchdog_matchers() for m in found]
-    if not registered:
-        raise click.UsageError("no matcher is loaded: every matcher plugin is disabled")
-    matchers = Matchers(registered)
-    params = core_options(list(matchers.by_name), registered[-1].name)
-    params.extend(matchers.options())
-    for options in pm.hook.watchdog_add_options():
-        params.extend(options)
-    for param in params:
-        if isinstance(param, click.Option):  # every option can come from WATCHDOG_<OPTION>
-            param.show_envvar = True
-            if param.multiple and type(param.type) is click.types.StringParamType and param.name:
-                param.type = EnvList(f"{ENVVAR_PREFIX}_{param.name.upper()}", is_per_rule(param))
-    file_defaults: dict[str, Any] = {}
-    file_rules: list[str] = []
-    if config_file is not None:
-        file_defaults = check_options(config_file, params)
-        file_rules = collect_rules(config_file, params)
+    setup = Setup(pm, config_file)
+    again = None if args is None else partial(reread, list(args))
 
     def run(**options: Any) -> int:
         if options["once"] and options["check"]:
@@ -195,30 +241,12 @@ def make_cli(pm: PluginManager, config_file: ConfigFile | None = None) -> click.
         mode_status = pm.hook.watchdog_main(options=options)
         if mode_status is not None:
             return int(mode_status)
-        rules = make_rules(options["commands"], options["rule"], shell=options["shell"],
-                           from_file=file_rules)
-        if config_file is not None:
-            for name, values in config_file.per_rule.items():
-                options[name] = merge_per_rule(options[name], values)
-        config = Config(rules=rules, options=options)
-        try:
-            for rule, text in config.per_rule("--stop-signal", options["stop_signal"]):
-                rule.stop_signal = parse_signal(f"--stop-signal {rule.name}", text)
-            for rule, text in config.per_rule("--forward-signals", options["forward_signals"]):
-                rule.forward_signals = parse_forwarded(f"--forward-signals {rule.name}", text)
-            ordering.configure(config)
-            matchers.configure(config, options["match"])
-            pm.hook.watchdog_configure(config=config)
-        except click.UsageError as exc:
-            where = locate(config_file, exc.message) if config_file is not None else None
-            if where is None:
-                raise
-            raise click.UsageError(f"{where}: {exc.message}") from None
-        check_distinguishable(rules, matchers.describe)
+        config = setup.configure(options, again)
+        rules = config.rules
         use_pidfd = not options["no_pidfd"] and pidfd_supported()
         interval = options["interval"] or (DEFAULT_INTERVAL if use_pidfd else FALLBACK_INTERVAL)
         engine = Engine(
-            rules, SafeHooks(pm), matchers, interval=interval, grace=options["grace"],
+            rules, SafeHooks(pm), setup.matchers, interval=interval, grace=options["grace"],
             use_pidfd=use_pidfd, prefix=options["prefix"],
             init_tasks=ordering.init_tasks(options["init"], options["shell"]),
         )
@@ -230,11 +258,27 @@ def make_cli(pm: PluginManager, config_file: ConfigFile | None = None) -> click.
         return engine.run(once=options["once"])
 
     return WatchdogCommand(
-        "watchdog", params=params, callback=run, help=HELP,
+        "watchdog", params=setup.params, callback=run, help=HELP, setup=setup,
         context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100,
-                          "auto_envvar_prefix": ENVVAR_PREFIX, "default_map": file_defaults},
+                          "auto_envvar_prefix": ENVVAR_PREFIX, "default_map": setup.file_defaults},
         epilog=f"watchdog {__version__}. Plugins: watchdog --disable NAME, -p MODULE.",
     )
+
+
+def reread(args: Sequence[str]) -> Config:
+    """The Config that ``watchdog ARGS`` gives now: the file read again, fresh plugin objects.
+
+    Nothing runs: plugins are configured, never started. Raises
+    ``click.ClickException`` for anything start-up would have refused.
+    """
+    early = prescan(args)
+    pm = make_plugin_manager(early.plugins, early.disabled)
+    config_file = read_config_file(early.config) if early.config else None
+    command = make_cli(pm, config_file, args)
+    with command.make_context("watchdog", list(args)) as ctx:
+        options = dict(ctx.params)
+    assert command.setup is not None
+    return command.setup.configure(options, partial(reread, list(args)))
 
 
 @dataclass
@@ -278,7 +322,7 @@ def main(args: Sequence[str] | None = None) -> NoReturn:
         early = prescan(args)
         pm = make_plugin_manager(early.plugins, early.disabled)
         config_file = read_config_file(early.config) if early.config else None
-        command = make_cli(pm, config_file)
+        command = make_cli(pm, config_file, args)
     except click.ClickException as exc:
         click.echo(f"watchdog: {one_line(exc.format_message())}", err=True)
         sys.exit(exc.exit_code)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +17,10 @@ class Config:
 
     rules: list[Rule]
     options: Mapping[str, Any]
+    # Reads the watchdog's command line, environment and config file again, the
+    # way start-up did, and returns the Config they give now, configured by a
+    # fresh set of plugin objects (raises click.UsageError): what reload applies.
+    reread: Callable[[], Config] | None = None
 
     def per_rule(self, flag: str, values: Iterable[str], *, repeatable: bool = False
                  ) -> list[tuple[Rule, str]]:

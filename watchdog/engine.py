@@ -95,6 +95,8 @@ class Engine:
         self._once = False
         self._check_soon = False
         self._last_check = clock()
+        self._removing: dict[str, Rule] = {}  # by name: stopping, to be dropped (remove_rule)
+        self._replacing: dict[str, Rule] = {}  # by name: added once the removed one is gone
 
     # --- the interface plugins use (watchdog.api.EngineAPI) --------------------
 
@@ -180,6 +182,13 @@ class Engine:
     def remove_reader(self, fd: int) -> None:
         self.waiter.remove_reader(fd)
 
+    def add_writer(self, fd: int, on_writable: Callable[[], None]) -> None:
+        """Call ``on_writable()`` on the loop whenever ``fd`` can be written (not while it is a reader)."""
+        self.waiter.add_writer(fd, partial(call_contained, on_writable))
+
+    def remove_writer(self, fd: int) -> None:
+        self.waiter.remove_reader(fd)
+
     def set_health(self, rule: Rule, health: str, detail: str = "") -> None:
         """Record what a check found; a change is logged and reported to ``watchdog_rule_health``."""
         status = self.status[rule.name]
@@ -225,6 +234,48 @@ class Engine:
         except Exception as exc:
             log_failure(f"matcher {rule.strategy}", "describe", exc)
             return f"a match for {rule.name!r}"
+
+    # --- rules added and removed while running (reload) --------------------------
+
+    def add_rule(self, rule: Rule) -> None:
+        """Keep ``rule`` alive from the next check on; if its name is being removed, once that is done."""
+        if rule.name in self._removing:
+            self._replacing[rule.name] = rule
+            return
+        if rule.name in self.status:
+            raise ValueError(f"a rule named {rule.name!r} exists already")
+        self.rules.append(rule)
+        self.status[rule.name] = RuleStatus()
+        logger.info("added %r", rule.command, extra={"rule": rule.name, "event": "added"})
+        self.hooks.watchdog_rule_added(rule=rule, engine=self)
+        self._check_soon = True
+
+    def remove_rule(self, rule: Rule, reason: str = "removed") -> None:
+        """Stop ``rule`` like ``stop``, then forget it (``watchdog_rule_removed``)."""
+        self._replacing.pop(rule.name, None)
+        if rule.name in self._removing or self.status.get(rule.name) is None:
+            return
+        self._removing[rule.name] = rule
+        status = self.status[rule.name]
+        if status.stop is not None:
+            status.stop.restart = False
+            status.stop.reason = reason
+        elif status.state == STOPPED:
+            self._drop(rule, reason)
+        else:
+            self._begin_stop(rule, reason, restart=False)
+
+    def _drop(self, rule: Rule, reason: str) -> None:
+        del self._removing[rule.name]
+        status = self.status.pop(rule.name)
+        self.rules.remove(rule)
+        for pid in status.pids:
+            self.waiter.unwatch(pid)
+        logger.info("removed (%s)", reason, extra={"rule": rule.name, "event": "removed"})
+        self.hooks.watchdog_rule_removed(rule=rule, reason=reason)
+        replacement = self._replacing.pop(rule.name, None)
+        if replacement is not None:
+            self.add_rule(replacement)
 
     # --- modes ----------------------------------------------------------------
 
@@ -330,8 +381,8 @@ class Engine:
     def _reap(self) -> bool:
         reaped = self.children.reap()
         for pid, rule, returncode in reaped:
-            if rule is None:
-                continue  # an orphan we adopted as PID 1 or subreaper: nothing to report
+            if rule is None or rule not in self.rules:
+                continue  # an orphan we adopted (PID 1, subreaper), or one of a rule removed since
             status = self.status[rule.name]
             status.children.discard(pid)
             status.last_exit = returncode
@@ -384,9 +435,11 @@ class Engine:
             snapshot = self.take_snapshot()
             matches = self._match_all(snapshot)
         self._collect_left_behind(snapshot, matches)
-        for rule in self.rules:
-            status = self.status[rule.name]
-            procs = matches[rule.name]
+        for rule in list(self.rules):  # a rule may be removed or added on the way
+            status = self.status.get(rule.name)
+            procs = matches.get(rule.name)
+            if status is None:
+                continue
             if procs is None:  # a broken matcher: keep what was known, change nothing
                 continue
             if status.state == RUNNING and self._main_process_died(rule, status, procs, snapshot):
@@ -548,6 +601,9 @@ class Engine:
             return False
         status.stop = None
         status.settle_until = 0.0
+        if self._removing.get(rule.name) is rule:  # a start asked meanwhile does not keep it
+            self._drop(rule, stop.reason)
+            return False
         if stop.restart:
             self._set_state(rule, MISSING)
             logger.info("stopped, starting again (%s)", stop.reason,

@@ -105,6 +105,10 @@ class Waiter:
     def remove_reader(self, fd: int) -> None:
         self._selector.unregister(fd)
 
+    def add_writer(self, fd: int, on_writable: Callable[[], None]) -> None:
+        """Like ``add_reader``, for writing. One way at a time; ``remove_reader`` ends either."""
+        self._selector.register(fd, selectors.EVENT_WRITE, on_writable)
+
     def send_signal(self, pid: int, sig: int) -> bool:
         """Signal ``pid`` through its pidfd when we hold one, so a reused pid is never hit."""
         try:

@@ -166,6 +166,21 @@ def watchdog_rule_gave_up(rule: Rule, reason: str) -> None:
 
 
 @hookspec
+def watchdog_rule_added(rule: Rule, engine: EngineAPI) -> None:
+    """``rule`` joined the running watchdog (``engine.add_rule``, as a reload does).
+
+    A plugin that sets rules up in ``watchdog_started`` does the same here.
+    Its per-rule flags were parsed by ``watchdog_configure`` of a fresh set
+    of plugin objects, into ``rule.settings``.
+    """
+
+
+@hookspec
+def watchdog_rule_removed(rule: Rule, reason: str) -> None:
+    """``rule`` was stopped and left the running watchdog (``engine.remove_rule``): forget it."""
+
+
+@hookspec
 def watchdog_stopping(signal_name: str) -> None:
     """The engine is stopping every managed process because of ``signal_name``."""
 

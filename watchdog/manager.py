@@ -29,6 +29,7 @@ BUILTIN_PLUGINS = {
     "status": "watchdog.plugins.status:Status",
     "essential": "watchdog.plugins.essential",
     "notify": "watchdog.plugins.notify:Notify",
+    "control": "watchdog.plugins.control:Control",
 }
 AUTOLOAD_OFF_VARIABLE = "WATCHDOG_DISABLE_PLUGIN_AUTOLOAD"
 

@@ -1,0 +1,70 @@
+"""What a reload changes: the running rules against the ones the config gives now."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from watchdog.rules import Rule
+
+# Options a reload applies through the rules they shape (a matcher, a shell).
+SHAPE_RULES = {"match", "shell"}
+
+
+def definition(rule: Rule) -> tuple[Any, ...]:
+    """Everything that says how a rule runs and is matched; its run-time memory is not in it."""
+    return (rule.command, rule.argv, rule.program, rule.strategy, rule.stop_signal, rule.settings)
+
+
+def same(old: Rule, new: Rule) -> bool:
+    try:
+        return bool(definition(old) == definition(new))
+    except Exception:  # a plugin's setting that cannot be compared: take it as changed
+        return False
+
+
+@dataclass
+class Plan:
+    added: list[Rule] = field(default_factory=list)
+    removed: list[Rule] = field(default_factory=list)
+    changed: list[tuple[Rule, Rule]] = field(default_factory=list)  # (running, new)
+    unchanged: list[Rule] = field(default_factory=list)
+
+    def summary(self) -> dict[str, list[str]]:
+        return {
+            "added": [rule.name for rule in self.added],
+            "removed": [rule.name for rule in self.removed],
+            "changed": [new.name for _, new in self.changed],
+            "unchanged": [rule.name for rule in self.unchanged],
+        }
+
+
+def plan(running: Iterable[Rule], wanted: Iterable[Rule]) -> Plan:
+    now = {rule.name: rule for rule in running}
+    result = Plan()
+    for rule in wanted:
+        old = now.pop(rule.name, None)
+        if old is None:
+            result.added.append(rule)
+        elif same(old, rule):
+            result.unchanged.append(old)
+        else:
+            result.changed.append((old, rule))
+    result.removed = list(now.values())
+    return result
+
+
+def options_not_applied(running: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[str]:
+    """Single-valued options whose value changed: they take a restart of the watchdog.
+
+    Multi-valued options (commands, ``--rule``, per-rule flags) are what the
+    rules are made of, and the plan applies those.
+    """
+    changed = []
+    for name, value in wanted.items():
+        if name in SHAPE_RULES or isinstance(value, list | tuple):
+            continue
+        if running.get(name) != value:
+            changed.append(name.replace("_", "-"))
+    return sorted(changed)

@@ -1,0 +1,425 @@
+"""A small HTTP/1.1 server on a unix socket, served from the engine's loop without ever blocking it.
+
+Every socket is non-blocking and the loop calls us only when one is ready,
+so a client that sends half a request, or stops reading its answer, costs
+a file descriptor and a little memory until its deadline, never a wait.
+Limits: a request is at most ``MAX_REQUEST`` bytes and must arrive within
+``REQUEST_TIME``; its answer must be taken within ``RESPONSE_TIME``; at most
+``MAX_CONNECTIONS`` clients at once (more get 503). One request per
+connection (``Connection: close``). A streamed answer (``stream``, chunked)
+has no deadline, but a client that lets ``MAX_BACKLOG`` bytes pile up
+unread is dropped.
+
+The peer's credentials (``SO_PEERCRED``) are read at accept; ``authorize``
+decides, and anyone it refuses gets 403 with a JSON error.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import socket
+import stat
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any, Protocol
+from urllib.parse import parse_qs, urlsplit
+
+from watchdog.logs import logger
+from watchdog.timers import Timer
+
+MAX_REQUEST = 64 * 1024
+REQUEST_TIME = 10.0
+RESPONSE_TIME = 30.0
+MAX_CONNECTIONS = 64
+MAX_BACKLOG = 1024 * 1024
+ACCEPT_BATCH = 16  # accepts per wake-up, so a flood of clients cannot hold the loop
+RECV_SIZE = 65536
+PEERCRED = struct.Struct("3i")  # pid, uid, gid
+
+
+class Loop(Protocol):
+    """What the server needs of the engine (``watchdog.api.EngineAPI`` has it all)."""
+
+    def add_reader(self, fd: int, on_readable: Callable[[], None]) -> None: ...
+    def remove_reader(self, fd: int) -> None: ...
+    def add_writer(self, fd: int, on_writable: Callable[[], None]) -> None: ...
+    def remove_writer(self, fd: int) -> None: ...
+    def call_later(self, delay: float, callback: Callable[[], None] | None = None) -> Timer: ...
+
+
+@dataclass(frozen=True)
+class Peer:
+    pid: int
+    uid: int
+    gid: int
+
+
+class HTTPError(Exception):
+    """Answer with ``status`` and ``{"error": message, **extra}``."""
+
+    def __init__(self, status: int, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.extra = extra
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+    peer: Peer
+
+    def json(self) -> Any:
+        """The body as JSON; an empty body is ``{}``."""
+        if not self.body.strip():
+            return {}
+        try:
+            return json.loads(self.body)
+        except ValueError as exc:
+            raise HTTPError(400, f"the body is not JSON: {exc}") from None
+
+
+def parse_request(data: bytes, peer: Peer) -> Request | None:
+    """The request in ``data``, None while it is incomplete; HTTPError when it is not HTTP."""
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        if len(data) > MAX_REQUEST:
+            raise HTTPError(431, f"request headers are longer than {MAX_REQUEST} bytes")
+        return None
+    lines = data[:end].decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ")
+    if len(parts) != 3 or not parts[2].startswith("HTTP/1.") or not parts[0].isalpha():
+        raise HTTPError(400, f"not an HTTP/1.x request line: {lines[0][:80]!r}")
+    method, target, _ = parts
+    headers = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if not sep or not name.strip():
+            raise HTTPError(400, f"malformed header line: {line[:80]!r}")
+        headers[name.strip().lower()] = value.strip()
+    if "transfer-encoding" in headers:
+        raise HTTPError(411, "chunked request bodies are not accepted: send Content-Length")
+    length_text = headers.get("content-length", "0")
+    if not length_text.isdigit():
+        raise HTTPError(400, f"bad Content-Length: {length_text[:20]!r}")
+    length = int(length_text)
+    if end + 4 + length > MAX_REQUEST:
+        raise HTTPError(413, f"requests are limited to {MAX_REQUEST} bytes")
+    body = data[end + 4:end + 4 + length]
+    if len(body) < length:
+        return None
+    url = urlsplit(target)
+    return Request(method.upper(), url.path, parse_qs(url.query), headers, bytes(body), peer)
+
+
+def response_head(status: int, headers: dict[str, str]) -> bytes:
+    lines = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}"]
+    lines += [f"{name}: {value}" for name, value in {**headers, "Connection": "close"}.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> bytes:
+    content = (json.dumps(body) + "\n").encode()
+    return response_head(status, {"Content-Type": "application/json",
+                                  "Content-Length": str(len(content)), **(headers or {})}) + content
+
+
+Handler = Callable[["Request", "Connection"], None]
+
+
+@dataclass(eq=False)
+class Connection:
+    """One client: reading its request, then answering (at once, later, or as a stream)."""
+
+    server: Server
+    sock: socket.socket
+    peer: Peer
+    fd: int = -1
+    data: bytearray = field(default_factory=bytearray)
+    out: bytearray = field(default_factory=bytearray)
+    phase: str = "reading"  # reading, handling, answering, streaming, closed
+    watching: str = ""  # "r", "w" or "": how the loop watches our fd now
+    deadline: Timer | None = None
+    on_close: list[Callable[[], None]] = field(default_factory=list)
+    refusal: str | None = None  # why this peer may not be served
+
+    def __post_init__(self) -> None:
+        self.fd = self.sock.fileno()
+        self.deadline = self.server.loop.call_later(REQUEST_TIME, self._timed_out)
+        self._watch("r")
+
+    @property
+    def closed(self) -> bool:
+        return self.phase == "closed"
+
+    # --- the answer ---------------------------------------------------------------
+
+    def respond(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        """Send a JSON answer and close; a no-op once the client is gone."""
+        if self.phase in ("closed", "answering", "streaming"):
+            return
+        self.phase = "answering"
+        self.out += json_response(status, body, headers)
+        self._flush()
+
+    def fail(self, error: HTTPError) -> None:
+        self.respond(error.status, {"error": error.message, **error.extra})
+
+    def stream(self, content_type: str = "application/x-ndjson") -> None:
+        """Start a chunked answer with no deadline; ``send`` adds to it, ``close`` ends it."""
+        if self.phase != "handling":
+            return
+        self.phase = "streaming"
+        self._cancel_deadline()
+        self.out += response_head(200, {"Content-Type": content_type, "Cache-Control": "no-cache",
+                                        "Transfer-Encoding": "chunked"})
+        self._flush()
+
+    def send(self, data: bytes) -> None:
+        """One chunk of a stream; a client that lets too much pile up is dropped."""
+        if self.phase != "streaming" or not data:
+            return
+        self.out += b"%x\r\n%s\r\n" % (len(data), data)
+        if len(self.out) > MAX_BACKLOG:
+            logger.warning("control: a client of pid %d took none of its last %d bytes: dropped",
+                           self.peer.pid, len(self.out), extra={"event": "control-dropped"})
+            self.close()
+            return
+        self._flush()
+
+    def close(self) -> None:
+        if self.phase == "closed":
+            return
+        if self.phase == "streaming" and not self.out:
+            try:  # the end of the chunked answer, if it fits; it is a courtesy
+                self.sock.send(b"0\r\n\r\n")
+            except OSError:
+                pass
+        self.phase = "closed"
+        self._watch("")
+        self._cancel_deadline()
+        self.sock.close()
+        self.server.connections.discard(self)
+        for callback in self.on_close:
+            callback()
+
+    # --- the loop's callbacks ---------------------------------------------------------
+
+    def _readable(self) -> None:
+        try:
+            data = self.sock.recv(RECV_SIZE)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:  # the client is gone (or shut its side before a whole request)
+            self.close()
+            return
+        if self.phase != "reading":
+            return  # a streaming client may say more; it is ignored
+        self.data += data
+        try:
+            request = parse_request(bytes(self.data), self.peer)
+        except HTTPError as exc:
+            self.begin_answer()
+            self.fail(exc)
+            return
+        if request is not None:
+            self.begin_answer()
+            self.server.dispatch(request, self)
+
+    def begin_answer(self) -> None:
+        self.phase = "handling"
+        self._watch("")
+        self._cancel_deadline()
+        self.deadline = self.server.loop.call_later(RESPONSE_TIME, self._timed_out)
+
+    def _flush(self) -> None:
+        while self.out:
+            try:
+                sent = self.sock.send(self.out)
+            except BlockingIOError:
+                self._watch("w")
+                return
+            except OSError:
+                self.close()
+                return
+            del self.out[:sent]
+        if self.phase == "answering":
+            self.close()
+        elif self.phase == "streaming":
+            self._watch("r")  # to see the client leave while nothing is to be sent
+
+    def _timed_out(self) -> None:
+        self.deadline = None
+        if self.phase == "reading":
+            self.begin_answer()
+            self.fail(HTTPError(408, f"no whole request within {REQUEST_TIME:g}s"))
+            if not self.closed:
+                self.close()  # no more waiting for a client that does not read either
+        else:
+            self.close()
+
+    def _watch(self, how: str) -> None:
+        if how == self.watching:
+            return
+        if self.watching:
+            self.server.loop.remove_reader(self.fd)  # ends a writer as well
+        self.watching = how
+        if how == "r":
+            self.server.loop.add_reader(self.fd, self._readable)
+        elif how == "w":
+            self.server.loop.add_writer(self.fd, self._flush)
+
+    def _cancel_deadline(self) -> None:
+        if self.deadline is not None:
+            self.deadline.cancel()
+            self.deadline = None
+
+
+class Server:
+    """Accepts clients on a listening unix socket and hands each request to ``handler``.
+
+    ``handler(request, connection)`` answers with ``connection.respond`` (now
+    or later), ``connection.stream``, or raises HTTPError.
+    """
+
+    def __init__(self, loop: Loop, sock: socket.socket, handler: Handler,
+                 authorize: Callable[[Peer], str | None]) -> None:
+        self.loop = loop
+        self.sock = sock
+        self.handler = handler
+        self.authorize = authorize  # None: allowed; else why not
+        self.connections: set[Connection] = set()
+        self._paused = False
+        sock.setblocking(False)
+        loop.add_reader(sock.fileno(), self._accept)
+
+    def _accept(self) -> None:
+        for _ in range(ACCEPT_BATCH):
+            try:
+                client, _ = self.sock.accept()
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    self._pause(exc)
+                return
+            client.setblocking(False)
+            peer = Peer(*PEERCRED.unpack(client.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                                            PEERCRED.size)))
+            if len(self.connections) >= MAX_CONNECTIONS:
+                try:
+                    client.send(json_response(503, {"error": f"busy: {MAX_CONNECTIONS} clients already"}))
+                except OSError:
+                    pass
+                client.close()
+                continue
+            # A refused client still sends its request before it gets the 403: an
+            # answer sent before it is done writing would reach it as a broken pipe.
+            connection = Connection(self, client, peer, refusal=self.authorize(peer))
+            self.connections.add(connection)
+
+    def _pause(self, exc: OSError) -> None:
+        """Out of descriptors: a level-triggered reader would fire at once again, so wait a second."""
+        logger.warning("control: cannot accept a client: %s; trying again in 1s", exc.strerror,
+                       extra={"event": "control-error"})
+        self.loop.remove_reader(self.sock.fileno())
+        self._paused = True
+        self.loop.call_later(1.0, self._resume)
+
+    def _resume(self) -> None:
+        if self._paused and self.sock.fileno() >= 0:
+            self._paused = False
+            self.loop.add_reader(self.sock.fileno(), self._accept)
+
+    def dispatch(self, request: Request, connection: Connection) -> None:
+        if connection.refusal is not None:
+            connection.fail(HTTPError(403, connection.refusal))
+            return
+        try:
+            self.handler(request, connection)
+        except HTTPError as exc:
+            connection.fail(exc)
+        except Exception as exc:
+            logger.error("control: %s %s failed: %s: %s", request.method, request.path,
+                         type(exc).__name__, exc, extra={"event": "control-error"})
+            connection.fail(HTTPError(500, f"internal error: {type(exc).__name__}: {exc}"))
+
+    def close(self) -> None:
+        for connection in list(self.connections):
+            connection.close()
+        if not self._paused:
+            self.loop.remove_reader(self.sock.fileno())
+        self._paused = False
+        self.sock.close()
+
+
+# --- the listening socket ------------------------------------------------------------------
+
+
+def check_directory(directory: str) -> None:
+    """Refuse a directory that someone else could use to swap our socket for theirs."""
+    info = os.stat(directory)
+    if not stat.S_ISDIR(info.st_mode):
+        raise ValueError(f"{directory} is not a directory")
+    if info.st_uid not in (0, os.geteuid()):
+        raise ValueError(f"{directory} belongs to uid {info.st_uid}, neither root nor us")
+    if info.st_mode & 0o022:
+        raise ValueError(f"{directory} is writable by other users (mode {info.st_mode & 0o7777:o}): "
+                         "give the socket a directory of its own")
+
+
+def listen(path: str) -> socket.socket:
+    """A listening socket at ``path``, mode 0600, in a directory only root or we can change.
+
+    The directory is made if missing (0755 for root, as ``/run/watchdog``; 0700
+    otherwise). A socket left by a dead watchdog is replaced; one a live
+    process answers on, or any other file, is not. Raises OSError or
+    ValueError saying why.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, mode=0o755 if os.geteuid() == 0 else 0o700, exist_ok=True)
+    check_directory(directory)
+    try:
+        existing = os.lstat(path)
+    except FileNotFoundError:
+        pass
+    else:
+        if not stat.S_ISSOCK(existing.st_mode):
+            raise ValueError(f"{path} exists and is not a socket")
+        if answers(path):
+            raise ValueError(f"another process serves {path}")
+        os.unlink(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o177)  # created 0600: never a moment when others may connect
+    try:
+        sock.bind(path)
+    except OSError:
+        sock.close()
+        raise
+    finally:
+        os.umask(old_umask)
+    os.chmod(path, 0o600)
+    sock.listen(MAX_CONNECTIONS)
+    return sock
+
+
+def answers(path: str) -> bool:
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)
+    try:
+        probe.connect(path)
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
