@@ -164,11 +164,13 @@ class Engine:
         status = self.status[rule.name]
         status.health_detail = detail
         if status.health == health:
+            self.hooks.watchdog_rule_health_checked(rule=rule, health=health, detail=detail)
             return
         status.health = health
         log = logger.warning if health == UNHEALTHY else logger.info
         log("%s%s", health, f" ({detail})" if detail else "", extra={"rule": rule.name, "event": "health"})
         self.hooks.watchdog_rule_health(rule=rule, health=health, detail=detail)
+        self.hooks.watchdog_rule_health_checked(rule=rule, health=health, detail=detail)
 
     def give_up(self, rule: Rule, reason: str, exit_code: int | None = None) -> None:
         """Stop acting on ``rule``; with ``exit_code``, stop everything and exit with it."""
@@ -179,6 +181,7 @@ class Engine:
         if exit_code is not None and self._exit_code is None:
             self._exit_code = exit_code
             self._stop_reason = f"giving up on {rule.name}"
+            self._check_soon = True  # called from a timer or background callback: the loop must wake
 
     def describe(self, rule: Rule) -> str:
         """What ``rule``'s matcher looks for, in words."""
