@@ -27,6 +27,11 @@ BUILTIN_PLUGINS = {
     "respawn": "watchdog.plugins.respawn:Respawn",
     "log": "watchdog.plugins.log",
     "status": "watchdog.plugins.status:Status",
+    "health": "watchdog.plugins.health:Health",
+    "health_cmd": "watchdog.plugins.health_cmd",
+    "health_http": "watchdog.plugins.health_http",
+    "health_tcp": "watchdog.plugins.health_tcp",
+    "limits": "watchdog.plugins.limits",
 }
 AUTOLOAD_OFF_VARIABLE = "WATCHDOG_DISABLE_PLUGIN_AUTOLOAD"
 
