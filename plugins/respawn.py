@@ -1,7 +1,8 @@
 """Action ``respawn``: start a rule's command whenever nothing matches it.
 
 The first restart is immediate. A command that ends within ``--stable-after``
-seconds of its start, or exits leaving nothing that matches, is a failure;
+seconds of its start, exits leaving nothing that matches, or ends unhealthy
+(its health checks failing, see the ``health`` plugin), is a failure;
 each failure in a row doubles the wait before the next start (0.25 s, 0.5 s,
 1 s ... up to ``--backoff-max``), and a run that lasts ``--stable-after``
 seconds resets the count. ``--max-restarts N`` gives up after N failures in a
@@ -22,6 +23,7 @@ from watchdog.logs import logger
 from watchdog.params import Seconds
 from watchdog.rules import Rule
 from watchdog.snapshot import Proc
+from watchdog.state import HEALTHY, UNHEALTHY
 
 FIRST_BACKOFF = 0.25
 
@@ -51,6 +53,7 @@ class Memory:
     last_exit: int | None = None
     not_before: float = 0.0
     warned: bool = False
+    unhealthy: bool = False  # the run's health checks last said unhealthy: its end is a failure
 
 
 def memory(rule: Rule) -> Memory:
@@ -113,11 +116,17 @@ class Respawn:
         mem.settled = False
         mem.found = False
         mem.last_exit = None
+        mem.unhealthy = False
 
     @hookimpl
     def watchdog_process_exited(self, rule: Rule, returncode: int | None) -> None:
         if returncode is not None:
             memory(rule).last_exit = returncode
+
+    @hookimpl
+    def watchdog_rule_health(self, rule: Rule, health: str) -> None:
+        if health in (HEALTHY, UNHEALTHY):  # "unknown" only means it is not running now
+            memory(rule).unhealthy = health == UNHEALTHY
 
     @hookimpl
     def watchdog_rule_found(self, rule: Rule, procs: list[Proc]) -> None:
@@ -150,7 +159,7 @@ class Respawn:
         policy = self.policy
         mem.settled = True
         lasted = now - (mem.started_at if mem.started_at is not None else now)
-        if mem.found and lasted >= policy.stable_after:
+        if mem.found and lasted >= policy.stable_after and not mem.unhealthy:
             mem.failures = 0
         else:
             mem.failures += 1
