@@ -5,8 +5,9 @@ restarts, last exit status, since when) to ``--status-file``, atomically
 (a temporary file renamed over it) and only when something changed.
 ``watchdog --status`` reads it without the original arguments, so
 ``HEALTHCHECK CMD watchdog --status`` works: exit 0 when every rule is
-running, 1 when one is not, 3 when no watchdog is running (no file, or the
-pid in it is not a live watchdog).
+running, 1 when one is not or is unhealthy, 3 when no watchdog is running
+(no file, or the pid in it is not a live watchdog). Health (from the health
+checks, ``unknown`` without them) and the last check's result are shown too.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class StatusFile:
                 "state": status.state, "given_up": status.given_up, "pids": list(status.pids),
                 "restarts": status.restarts, "last_exit": status.last_exit, "since": status.since,
                 "reason": status.reason,
+                "health": status.health, "health_detail": status.health_detail,
             }
             for rule in engine.rules
             for status in (engine.status[rule.name],)
@@ -88,13 +90,14 @@ class Status:
     def __init__(self) -> None:
         self.path = default_status_file()
         self.file: StatusFile | None = None
+        self.engine: EngineAPI | None = None
 
     @hookimpl
     def watchdog_add_options(self) -> list[click.Option]:
         return [
             click.Option(["--status", "show_status"], is_flag=True,
                          help="Show the running watchdog's status and exit (0 all running, "
-                              "1 one is not, 3 no watchdog)."),
+                              "1 one is not or is unhealthy, 3 no watchdog)."),
             click.Option(["--json", "status_json"], is_flag=True,
                          help="With --status: print the status as JSON."),
             click.Option(["--status-file"], metavar="PATH", default=default_status_file(),
@@ -119,11 +122,18 @@ class Status:
                            "(give this one its own --status-file)", self.path, owner)
             return
         self.file = StatusFile(self.path)
+        self.engine = engine
 
     @hookimpl
     def watchdog_checked(self, engine: EngineAPI) -> None:
         if self.file is not None and self.file.enabled:
             self.file.write(engine)
+
+    @hookimpl
+    def watchdog_rule_health_checked(self) -> None:
+        # Health checks run between the engine's checks: their results are written at once.
+        if self.engine is not None:
+            self.watchdog_checked(self.engine)
 
     @hookimpl
     def watchdog_stopped(self) -> None:
@@ -166,19 +176,22 @@ def show_status(path: str, as_json: bool) -> int:
     else:
         click.echo(format_table(rules))
     every_rule_runs = all(rule.get("state") == "running" for rule in rules)
-    return EXIT_ALL_RUNNING if every_rule_runs else EXIT_NOT_RUNNING
+    none_unhealthy = all(rule.get("health") != "unhealthy" for rule in rules)
+    return EXIT_ALL_RUNNING if every_rule_runs and none_unhealthy else EXIT_NOT_RUNNING
 
 
 def format_table(rules: list[dict[str, Any]]) -> str:
-    header = ("NAME", "STATE", "PIDS", "MATCHER", "RESTARTS", "LAST EXIT", "SINCE")
+    header = ("NAME", "STATE", "PIDS", "MATCHER", "RESTARTS", "LAST EXIT", "SINCE", "HEALTH",
+              "LAST CHECK")
     rows = [header]
     for rule in rules:
         state = rule["state"] + (" (gave up)" if rule.get("given_up") else "")
         since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(rule["since"]))
         last_exit = "-" if rule["last_exit"] is None else str(rule["last_exit"])
         pids = ",".join(map(str, rule["pids"])) or "-"
+        health, checked = rule.get("health", "unknown"), rule.get("health_detail") or "-"
         rows.append((rule["name"], state, pids, rule["matcher"], str(rule["restarts"]), last_exit,
-                     since))
+                     since, "-" if health == "unknown" and checked == "-" else health, checked))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
                      for row in rows)
