@@ -47,8 +47,9 @@ Example:
 Exit status: 0 after a clean stop (or --once/--check with every rule
 running), 1 when --once/--check finds a rule not running, 2 on a usage
 error, 3 after giving up on a rule with --on-give-up exit, 4 when services
-had to be killed after the --grace period, 70 after an internal error (the
-services were stopped first).
+had to be killed after the --grace period, 5 when a rule became unhealthy
+with --on-unhealthy NAME=exit, 70 after an internal error (the services were
+stopped first).
 """
 
 
