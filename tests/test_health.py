@@ -80,7 +80,10 @@ def test_a_stopped_http_server_is_restarted_and_serves_again(tmp_path: Path, wat
     assert "warning: wd-hung-web: unhealthy (timed out after 1 s for 2 checks)" in log
     wait_for(lambda: http_status(port) == 200 and pids("wd-hung-web") - {first}, 30,
              "a new server answering 200")
-    assert first not in pids("wd-hung-web"), "the stopped one ended at once, not after --grace"
+    # SIGCONT after SIGTERM: the stopped server ran its handler (status 0), no KILL at --grace
+    log = wd.log()
+    assert f"wd-hung-web: exited pid={first} status=0" in log
+    assert "still running after the grace" not in log
     wd.wait_log("wd-hung-web: unknown (not running)")
     wait_for(lambda: wd.log().count("wd-hung-web: healthy (HTTP 200)") == 2, 30, "healthy again")
     assert len(pids("wd-hung-web")) == 1
@@ -215,8 +218,8 @@ def test_on_unhealthy_exit_stops_everything_with_status_5(tmp_path: Path, watchd
 
 def test_failures_in_the_start_period_do_not_count(tmp_path: Path, watchdog: Start) -> None:
     exe = program(tmp_path, "wd-slow-start")
-    wd = watchdog(f"{exe} 1000", "--health-tcp", f"wd-slow-start={free_port()}",
-                  *fast("wd-slow-start"), "--health-start-period", "wd-slow-start=600")
+    wd = watchdog(f"{exe} 1000", *fast("wd-slow-start"), "--health-start-period", "wd-slow-start=600",
+                  env={"WATCHDOG_HEALTH_TCP": f"wd-slow-start={free_port()}"})  # flags come from env too
     wait_for(lambda: rule_status(wd, "wd-slow-start").get("health_detail")
              == "connection refused (start period)", 30, "a failed probe in the start period")
     assert rule_status(wd, "wd-slow-start")["health"] == "unknown"
