@@ -63,6 +63,7 @@ class Round:
 
     generation: int
     future: Future[Result] | None = None
+    overdue: Timer | None = None  # cancelled when it answers: an idle loop sleeps through it
     settled: bool = False  # its verdict is in (answered, or declared overdue)
 
 
@@ -240,12 +241,14 @@ class Health:
         this.future = engine.run_in_background(partial(run_round, checks, target),
                                                partial(self.answered, rule, this))
         limit = schedule.timeout * len(checks) + OVERDUE_AFTER
-        engine.call_later(limit, partial(self.overdue, rule, this))
+        this.overdue = engine.call_later(limit, partial(self.overdue, rule, this))
 
     def answered(self, rule: Rule, this: Round, future: Future[Result]) -> None:
         if this.settled:
             return
         this.settled = True
+        if this.overdue is not None:
+            this.overdue.cancel()
         if this.generation != run_of(rule).generation:
             return
         try:

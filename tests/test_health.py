@@ -284,3 +284,18 @@ def test_bad_health_flags_are_one_line_and_exit_2(tmp_path: Path) -> None:
         assert run.returncode == 2, (flag, run.stderr)
         assert expected in run.stderr and len(run.stderr.splitlines()) == 1, (flag, run.stderr)
     assert not pids("wd-hl-bad"), "nothing started"
+
+
+def test_cpu_over_the_limit_is_unhealthy_and_an_idle_service_is_not(
+    tmp_path: Path, watchdog: Start
+) -> None:
+    busy, idle = program(tmp_path, "wd-hl-busy", "/bin/sh"), program(tmp_path, "wd-hl-idle")
+    wd = watchdog(f"{busy} -c 'while :; do :; done'", f"{idle} 1000",
+                  "--max-cpu", "wd-hl-busy=5", "--max-cpu", "wd-hl-idle=50",
+                  "--health-interval", "wd-hl-busy=0.5", "--health-retries", "wd-hl-busy=1",
+                  "--health-interval", "wd-hl-idle=0.5", "--on-unhealthy", "wd-hl-busy=report")
+    log = wd.wait_log("wd-hl-busy: unhealthy (cpu ", timeout=30)
+    [line] = [line for line in log.splitlines() if "wd-hl-busy: unhealthy (cpu " in line]
+    assert line.endswith("% > 5%)"), line  # a busy loop takes far more than 5% of a core
+    wd.wait_log("wd-hl-idle: healthy (cpu 0%)", timeout=30)
+    assert wd.stop() == 0
