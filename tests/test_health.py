@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -298,4 +299,26 @@ def test_cpu_over_the_limit_is_unhealthy_and_an_idle_service_is_not(
     [line] = [line for line in log.splitlines() if "wd-hl-busy: unhealthy (cpu " in line]
     assert line.endswith("% > 5%)"), line  # a busy loop takes far more than 5% of a core
     wd.wait_log("wd-hl-idle: healthy (cpu 0%)", timeout=30)
+    assert wd.stop() == 0
+
+
+def test_a_service_that_was_healthy_for_a_while_is_not_a_failure_when_it_hangs(
+    tmp_path: Path, watchdog: Start
+) -> None:
+    port, failing = free_port(), tmp_path / "failing"
+    web = script(tmp_path, "wd-hl-weekly", "web.py", "--port", str(port), "--fail-file", str(failing))
+    wd = watchdog(str(web), "--health-http", f"wd-hl-weekly=http://127.0.0.1:{port}/",
+                  "--health-interval", "wd-hl-weekly=0.2", "--health-retries", "wd-hl-weekly=1",
+                  "--stable-after", "0.5", "--max-restarts", "1")
+    for round_ in (1, 2):  # two hangs in a row would give up, were they failures
+        wait_for(lambda: wd.log().count("wd-hl-weekly: healthy (HTTP 200)") == round_, 30,  # noqa: B023
+                 "healthy")
+        wait_for(lambda: rule_status(wd, "wd-hl-weekly").get("health") == "healthy", 10, "status")
+        time.sleep(1.0)  # healthy for longer than --stable-after
+        failing.touch()
+        wd.wait_log("wd-hl-weekly: unhealthy (HTTP 500)", timeout=30)
+        wait_for(lambda: wd.log().count("wd-hl-weekly: restarting") == round_, 30, "restart")  # noqa: B023
+        failing.unlink()
+    wait_for(lambda: wd.log().count("wd-hl-weekly: healthy (HTTP 200)") == 3, 30, "healthy again")
+    assert "giving up" not in wd.log()
     assert wd.stop() == 0
