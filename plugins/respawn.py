@@ -1,7 +1,9 @@
 """Action ``respawn``: start a rule's command whenever nothing matches it.
 
 The first restart is immediate. A command that ends within ``--stable-after``
-seconds of its start, or exits leaving nothing that matches, is a failure;
+seconds of its start, or exits leaving nothing that matches, is a failure,
+and so is a run that ends unhealthy (see the ``health`` plugin) unless its
+checks said healthy for ``--stable-after`` seconds first;
 each failure in a row doubles the wait before the next start (0.25 s, 0.5 s,
 1 s ... up to ``--backoff-max``), and a run that lasts ``--stable-after``
 seconds resets the count. ``--max-restarts N`` gives up after N failures in a
@@ -22,7 +24,7 @@ from watchdog.logs import logger
 from watchdog.params import Seconds
 from watchdog.rules import Rule
 from watchdog.snapshot import Proc
-from watchdog.state import MISSING
+from watchdog.state import HEALTHY, MISSING, UNHEALTHY
 
 FIRST_BACKOFF = 0.25
 
@@ -52,6 +54,8 @@ class Memory:
     last_exit: int | None = None
     not_before: float = 0.0
     warned: bool = False
+    unhealthy: bool = False  # the run's health checks last said unhealthy
+    healthy_at: float | None = None  # its last check that said healthy (engine clock)
 
 
 def memory(rule: Rule) -> Memory:
@@ -114,11 +118,21 @@ class Respawn:
         mem.settled = False
         mem.found = False
         mem.last_exit = None
+        mem.unhealthy = False
+        mem.healthy_at = None
 
     @hookimpl
     def watchdog_process_exited(self, rule: Rule, returncode: int | None) -> None:
         if returncode is not None:
             memory(rule).last_exit = returncode
+
+    @hookimpl
+    def watchdog_rule_health_checked(self, rule: Rule, health: str) -> None:
+        mem = memory(rule)
+        if health in (HEALTHY, UNHEALTHY):  # "unknown" only means it is not running now
+            mem.unhealthy = health == UNHEALTHY
+        if health == HEALTHY and self.engine is not None:
+            mem.healthy_at = self.engine.clock()
 
     @hookimpl
     def watchdog_rule_found(self, rule: Rule, procs: list[Proc]) -> None:
@@ -159,7 +173,10 @@ class Respawn:
         """Count how the last start ended, and set when the next one may happen."""
         policy = self.policy
         mem.settled = True
-        lasted = now - (mem.started_at if mem.started_at is not None else now)
+        started = mem.started_at if mem.started_at is not None else now
+        # A run that ended unhealthy was stable only while its checks said healthy.
+        ended = (mem.healthy_at or started) if mem.unhealthy else now
+        lasted = ended - started
         if mem.found and lasted >= policy.stable_after:
             mem.failures = 0
         else:

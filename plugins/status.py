@@ -5,8 +5,9 @@ restarts, last exit status, since when) to ``--status-file``, atomically
 (a temporary file renamed over it) and only when something changed.
 ``watchdog --status`` reads it without the original arguments, so
 ``HEALTHCHECK CMD watchdog --status`` works: exit 0 when every rule is
-running, 1 when one is not, 3 when no watchdog is running (no file, or the
-pid in it is not a live watchdog).
+running, 1 when one is not or is unhealthy, 3 when no watchdog is running
+(no file, or the pid in it is not a live watchdog). Health (from the health
+checks, ``unknown`` without them) and the last check's result are shown too.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class StatusFile:
                 # readiness (watchdog.readiness) and what the service says of itself
                 "ready": status.ready, "waiting_for": list(status.waiting_for),
                 "message": status.message,
+                "health": status.health, "health_detail": status.health_detail,
             }
             for rule in engine.rules
             for status in (engine.status[rule.name],)
@@ -105,13 +107,14 @@ class Status:
     def __init__(self) -> None:
         self.path = default_status_file()
         self.file: StatusFile | None = None
+        self.engine: EngineAPI | None = None
 
     @hookimpl
     def watchdog_add_options(self) -> list[click.Option]:
         return [
             click.Option(["--status", "show_status"], is_flag=True,
                          help="Show the running watchdog's status and exit (0 all running, "
-                              "1 one is not, 3 no watchdog)."),
+                              "1 one is not or is unhealthy, 3 no watchdog)."),
             click.Option(["--json", "status_json"], is_flag=True,
                          help="With --status: print the status as JSON."),
             click.Option(["--status-file"], metavar="PATH", default=default_status_file(),
@@ -136,11 +139,18 @@ class Status:
                            "(give this one its own --status-file)", self.path, owner)
             return
         self.file = StatusFile(self.path)
+        self.engine = engine
 
     @hookimpl
     def watchdog_checked(self, engine: EngineAPI) -> None:
         if self.file is not None and self.file.enabled:
             self.file.write(engine)
+
+    @hookimpl
+    def watchdog_rule_health_checked(self) -> None:
+        # Health checks run between the engine's checks: their results are written at once.
+        if self.engine is not None:
+            self.watchdog_checked(self.engine)
 
     @hookimpl
     def watchdog_stopped(self) -> None:
@@ -183,11 +193,13 @@ def show_status(path: str, as_json: bool) -> int:
     else:
         click.echo(format_table(rules))
     every_rule_runs = all(rule.get("state") == "running" for rule in rules)
-    return EXIT_OK if every_rule_runs else EXIT_NOT_RUNNING
+    none_unhealthy = all(rule.get("health") != "unhealthy" for rule in rules)
+    return EXIT_OK if every_rule_runs and none_unhealthy else EXIT_NOT_RUNNING
 
 
 def format_table(rules: list[dict[str, Any]]) -> str:
-    header = ("NAME", "STATE", "PIDS", "MATCHER", "RESTARTS", "LAST EXIT", "SINCE", "READY")
+    header = ("NAME", "STATE", "PIDS", "MATCHER", "RESTARTS", "LAST EXIT", "SINCE", "HEALTH",
+              "LAST CHECK", "READY")
     rows = [header]
     for rule in rules:
         state = rule["state"] + (" (gave up)" if rule.get("given_up") else "")
@@ -199,8 +211,10 @@ def format_table(rules: list[dict[str, Any]]) -> str:
         since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(rule["since"]))
         last_exit = "-" if rule["last_exit"] is None else str(rule["last_exit"])
         pids = ",".join(map(str, rule["pids"])) or "-"
+        health, checked = rule.get("health", "unknown"), rule.get("health_detail") or "-"
         rows.append((rule["name"], state, pids, rule["matcher"], str(rule["restarts"]), last_exit,
-                     since, ready))
+                     since, "-" if health == "unknown" and checked == "-" else health, checked,
+                     ready))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
                      for row in rows)

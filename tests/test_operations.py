@@ -29,7 +29,7 @@ def test_status_exits_0_when_every_rule_runs_and_shows_a_table(tmp_path: Path, w
     wait_for(lambda: status(tmp_path, status_file).returncode == 0, what="status 0")
     shown = status(tmp_path, status_file).stdout.splitlines()
     assert shown[0].split() == ["NAME", "STATE", "PIDS", "MATCHER", "RESTARTS", "LAST", "EXIT", "SINCE",
-                                "READY"]
+                                "HEALTH", "LAST", "CHECK", "READY"]
     assert shown[1].split()[:5] == ["wd-healthy", "running", str(min(pids("wd-healthy"))),
                                     "basename", "0"]
 

@@ -170,3 +170,23 @@ def test_without_a_metrics_port_the_plugin_serves_nothing(
     log = wd.wait_log(f"{rule}: running")
     assert wd.stop() == 0
     assert "watchdog: metrics:" not in log
+
+
+def test_health_per_rule_is_exported_as_one_series_per_state(
+    plugin_env: dict[str, str], tmp_path: Path, watchdog: Start
+) -> None:
+    sick, plain, port = "wd-prom-sick", "wd-prom-plain", free_port()
+    wd = watchdog(f"{program(tmp_path, sick)} 1000", f"{program(tmp_path, plain)} 1000",
+                  "--health-tcp", f"{sick}={free_port()}", "--health-interval", f"{sick}=0.2",
+                  "--health-retries", f"{sick}=1", "--on-unhealthy", f"{sick}=report",
+                  "--metrics-port", str(port), "--metrics-addr", "127.0.0.1", env=plugin_env)
+
+    def health(rule: str, state: str) -> str:
+        return f'watchdog_rule_health{{health="{state}",rule="{rule}"}}'
+
+    found = wait_for(lambda: (got := scrape(port)).get(health(sick, "unhealthy")) == 1.0 and got,
+                     30, f"{sick} unhealthy at /metrics")
+    assert found[health(sick, "healthy")] == 0.0 and found[health(sick, "unknown")] == 0.0
+    assert found[health(plain, "unknown")] == 1.0, "a rule without checks is unknown"
+    assert found[health(plain, "unhealthy")] == 0.0
+    assert wd.stop() == 0

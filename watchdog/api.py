@@ -102,7 +102,8 @@ class EngineAPI(Protocol):
         """Record a check's verdict (``watchdog.state.HEALTHY``/``UNHEALTHY``/``UNKNOWN``).
 
         ``detail`` says it in words ("HTTP 500"). A change is logged and
-        reported to ``watchdog_rule_health``; what to do about it is the
+        reported to ``watchdog_rule_health``, every call to
+        ``watchdog_rule_health_checked``; what to do about it is the
         plugins' choice (``engine.restart`` is the usual one).
         """
 

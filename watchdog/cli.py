@@ -51,7 +51,8 @@ running), 1 when --once/--check finds a rule not running, 2 on a usage
 error, 3 after giving up on a rule with --on-give-up exit, 4 when services
 had to be killed after the --grace period, 5 when an --init task failed, an
 --essential service's own status when it ends (6 when that cannot be known),
-70 after an internal error (the services were stopped first).
+7 when a rule became unhealthy with --on-unhealthy NAME=exit, 70 after an
+internal error (the services were stopped first).
 """
 
 

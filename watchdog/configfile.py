@@ -177,7 +177,7 @@ def collect_rules(cf: ConfigFile, params: Iterable[click.Parameter]) -> list[str
             if param_name not in per_rule:
                 allowed = ", ".join(sorted(k.replace("_", "-") for k in per_rule))
                 raise cf.error(f"unknown key (a rule takes command, {allowed})", key, name)
-            if not isinstance(value, str | int) or isinstance(value, bool):
+            if not isinstance(value, str | int | float) or isinstance(value, bool):
                 raise cf.error("expected a string or a number", key, name)
             assignment = f"{name}={value}"
             cf.per_rule.setdefault(param_name, []).append(assignment)

@@ -197,11 +197,13 @@ class Engine:
             status.passed_check = True
             self._update_ready(rule)
         if status.health == health:
+            self.hooks.watchdog_rule_health_checked(rule=rule, health=health, detail=detail)
             return
         status.health = health
         log = logger.warning if health == UNHEALTHY else logger.info
         log("%s%s", health, f" ({detail})" if detail else "", extra={"rule": rule.name, "event": "health"})
         self.hooks.watchdog_rule_health(rule=rule, health=health, detail=detail)
+        self.hooks.watchdog_rule_health_checked(rule=rule, health=health, detail=detail)
 
     def set_ready(self, rule: Rule, ready: bool = True) -> None:
         """A plugin's word that ``rule`` is ready (or no longer, as while it reloads)."""
@@ -226,6 +228,7 @@ class Engine:
         if exit_code is not None and self._exit_code is None:
             self._exit_code = exit_code
             self._stop_reason = f"giving up on {rule.name}"
+            self._check_soon = True  # called from a timer or background callback: the loop must wake
 
     def describe(self, rule: Rule) -> str:
         """What ``rule``'s matcher looks for, in words."""

@@ -9,3 +9,4 @@ EXIT_KILLED = 4  # services were still running after --grace and had to be kille
 EXIT_INTERNAL_ERROR = 70  # a bug in the watchdog itself; every service was stopped first (EX_SOFTWARE)
 EXIT_INIT_FAILED = 5  # an --init task could not run or exited non-zero; no service was started
 EXIT_ESSENTIAL_UNKNOWN = 6  # an --essential service ended with a status the watchdog cannot know
+EXIT_UNHEALTHY = 7  # a rule became unhealthy with --on-unhealthy exit: every service was stopped

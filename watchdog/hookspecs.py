@@ -146,6 +146,15 @@ def watchdog_rule_ready(rule: Rule, ready: bool) -> None:
 
 
 @hookspec
+def watchdog_rule_health_checked(rule: Rule, health: str, detail: str) -> None:
+    """``engine.set_health`` was called for ``rule``, changed or not: ``detail`` is the last check's result.
+
+    Called after ``watchdog_rule_health`` when the health changed. Called at
+    every health check of every rule, so keep it cheap.
+    """
+
+
+@hookspec
 def watchdog_process_started(rule: Rule, pid: int) -> None:
     """The engine started ``rule``'s command as process ``pid``."""
 

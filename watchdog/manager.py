@@ -30,6 +30,11 @@ BUILTIN_PLUGINS = {
     "essential": "watchdog.plugins.essential",
     "notify": "watchdog.plugins.notify:Notify",
     "control": "watchdog.plugins.control:Control",
+    "health": "watchdog.plugins.health:Health",
+    "health_cmd": "watchdog.plugins.health_cmd",
+    "health_http": "watchdog.plugins.health_http",
+    "health_tcp": "watchdog.plugins.health_tcp",
+    "limits": "watchdog.plugins.limits",
 }
 AUTOLOAD_OFF_VARIABLE = "WATCHDOG_DISABLE_PLUGIN_AUTOLOAD"
 

@@ -6,6 +6,10 @@
 - ``watchdog_restarts_total{rule}``: starts of the command after the first;
 - ``watchdog_last_exit_status{rule}``: exit status of the last command the watchdog
   started and reaped (negative: killed by that signal); absent until one exits.
+- ``watchdog_rule_health{rule,health}``: 1 for the rule's current health
+  (``healthy``, ``unhealthy``, or ``unknown`` without health checks or while it
+  is not running), 0 for the other two, so ``watchdog_rule_health{health="unhealthy"} == 1``
+  is an alert rule.
 
 How a plugin author can read this one (hooks: ``watchdog/hookspecs.py``):
 
@@ -38,6 +42,7 @@ from watchdog.api import EngineAPI
 from watchdog.config import Config
 
 logger = logging.getLogger("watchdog")
+HEALTH_STATES = ("healthy", "unhealthy", "unknown")  # watchdog.state's health values
 
 
 @dataclass
@@ -60,12 +65,16 @@ class RuleCollector:
                                        "the first", labels=["rule"])
         last_exit = GaugeMetricFamily("watchdog_last_exit_status", "Exit status of the rule's "
                                       "last started command (negative: signal)", labels=["rule"])
+        health = GaugeMetricFamily("watchdog_rule_health", "1 for the rule's current health from "
+                                   "its health checks, 0 for the others", labels=["rule", "health"])
         for name, status in list(self.engine.status.items()):
             up.add_metric([name], 1.0 if status.state == "running" else 0.0)
             restarts.add_metric([name], status.restarts)
             if status.last_exit is not None:
                 last_exit.add_metric([name], status.last_exit)
-        yield from (up, restarts, last_exit)
+            for state in HEALTH_STATES:
+                health.add_metric([name, state], 1.0 if status.health == state else 0.0)
+        yield from (up, restarts, last_exit, health)
 
 
 class Prometheus:

@@ -1,0 +1,307 @@
+"""Plugin ``health``: run each rule's probes on a schedule, keep its health, act when unhealthy.
+
+The probes come from check plugins (``watchdog.health.add_probe``); this
+plugin knows none of them by name. In Docker's words, per rule:
+
+- ``--health-interval`` (10 s): the first round runs one interval after the
+  rule is seen running, each next one an interval after the last ended;
+- ``--health-timeout`` (5 s): each probe's limit; a probe that has not
+  answered a second after it counts as timed out;
+- ``--health-retries`` (3): that many failed rounds in a row make it unhealthy;
+- ``--health-start-period`` (0): failures within it of the rule's start do not
+  count; the first success ends it;
+- ``--on-unhealthy``: ``restart`` (the default: stop signal and SIGCONT,
+  ``--grace``, KILL, then respawn starts it and counts a failure for backoff
+  and ``--max-restarts``), ``report`` (log it, show it, keep probing) or
+  ``exit`` (stop every service and exit with status 7, for an orchestrator).
+
+A rule is probed only while it is running; the rounds run in background
+threads, so a hanging probe never delays the loop. When the rule stops
+running its health goes back to unknown, and a new run starts afresh.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from functools import partial
+
+import click
+
+from watchdog import hookimpl
+from watchdog.api import EngineAPI
+from watchdog.config import Config
+from watchdog.exits import EXIT_UNHEALTHY
+from watchdog.health import Probe, Result, Target, failure_words, probes, seconds_text
+from watchdog.logs import logger
+from watchdog.rules import Rule
+from watchdog.state import HEALTHY, RUNNING, UNHEALTHY, UNKNOWN
+from watchdog.timers import Timer
+
+RESTART, REPORT, EXIT = "restart", "report", "exit"
+SETTINGS, STATE = "health", "health"  # rule.settings and rule.state keys
+# A probe must bound itself by the timeout; this much later the schedule stops waiting for it.
+OVERDUE_AFTER = 1.0
+
+
+@dataclass
+class Schedule:
+    """One rule's settings, from the flags."""
+
+    interval: float = 10.0
+    timeout: float = 5.0
+    retries: int = 3
+    start_period: float = 0.0
+    on_unhealthy: str = RESTART
+
+
+@dataclass
+class Round:
+    """One round of a rule's probes, in a background thread."""
+
+    generation: int
+    future: Future[Result] | None = None
+    overdue: Timer | None = None  # cancelled when it answers: an idle loop sleeps through it
+    settled: bool = False  # its verdict is in (answered, or declared overdue)
+
+
+@dataclass
+class Run:
+    """What the schedule remembers of a rule: its current run's probing."""
+
+    generation: int = 0  # bumped whenever the run ends: late answers of older rounds are dropped
+    started_at: float | None = None  # the engine started its command then (the start period's origin)
+    start_period_until: float | None = None  # None: over, or none was asked for
+    failures: int = 0  # failed rounds in a row
+    timer: Timer | None = None
+    round: Round | None = None
+
+
+def run_round(checks: list[Probe], target: Target) -> Result:
+    """Every probe of the rule, one after another: the first failure decides."""
+    details = []
+    for check in checks:
+        try:
+            result = check(target)
+        except Exception as exc:  # a probe's bug is a failed check, not a crashed schedule
+            result = Result(False, f"probe error: {failure_words(exc, target.timeout)}")
+        if not result.ok:
+            return result
+        details.append(result.detail)
+    return Result(True, "; ".join(details))
+
+
+def parse_seconds(flag: str, name: str, text: str, *, zero: bool = False) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+        raise click.UsageError(f"{flag} {name}={text}: expected a number of seconds "
+                               f"{'>= 0' if zero else '> 0'}")
+    return value
+
+
+def parse_period(flag: str, name: str, text: str) -> float:
+    return parse_seconds(flag, name, text, zero=True)
+
+
+def parse_retries(flag: str, name: str, text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise click.UsageError(f"{flag} {name}={text}: expected a whole number >= 1")
+    return int(text)
+
+
+def parse_action(flag: str, name: str, text: str) -> str:
+    if text not in (RESTART, REPORT, EXIT):
+        raise click.UsageError(f"{flag} {name}={text}: expected restart, report or exit")
+    return text
+
+
+FLAGS: dict[str, tuple[str, str, Callable[[str, str, str], object]]] = {
+    # flag: (Schedule field, metavar, parser)
+    "--health-interval": ("interval", "NAME=SECONDS", parse_seconds),
+    "--health-timeout": ("timeout", "NAME=SECONDS", parse_seconds),
+    "--health-retries": ("retries", "NAME=N", parse_retries),
+    "--health-start-period": ("start_period", "NAME=SECONDS", parse_period),
+    "--on-unhealthy": ("on_unhealthy", "NAME=ACTION", parse_action),
+}
+HELP = {
+    "--health-interval": "Seconds between health checks of rule NAME. [default: 10]",
+    "--health-timeout": "Seconds each health probe of rule NAME may take. [default: 5]",
+    "--health-retries": "Failed checks in a row that make rule NAME unhealthy. [default: 3]",
+    "--health-start-period": "Seconds after each start of rule NAME in which failed checks do not "
+                             "count; the first success ends it. [default: 0]",
+    "--on-unhealthy": "What rule NAME being unhealthy does: restart, report (log and show only) or "
+                      "exit (stop everything, exit 7). [default: restart]",
+}
+
+
+class Health:
+    """One run's schedule; each rule's settings and memory live on the rule."""
+
+    def __init__(self) -> None:
+        self.engine: EngineAPI | None = None
+
+    @hookimpl
+    def watchdog_add_options(self) -> list[click.Option]:
+        return [click.Option([flag], multiple=True, metavar=metavar, help=HELP[flag])
+                for flag, (_, metavar, _) in FLAGS.items()]
+
+    @hookimpl(trylast=True)  # after every check plugin has added its probes
+    def watchdog_configure(self, config: Config) -> None:
+        for rule in config.rules:
+            if probes(rule):
+                rule.settings[SETTINGS] = Schedule()
+        for flag, (attribute, _, parse) in FLAGS.items():
+            for rule, text in config.per_rule(flag, config.options.get(flag[2:].replace("-", "_")) or ()):
+                schedule = rule.settings.get(SETTINGS)
+                if schedule is None:
+                    raise click.UsageError(
+                        f"{flag} {rule.name}={text}: rule {rule.name!r} has no health check (give it "
+                        "--health-cmd, --health-http, --health-tcp, --max-memory or --max-cpu)"
+                    )
+                setattr(schedule, attribute, parse(flag, rule.name, text))
+
+    @hookimpl
+    def watchdog_started(self, engine: EngineAPI) -> None:
+        self.engine = engine
+
+    @hookimpl
+    def watchdog_process_started(self, rule: Rule) -> None:
+        if SETTINGS in rule.settings and self.engine is not None:
+            run_of(rule).started_at = self.engine.clock()
+
+    @hookimpl
+    def watchdog_rule_found(self, rule: Rule) -> None:
+        schedule: Schedule | None = rule.settings.get(SETTINGS)
+        if schedule is None or self.engine is None:
+            return
+        run = run_of(rule)
+        self.end_run(run)
+        now = self.engine.clock()
+        origin = run.started_at if run.started_at is not None else now
+        run.started_at = None
+        run.start_period_until = origin + schedule.start_period if schedule.start_period else None
+        self.schedule(rule, run, now + schedule.interval)
+
+    @hookimpl
+    def watchdog_rule_stopping(self, rule: Rule) -> None:
+        # Health stays as it is while the stop goes on: it is often the reason for it.
+        if SETTINGS in rule.settings:
+            self.end_run(run_of(rule))
+
+    @hookimpl
+    def watchdog_rule_missing(self, rule: Rule, engine: EngineAPI) -> None:
+        if SETTINGS in rule.settings:
+            self.not_running(rule, engine)
+
+    @hookimpl
+    def watchdog_rule_stopped(self, rule: Rule) -> None:
+        if SETTINGS in rule.settings and self.engine is not None:
+            self.not_running(rule, self.engine)
+
+    # --- the schedule -----------------------------------------------------------
+
+    def end_run(self, run: Run) -> None:
+        run.generation += 1
+        run.failures = 0
+        if run.timer is not None:
+            run.timer.cancel()
+            run.timer = None
+
+    def not_running(self, rule: Rule, engine: EngineAPI) -> None:
+        self.end_run(run_of(rule))
+        if engine.status[rule.name].health != UNKNOWN:
+            engine.set_health(rule, UNKNOWN, "not running")
+
+    def schedule(self, rule: Rule, run: Run, when: float) -> None:
+        assert self.engine is not None
+        run.timer = self.engine.call_at(when, partial(self.due, rule, run.generation))
+
+    def due(self, rule: Rule, generation: int) -> None:
+        engine, run, schedule = self.engine, run_of(rule), rule.settings[SETTINGS]
+        assert engine is not None
+        run.timer = None
+        status = engine.status[rule.name]
+        if generation != run.generation or status.state != RUNNING:
+            return  # the next run schedules its own rounds when the rule is found again
+        last = run.round
+        if last is not None and last.future is not None and not last.future.done():
+            # A probe that ignores its timeout still holds a thread: start no second one.
+            self.verdict(rule, Result(False, f"timed out after {seconds_text(schedule.timeout)} "
+                                             "(the last probe has not returned)"))
+            self.next_round(rule, generation)
+            return
+        target = Target(tuple(sorted(set(status.pids) | status.children)), schedule.timeout)
+        checks = probes(rule)
+        this = run.round = Round(generation)
+        this.future = engine.run_in_background(partial(run_round, checks, target),
+                                               partial(self.answered, rule, this))
+        limit = schedule.timeout * len(checks) + OVERDUE_AFTER
+        this.overdue = engine.call_later(limit, partial(self.overdue, rule, this))
+
+    def answered(self, rule: Rule, this: Round, future: Future[Result]) -> None:
+        if this.settled:
+            return
+        this.settled = True
+        if this.overdue is not None:
+            this.overdue.cancel()
+        if this.generation != run_of(rule).generation:
+            return
+        try:
+            result = future.result()
+        except Exception as exc:
+            result = Result(False, f"probe error: {exc}")
+        self.verdict(rule, result)
+        self.next_round(rule, this.generation)
+
+    def overdue(self, rule: Rule, this: Round) -> None:
+        if this.settled or this.generation != run_of(rule).generation:
+            return
+        this.settled = True
+        timeout = rule.settings[SETTINGS].timeout
+        self.verdict(rule, Result(False, f"timed out after {seconds_text(timeout)}"))
+        self.next_round(rule, this.generation)
+
+    def next_round(self, rule: Rule, generation: int) -> None:
+        run = run_of(rule)
+        if generation == run.generation and self.engine is not None:  # the verdict did not end the run
+            self.schedule(rule, run, self.engine.clock() + rule.settings[SETTINGS].interval)
+
+    # --- verdicts ---------------------------------------------------------------
+
+    def verdict(self, rule: Rule, result: Result) -> None:
+        engine, run, schedule = self.engine, run_of(rule), rule.settings[SETTINGS]
+        assert engine is not None
+        health = engine.status[rule.name].health
+        if result.ok:
+            run.failures = 0
+            run.start_period_until = None
+            engine.set_health(rule, HEALTHY, result.detail)
+            return
+        if run.start_period_until is not None and engine.clock() < run.start_period_until:
+            engine.set_health(rule, health, f"{result.detail} (start period)")
+            return
+        run.failures += 1
+        if run.failures < schedule.retries:
+            logger.info("health check failed (%d of %d): %s", run.failures, schedule.retries,
+                        result.detail, extra={"rule": rule.name, "event": "health-check-failed"})
+            engine.set_health(rule, health, f"{result.detail} ({run.failures} of {schedule.retries})")
+            return
+        detail = result.detail if run.failures == 1 else f"{result.detail} for {run.failures} checks"
+        engine.set_health(rule, UNHEALTHY, detail)
+        if health != UNHEALTHY:
+            self.act(rule, schedule, engine, f"unhealthy: {detail}")
+
+    def act(self, rule: Rule, schedule: Schedule, engine: EngineAPI, reason: str) -> None:
+        if schedule.on_unhealthy == RESTART:
+            engine.restart(rule, reason)
+        elif schedule.on_unhealthy == EXIT:
+            engine.give_up(rule, reason, EXIT_UNHEALTHY)
+
+
+def run_of(rule: Rule) -> Run:
+    return rule.state.setdefault(STATE, Run())  # type: ignore[no-any-return]
