@@ -23,13 +23,13 @@ from watchdog import leftovers, processes
 from watchdog.background import Background
 from watchdog.children import Children
 from watchdog.events import Waiter
-from watchdog.exits import EXIT_INTERNAL_ERROR, EXIT_KILLED, EXIT_NOT_RUNNING, EXIT_OK
+from watchdog.exits import EXIT_INTERNAL_ERROR, EXIT_NOT_RUNNING, EXIT_OK
 from watchdog.hooks import call_contained, log_failure
 from watchdog.logs import logger
 from watchdog.matchers import Matchers
-from watchdog.ordering import stop_waves
 from watchdog.readiness import is_ready
 from watchdog.rules import FORWARDABLE_SIGNALS, Rule
+from watchdog.shutdown import Shutdown
 from watchdog.snapshot import CommandLineCache, Proc, Snapshot, take_snapshot
 from watchdog.state import (
     HEALTHY,
@@ -90,7 +90,7 @@ class Engine:
         self.signaller = Signaller(self.waiter)
         self.timers = Timers()
         self.background = Background(self.waiter.wake)
-        self._exit_code: int | None = None
+        self.exit_code: int | None = None
         self._stop_reason: str | None = None
         self._once = False
         self._check_soon = False
@@ -225,8 +225,8 @@ class Engine:
         if not status.given_up:
             status.given_up = True
             self.hooks.watchdog_rule_gave_up(rule=rule, reason=reason)
-        if exit_code is not None and self._exit_code is None:
-            self._exit_code = exit_code
+        if exit_code is not None and self.exit_code is None:
+            self.exit_code = exit_code
             self._stop_reason = f"giving up on {rule.name}"
             self._check_soon = True  # called from a timer or background callback: the loop must wake
 
@@ -305,11 +305,11 @@ class Engine:
             except Exception as exc:
                 logger.critical("internal error: %s: %s; stopping every service",
                                 type(exc).__name__, exc, exc_info=exc, extra={"event": "internal-error"})
-                self._exit_code = EXIT_INTERNAL_ERROR
+                self.exit_code = EXIT_INTERNAL_ERROR
                 try:
                     return self._stop("internal error")
                 except Exception:
-                    self._kill_known()
+                    Shutdown(self).kill_known()
                     return EXIT_INTERNAL_ERROR
 
     # --- the loop -------------------------------------------------------------
@@ -365,7 +365,7 @@ class Engine:
             if timer_due is not None:
                 wake_at = min(wake_at, timer_due)
             exited = self.waiter.wait(0 if self._check_soon else wake_at - self.clock())
-            reaped = self._reap()
+            reaped = self.reap()
             for signum in self.waiter.take_signals():
                 if signum in STOP_SIGNALS:
                     self._stop_reason = signal.Signals(signum).name
@@ -381,7 +381,7 @@ class Engine:
             if exited or reaped or self._check_soon or self.clock() >= self._next_check(deadline):
                 return
 
-    def _reap(self) -> bool:
+    def reap(self) -> bool:
         reaped = self.children.reap()
         for pid, rule, returncode in reaped:
             if rule is None or rule not in self.rules:
@@ -413,7 +413,7 @@ class Engine:
                 procs.append(proc)
         return procs
 
-    def _current(self, rule: Rule, snapshot: Snapshot) -> list[Proc] | None:
+    def current(self, rule: Rule, snapshot: Snapshot) -> list[Proc] | None:
         """What a stop or a signal reaches: the matches, else the service under another name."""
         procs = self._match(rule, snapshot)
         if procs == []:
@@ -590,7 +590,7 @@ class Engine:
         logger.info("%s (%s), grace %ss", "restarting" if restart else "stopping", reason, self.grace,
                     extra={"rule": rule.name, "event": "restarting" if restart else "stopping"})
         self.hooks.watchdog_rule_stopping(rule=rule, reason=reason)
-        procs = self._current(rule, self.take_snapshot()) or []
+        procs = self.current(rule, self.take_snapshot()) or []
         status.stop.advance(self.clock(), status.children, procs, rule.stop_signal, self.signaller)
         self.call_at(status.stop.deadline)
         self._check_soon = True
@@ -622,7 +622,7 @@ class Engine:
     # --- signals to services and the final stop ----------------------------------
 
     def _targets(self, rule: Rule, snapshot: Snapshot) -> Targets:
-        return Targets.of(self.status[rule.name].children, self._current(rule, snapshot) or [])
+        return Targets.of(self.status[rule.name].children, self.current(rule, snapshot) or [])
 
     def _forward(self, sig: int) -> None:
         receivers = [rule for rule in self.rules if sig in rule.forward_signals]
@@ -632,132 +632,5 @@ class Engine:
         for rule in receivers:
             self.signaller.send(self._targets(rule, snapshot), sig)
 
-    def _alive(self, snapshot: Snapshot) -> dict[Rule, list[Proc]]:
-        alive = {}
-        for rule in self.rules:
-            status = self.status[rule.name]
-            procs = self._current(rule, snapshot)
-            if procs is None:  # a broken matcher: the pids it matched last, if still there
-                procs = [p for p in map(snapshot.get, status.pids) if p is not None]
-            if procs or status.children:
-                alive[rule] = procs
-        return alive
-
     def _stop(self, reason: str) -> int:
-        """Stop signal to every service, then to every other process of ours; KILL at the grace.
-
-        With ``--after`` dependencies the services stop in waves, dependents
-        first: a wave is signalled once the waves before it have ended, and
-        gets an equal share of what is left of the grace (SIGKILL for its
-        leftovers at the end of its share), so the whole stop stays within it.
-
-        Then every other process of ours: our descendants that no rule matched
-        (a copy a misconfigured rule started, a daemon of another name). As
-        PID 1 that is everything in the container, which the kernel would
-        otherwise SIGKILL when we exit; as a subreaper, what our services left.
-        """
-        logger.info("stopping every service (%s), grace %ss", reason, self.grace)
-        self.hooks.watchdog_stopping(signal_name=reason)
-        began = self.clock()
-        deadline = began + self.grace
-        waves = stop_waves(self.rules)
-        last_wave = max(waves.values(), default=0)
-        wave = 0
-        wave_deadline = began + self.grace / (last_wave + 1)
-        killed: set[str] = set()
-        signalled_groups: set[int] = set()
-        signalled_pids: set[int] = set()
-        code = EXIT_OK
-        while True:
-            self._reap()
-            snapshot = self.take_snapshot()
-            alive = self._alive(snapshot)
-            now = self.clock()
-            if not alive:
-                if not self._stop_others(snapshot, signalled_pids, now >= deadline):
-                    break
-                if now >= deadline:
-                    code = EXIT_KILLED
-                    break
-                self.waiter.wait(deadline - now)
-                continue
-            while wave < last_wave and not any(waves[rule.name] <= wave and rule.name not in killed
-                                               for rule in alive):
-                wave += 1
-                wave_deadline = now + (deadline - now) / (last_wave - wave + 1)
-            for rule, procs in alive.items():
-                if waves[rule.name] > wave:
-                    continue  # a rule after it is still running
-                targets = Targets.of(self.status[rule.name].children, procs)
-                targets.groups -= signalled_groups
-                targets.pids -= signalled_pids
-                if last_wave and (targets.groups or targets.pids):
-                    logger.info("stopping", extra={"rule": rule.name, "event": "stopping"})
-                self.signaller.stop(targets, rule.stop_signal)
-                signalled_groups |= targets.groups
-                signalled_pids |= targets.pids
-            again = self._stop_requested_again()
-            if now >= wave_deadline or again:
-                late = {rule: procs for rule, procs in alive.items()
-                        if wave == last_wave or again or waves[rule.name] <= wave}
-                names = ", ".join(rule.name for rule in late)
-                logger.warning("still running after the grace, sending SIGKILL: %s", names)
-                for rule, procs in late.items():
-                    self.signaller.kill(self.status[rule.name].children, procs)
-                code = EXIT_KILLED
-                if len(late) == len(alive):
-                    self._stop_others(self.take_snapshot(), signalled_pids, kill=True)
-                    break
-                killed |= {rule.name for rule in late}
-                continue
-            for procs in alive.values():
-                for proc in procs:
-                    self.waiter.watch(proc.pid)
-            self.waiter.wait(wave_deadline - now)
-        self._finish_reaping()
-        self.children.drain_output()
-        logger.info("stopped in %.2fs", self.clock() - began)
-        if self._exit_code is not None:
-            code = self._exit_code
-        self.hooks.watchdog_stopped(exit_code=code)
-        self.waiter.close()
-        return code
-
-    def _stop_others(self, snapshot: Snapshot, signalled: set[int], kill: bool) -> bool:
-        """SIGTERM (or with ``kill``, SIGKILL) to our descendants no rule matched; False if none."""
-        others = leftovers.descendants(snapshot)
-        if kill and others:
-            logger.warning("still running after the grace, sending SIGKILL: %s",
-                           ", ".join(f"{proc.pid} ({proc.name})" for proc in others))
-            self.signaller.kill(set(), others)
-            return True
-        unsignalled = [proc for proc in others if proc.pid not in signalled]
-        if unsignalled:
-            logger.warning("stopping %d processes that no rule matches: %s", len(unsignalled),
-                           ", ".join(f"{proc.pid} ({proc.name})" for proc in unsignalled),
-                           extra={"event": "stop-unmatched"})
-            self.signaller.stop(Targets(set(), {proc.pid for proc in unsignalled}), signal.SIGTERM)
-            signalled.update(proc.pid for proc in unsignalled)
-        for proc in others:
-            self.waiter.watch(proc.pid)
-        return bool(others)
-
-    def _stop_requested_again(self) -> bool:
-        return any(sig in (signal.SIGTERM, signal.SIGINT) for sig in self.waiter.take_signals())
-
-    def _finish_reaping(self) -> None:
-        """Collect our killed children so nothing is left a zombie (bounded wait)."""
-        give_up_at = self.clock() + 1.0
-        while self.children and self.clock() < give_up_at:
-            if not self._reap():
-                self.waiter.wait(give_up_at - self.clock())  # SIGCHLD wakes us
-
-    def _kill_known(self) -> None:
-        """Last resort when even the stop failed: KILL every process we know of, reap."""
-        for status in self.status.values():
-            for pgid in status.children:
-                processes.signal_group(pgid, signal.SIGKILL)
-            for pid in status.pids:
-                self.waiter.send_signal(pid, signal.SIGKILL)
-        time.sleep(0.1)
-        processes.reap()
+        return Shutdown(self).run(reason)
