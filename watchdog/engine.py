@@ -16,7 +16,6 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 from watchdog import processes
@@ -24,7 +23,8 @@ from watchdog.events import Waiter
 from watchdog.logs import logger
 from watchdog.output import Prefixer
 from watchdog.rules import Rule
-from watchdog.snapshot import CommandLineCache, Proc, Snapshot, take_snapshot
+from watchdog.snapshot import Proc, Snapshot
+from watchdog.tracker import Tracker
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
 FORWARDED_SIGNALS = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH)
@@ -74,14 +74,16 @@ class Engine:
         use_pidfd: bool = True,
         prefix: bool = False,
         clock: Callable[[], float] = time.monotonic,
-        snapshot: Callable[[], Snapshot] | None = None,
     ) -> None:
         self.rules = rules
         self.hook = hook
         self.interval = interval
         self.grace = grace
         self.clock = clock
-        self.take_snapshot = snapshot or partial(take_snapshot, cache=CommandLineCache(ttl=interval))
+        # Snapshots: an event re-reads only what it can have changed; the check
+        # due at the interval reads everything (see watchdog/tracker.py).
+        self.snapshots = Tracker(backstop=interval)
+        self.take_snapshot = self.snapshots.take
         self.status = {rule.name: RuleStatus() for rule in rules}
         self.waiter = Waiter(use_pidfd)
         self.prefixer = Prefixer(self.waiter, [rule.name for rule in rules],
@@ -230,14 +232,17 @@ class Engine:
         return bool(reaped)
 
     def _match(self, rule: Rule, snapshot: Snapshot) -> list[Proc]:
-        return list(self.hook.watchdog_match(rule=rule, snapshot=snapshot) or [])
+        procs = list(self.hook.watchdog_match(rule=rule, snapshot=snapshot) or [])
+        self.snapshots.follow(procs)  # a matched process's death or exec is re-read at once
+        return procs
 
     def _check(self) -> None:
         now = self.clock()
+        backstop = now >= self._last_check + self.interval  # no event: read every process
         self._last_check = now
         while self._wake_times and self._wake_times[0] <= now:
             heapq.heappop(self._wake_times)
-        snapshot = self.take_snapshot()
+        snapshot = self.take_snapshot(full=backstop)
         matches = {rule.name: self._match(rule, snapshot) for rule in self.rules}
         if any(self.status[rule.name].state != "missing" and
                self._looks_missing(rule, matches[rule.name], now) for rule in self.rules):

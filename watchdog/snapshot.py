@@ -20,6 +20,9 @@ from typing import NamedTuple
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 DEAD_STATES = frozenset("ZXx")
 PF_KTHREAD = 0x00200000  # in stat's flags: a kernel thread, which has no command line
+# Seconds after its start within which a process may still exec, or rewrite its
+# title, as programs do while they start (sshd, a shell script exec'ing its service).
+EXEC_SETTLE = 1.0
 
 
 class Proc(NamedTuple):
@@ -112,7 +115,7 @@ class CommandLineCache:
     Empty reads are not kept (see ``Snapshot._raw_cmdline``).
     """
 
-    MIN_AGE = 1.0
+    MIN_AGE = EXEC_SETTLE
 
     def __init__(self, ttl: float) -> None:
         self.ttl = ttl
