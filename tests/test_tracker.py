@@ -64,17 +64,48 @@ def test_a_process_born_since_the_last_listing_is_read(tmp_path: Path, spawned: 
     assert tracker.last_reads < len(snapshot) // 2  # the rest came from the previous listing
 
 
-def test_a_process_that_exited_is_gone_from_the_next_snapshot(tmp_path: Path, spawned: list) -> None:
+def test_a_followed_process_that_exited_is_gone_from_the_next_snapshot(
+    tmp_path: Path, spawned: list
+) -> None:
     sleeper = program(tmp_path, "wd-trk-gone")
     proc = run(spawned, [sleeper, "1000"])
     wait_for(lambda: psutil.Process(proc.pid).name() == "wd-trk-gone", what="the exec")
+    time.sleep(EXEC_SETTLE + 0.1)  # old: only following it gets it read again
     tracker = Tracker(backstop=60)
-    assert tracker.take(full=True).named("wd-trk-gone")
+    tracker.follow(tracker.take(full=True).named("wd-trk-gone"))
     proc.kill()
     proc.wait()
     snapshot = tracker.take()
     assert snapshot.named("wd-trk-gone") == [] and snapshot.get(proc.pid) is None
     assert tracker.full_reads == 1
+
+
+def test_an_unfollowed_process_that_exited_is_gone_for_get_at_once_and_for_all_at_the_full_read(
+    tmp_path: Path, spawned: list
+) -> None:
+    sleeper = program(tmp_path, "wd-trk-unfol")
+    proc = run(spawned, [sleeper, "1000"])
+    wait_for(lambda: psutil.Process(proc.pid).name() == "wd-trk-unfol", what="the exec")
+    time.sleep(EXEC_SETTLE + 0.1)
+    tracker = Tracker(backstop=60)
+    tracker.take(full=True)
+    proc.kill()
+    proc.wait()
+    # get() answers for one pid, as a pidfile's, so it reads that pid again.
+    assert tracker.take().get(proc.pid) is None
+    assert tracker.take(full=True).named("wd-trk-unfol") == []
+
+
+def test_many_forks_at_once_make_the_snapshot_list_proc(tmp_path: Path, spawned: list) -> None:
+    sleeper = program(tmp_path, "wd-trk-wide")
+    tracker = Tracker(backstop=60)
+    size = len(tracker.take(full=True))
+    for _ in range(max(200, size)):  # more new pids than half the table: a wide window
+        subprocess.run(["true"], check=True)
+    proc = run(spawned, [sleeper, "1000"])
+    wait_for(lambda: psutil.Process(proc.pid).name() == "wd-trk-wide", what="the exec")
+    assert [p.pid for p in tracker.take().named("wd-trk-wide")] == [proc.pid]
+    assert (tracker.full_reads, tracker.listings) == (1, 2)
 
 
 def test_a_young_process_that_execs_is_seen_under_its_new_name(tmp_path: Path, spawned: list) -> None:

@@ -16,7 +16,7 @@ which makes the caller read everything.
 from __future__ import annotations
 
 import os
-from collections.abc import Set
+from collections.abc import Iterator, Set
 from dataclasses import dataclass
 
 from watchdog.snapshot import read_proc_file
@@ -72,6 +72,7 @@ class Window:
         self.everything = (after.pid_max != before.pid_max or steps < 0
                            or steps + before.tasks + LAP_MARGIN >= lap)
         self.low, self.high = before.last_pid, after.last_pid  # the window is (low, high]
+        self.pid_max = before.pid_max
 
     def __contains__(self, pid: object) -> bool:
         if self.everything:
@@ -81,6 +82,22 @@ class Window:
         if self.low <= self.high:
             return self.low < pid <= self.high
         return pid > self.low or pid <= self.high  # wrapped
+
+    def size(self) -> int | None:
+        """How many pids the window spans; None when it spans every pid."""
+        if self.everything:
+            return None
+        if self.low <= self.high:
+            return self.high - self.low
+        return self.pid_max - 1 - self.low + self.high
+
+    def pids(self) -> Iterator[int]:
+        """Every pid in the window (give it a bounded one: see ``size``)."""
+        if self.low <= self.high:
+            yield from range(self.low + 1, self.high + 1)
+        else:
+            yield from range(self.low + 1, self.pid_max)
+            yield from range(1, self.high + 1)
 
     def among(self, pids: Set[int]) -> set[int]:
         """The members of ``pids`` that can have been handed out again."""

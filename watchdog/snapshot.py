@@ -140,11 +140,28 @@ class CommandLineCache:
                          and (proc.start_ticks, proc.name) == key[1:]}
 
 
+def index_names(procs: dict[int, Proc]) -> dict[str, tuple[Proc, ...]]:
+    """Every process by its name (comm), zombies and watchdogs included."""
+    names: dict[str, list[Proc]] = {}
+    for proc in procs.values():
+        names.setdefault(proc.name, []).append(proc)
+    return {name: tuple(group) for name, group in names.items()}
+
+
 class Snapshot:
-    """The process table at one instant, as matchers see it."""
+    """The process table at one instant, as matchers see it.
+
+    ``names`` is ``index_names(procs)`` when the caller keeps one up to date.
+    ``fresh``, when given, holds the pids read for this snapshot, the others
+    being carried over from an earlier one (see watchdog/tracker.py): ``get``
+    reads those again, since a matcher that asks for one pid may ask about a
+    process no rule followed.
+    """
 
     def __init__(self, procs: dict[int, Proc], self_pid: int, proc_root: str = "/proc",
-                 cache: CommandLineCache | None = None) -> None:
+                 cache: CommandLineCache | None = None, *,
+                 names: dict[str, tuple[Proc, ...]] | None = None,
+                 fresh: set[int] | None = None) -> None:
         self.proc_root = proc_root
         self._cache = cache
         self._uptime = time.clock_gettime(time.CLOCK_BOOTTIME)
@@ -157,10 +174,9 @@ class Snapshot:
         self._command_lines: list[tuple[Proc, str]] | None = None
         self._hidden = self._ancestry(self_pid)
         self._watchdogs: dict[int, bool] = {}
-        self.by_name: dict[str, list[Proc]] = {}
-        for proc in procs.values():
-            if proc.state not in DEAD_STATES and proc.pid not in self._hidden:
-                self.by_name.setdefault(proc.name, []).append(proc)
+        self._names = index_names(procs) if names is None else names
+        self._fresh = fresh
+        self._read_again: dict[int, Proc | None] = {}
 
     def _ancestry(self, pid: int) -> frozenset[int]:
         chain = set()
@@ -181,11 +197,16 @@ class Snapshot:
 
     def named(self, name: str) -> list[Proc]:
         """Visible processes whose comm is exactly ``name`` (give at most 15 characters)."""
-        return [proc for proc in self.by_name.get(name, ()) if not self.is_watchdog(proc)]
+        return [proc for proc in self._names.get(name, ()) if self.visible(proc)]
 
     def get(self, pid: int) -> Proc | None:
         """The visible process with this pid, if there is one."""
-        proc = self._procs.get(pid)
+        if self._fresh is not None and pid not in self._fresh:
+            if pid not in self._read_again:
+                self._read_again[pid] = read_stat(self.proc_root, str(pid))
+            proc = self._read_again[pid]
+        else:
+            proc = self._procs.get(pid)
         return proc if proc is not None and self.visible(proc) else None
 
     def processes(self) -> list[Proc]:

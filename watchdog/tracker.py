@@ -1,26 +1,29 @@
 """Snapshots that cost what changed: each one re-reads only what can differ from the last.
 
-Listing ``/proc`` is cheap; reading every ``/proc/PID/stat`` is what a
-snapshot of a large table costs. Between two listings, a process can change in
-what matchers see (its name, its state, its parent) only by being born, by
-exec'ing, by dying, or by renaming itself. So a snapshot taken on an event
-reads the stat of:
+Reading every ``/proc/PID/stat`` is what a snapshot of a large table costs,
+and even listing ``/proc`` costs about a microsecond per process. Between two
+snapshots a process changes what matchers see of it (name, state, parent) only
+by being born, exec'ing, dying or renaming itself. So a snapshot taken on an
+event reads the stat of:
 
-- pids not in the previous listing (born since);
-- pids the kernel can have handed out again since (``pidwindow``): a pid in
-  both listings is otherwise the process read before;
-- processes that were still young when last read, younger than
-  ``EXEC_SETTLE``: a starter between fork and exec, a daemon's stages, a
-  script about to exec its service (the same reasoning the command-line cache
-  uses for titles);
+- every pid the kernel handed out within the last ``EXEC_SETTLE`` seconds or
+  since the previous snapshot, whichever is longer (``pidwindow``): the births,
+  pids handed out again, and a fork still in progress at the last look;
+- processes that were still young when last read: a starter between fork and
+  exec, a daemon's stages, a script about to exec its service (the same
+  reasoning the command-line cache uses for titles);
 - processes a rule matched since the last full read (``follow``): their death
   can leave a zombie with the same pid, and their exec takes them out of the
   rule.
 
-Everything else is taken from the previous snapshot. What no event shows (an
-old process that exec's into a service's name, or renames itself) is seen by
-the full read, which happens when the caller asks for it (the periodic check)
-and at least once per ``backstop`` seconds whatever the caller asks.
+The rest is carried over from the previous snapshot, and ``/proc`` is listed
+only when that window is too wide to read pid by pid. A carried process gives
+every matcher the answer it gave at its last read, unless the matcher reads
+something live (``get`` reads the pid again for that reason): had it matched
+then, it would be followed. What no event shows, an old process that exec's
+into a service's name or renames itself, and the death of a process no rule
+matched, is seen by the full read: when the caller asks for it (the check due
+at the interval) and at least once per ``backstop`` seconds whatever it asks.
 """
 
 from __future__ import annotations
@@ -36,72 +39,127 @@ from watchdog.snapshot import (
     CommandLineCache,
     Proc,
     Snapshot,
+    index_names,
     read_stat,
 )
 
+# Below this many pids a window is read pid by pid (a missing pid costs a failed
+# open); above it and above half the table, listing /proc is cheaper.
+WINDOW_READ_LIMIT = 64
+
 
 class Tracker:
-    """Takes the engine's snapshots, carrying what each listing learnt to the next."""
+    """Takes the engine's snapshots, carrying what each one learnt to the next."""
 
     def __init__(self, backstop: float, proc_root: str = "/proc", self_pid: int | None = None) -> None:
         self.backstop = backstop
         self.proc_root = proc_root
         self.self_pid = os.getpid() if self_pid is None else self_pid
         self.cache = CommandLineCache(ttl=backstop)
-        self.full_reads = 0  # how many snapshots read every stat (for tests and figures)
+        self.full_reads = 0  # snapshots that read every stat
+        self.listings = 0  # snapshots that listed /proc
         self.last_reads = 0  # stat files the last snapshot read
         self._procs: dict[int, Proc] = {}
-        self._cursor: Cursor | None = None
+        self._names: dict[str, tuple[Proc, ...]] = {}
+        self._readings: list[tuple[float, Cursor]] = []  # oldest first
         self._last_full = -float("inf")
-        self._young: set[int] = set()  # pids last read before EXEC_SETTLE
+        self._young: set[int] = set()  # pids last read within EXEC_SETTLE of their start
         self._followed: set[int] = set()  # pids matched since the last full read
 
     def follow(self, procs: Iterable[Proc]) -> None:
-        """Re-read these (a rule matched them) at every snapshot until the next full read."""
+        """Read these (a rule matched them) at every snapshot until the next full read."""
         self._followed.update(proc.pid for proc in procs)
 
     def take(self, full: bool = False) -> Snapshot:
         """The process table now; ``full`` reads every process's stat."""
-        started = time.monotonic()
-        listed = {int(entry) for entry in os.listdir(self.proc_root) if entry.isdigit()}
-        # Read after the listing, so that a pid handed out before the listing
-        # lies in this window or an earlier one.
-        cursor = read_cursor(self.proc_root)
+        now = time.monotonic()
         uptime = time.clock_gettime(time.CLOCK_BOOTTIME)
-        previous = self._cursor
-        self._cursor = cursor
-        if full or started - self._last_full >= self.backstop or previous is None or cursor is None:
-            self._last_full = started
-            self._followed.clear()
-            self._young.clear()
-            procs: dict[int, Proc] = {}
-            to_read: Iterable[int] = listed
-            self.full_reads += 1
+        # Read before anything else, so that a pid handed out after this reading
+        # falls in the next snapshot's window.
+        cursor = read_cursor(self.proc_root)
+        window = self._window(now, cursor)
+        if full or window is None or window.everything or now - self._last_full >= self.backstop:
+            return self._read_everything(now, uptime)
+        known = self._procs.keys()
+        size = window.size()
+        gone: set[int] = set()
+        if size is not None and size <= max(WINDOW_READ_LIMIT, len(known) // 2):  # the usual event
+            born = set(window.pids())
         else:
-            known = self._procs.keys()
-            procs = dict(self._procs)
-            for pid in known - listed:
-                del procs[pid]
-            kept = listed & known
-            to_read = (listed - known) | Window(previous, cursor).among(kept) \
-                | (self._young & kept) | (self._followed & kept)
-        reads = 0
+            self.listings += 1
+            listed = {int(entry) for entry in os.listdir(self.proc_root) if entry.isdigit()}
+            gone = known - listed
+            born = (listed - known) | window.among(known & listed)
+        to_read = born | (self._young & known) | (self._followed & known)
+        return self._update(to_read, gone, uptime)
+
+    def _window(self, now: float, cursor: Cursor | None) -> Window | None:
+        """The pids handed out since the reading that starts the window; None: any pid."""
+        if cursor is None:
+            self._readings.clear()
+            return None
+        # The window starts at the latest reading at least EXEC_SETTLE old (or the
+        # oldest there is): a pid handed out just before a reading may not be in
+        # /proc yet when it is read, as the fork is still setting the process up.
+        start = 0
+        for index, (when, _) in enumerate(self._readings):
+            if now - when >= EXEC_SETTLE:
+                start = index
+        del self._readings[:start]
+        self._readings.append((now, cursor))
+        return Window(self._readings[0][1], cursor) if len(self._readings) > 1 else None
+
+    def _read_everything(self, now: float, uptime: float) -> Snapshot:
+        self._last_full = now
+        self.full_reads += 1
+        self.listings += 1
+        self._followed.clear()
+        self._young.clear()
+        procs: dict[int, Proc] = {}
+        for entry in os.listdir(self.proc_root):
+            if entry.isdigit():
+                proc = read_stat(self.proc_root, entry)
+                if proc is not None:
+                    procs[proc.pid] = proc
+                    if uptime - proc.start_ticks / CLOCK_TICKS < EXEC_SETTLE:
+                        self._young.add(proc.pid)
+        self.last_reads = len(procs)
+        self._procs, self._names = procs, index_names(procs)
+        self.cache.keep_only(procs)
+        return Snapshot(procs, self.self_pid, self.proc_root, self.cache, names=self._names)
+
+    def _update(self, to_read: set[int], gone: set[int], uptime: float) -> Snapshot:
+        # New dicts each time: the snapshots handed out before must not change.
+        procs, names = dict(self._procs), dict(self._names)
+        for pid in gone:
+            unindex(names, procs.pop(pid))
         for pid in to_read:
-            reads += 1
             proc = read_stat(self.proc_root, str(pid))
-            if proc is None:
-                procs.pop(pid, None)
-                continue
-            procs[pid] = proc
-            if uptime - proc.start_ticks / CLOCK_TICKS < EXEC_SETTLE:
+            old = procs.get(pid)
+            if proc == old:
+                pass
+            elif proc is None:
+                unindex(names, procs.pop(pid))  # old is not None here
+            else:
+                if old is not None:
+                    unindex(names, old)
+                procs[pid] = proc
+                names[proc.name] = (*names.get(proc.name, ()), proc)
+            if proc is not None and uptime - proc.start_ticks / CLOCK_TICKS < EXEC_SETTLE:
                 self._young.add(pid)
             else:
                 self._young.discard(pid)
-        self.last_reads = reads
+        self.last_reads = len(to_read)
         self._young.intersection_update(procs)
         self._followed.intersection_update(procs)
-        self._procs = procs
-        if self._last_full == started:
-            self.cache.keep_only(procs)
-        # Never changed after this: the next snapshot starts from a copy.
-        return Snapshot(procs, self.self_pid, self.proc_root, self.cache)
+        self._procs, self._names = procs, names
+        return Snapshot(procs, self.self_pid, self.proc_root, self.cache, names=names, fresh=to_read)
+
+
+def unindex(names: dict[str, tuple[Proc, ...]], proc: Proc) -> None:
+    """Take ``proc`` out of the name index."""
+    group = tuple(other for other in names.get(proc.name, ()) if other.pid != proc.pid)
+    if group:
+        names[proc.name] = group
+    else:
+        names.pop(proc.name, None)
