@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 DEAD_STATES = frozenset("ZXx")
+STATES = {state.encode(): state for state in "RSDZTtXxKWPI"}  # decoded once, not per process
 PF_KTHREAD = 0x00200000  # in stat's flags: a kernel thread, which has no command line
 # Seconds after its start within which a process may still exec, or rewrite its
 # title, as programs do while they start (sshd, a shell script exec'ing its service).
@@ -65,23 +66,32 @@ def read_proc_file(path: str, whole: bool = False) -> bytes | None:
 
 
 def read_stat(proc_root: str, pid: str) -> Proc | None:
-    raw = read_proc_file(f"{proc_root}/{pid}/stat")
-    if raw is None:
+    """The process's stat, or None when it is gone (a full check calls this for every pid).
+
+    The read is inlined and the record built from positions: per process,
+    the keyword call and the extra function call cost a quarter of the parse.
+    """
+    try:
+        fd = os.open(f"{proc_root}/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
         return None
+    try:
+        raw = os.read(fd, 4096)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
     # comm may hold spaces and parentheses: it ends at the last ')'.
     open_paren, close_paren = raw.find(b"("), raw.rfind(b")")
     if open_paren < 0 or close_paren < 0:
         return None
-    fields = raw[close_paren + 2 :].split(maxsplit=20)  # up to starttime, field 22
+    fields = raw[close_paren + 2 :].split(None, 20)  # up to starttime, field 22
     try:
-        return Proc(
-            pid=int(pid),
-            ppid=int(fields[1]),
-            name=raw[open_paren + 1 : close_paren].decode("utf-8", "surrogateescape"),
-            state=fields[0].decode(),
-            start_ticks=int(fields[19]),
-            kernel_thread=bool(int(fields[6]) & PF_KTHREAD),
-        )
+        state = fields[0]
+        return Proc(int(pid), int(fields[1]),
+                    raw[open_paren + 1 : close_paren].decode("utf-8", "surrogateescape"),
+                    STATES.get(state) or state.decode(), int(fields[19]),
+                    int(fields[6]) & PF_KTHREAD != 0)
     except (IndexError, ValueError):
         return None
 
