@@ -16,8 +16,12 @@ event reads the stat of:
   can leave a zombie with the same pid, and their exec takes them out of the
   rule.
 
-The rest is carried over from the previous snapshot, and ``/proc`` is listed
-only when that window is too wide to read pid by pid. A carried process gives
+The young and the followed are read first, the cursor after them: a death
+seen in a snapshot then comes before its cursor reading, and so does every
+fork the dead process made, so the snapshot holds the child a daemon handed
+over to (the full read lists /proc a second time for the same reason). The
+rest is carried over from the previous snapshot, and ``/proc`` is listed only
+when the window is too wide to read pid by pid. A carried process gives
 every matcher the answer it gave at its last read, unless the matcher reads
 something live (``get`` reads the pid again for that reason): had it matched
 then, it would be followed. What no event shows, an old process that exec's
@@ -74,24 +78,33 @@ class Tracker:
         """The process table now; ``full`` reads every process's stat."""
         now = time.monotonic()
         uptime = time.clock_gettime(time.CLOCK_BOOTTIME)
-        # Read before anything else, so that a pid handed out after this reading
-        # falls in the next snapshot's window.
-        cursor = read_cursor(self.proc_root)
-        window = self._window(now, cursor)
-        if full or window is None or window.everything or now - self._last_full >= self.backstop:
+        if full or not self._procs or now - self._last_full >= self.backstop:
             return self._read_everything(now, uptime)
-        known = self._procs.keys()
+        procs, names = dict(self._procs), dict(self._names)  # the snapshots handed out stay as they are
+        # What can have died or exec'd is read before the cursor: a death seen here
+        # then comes before the cursor reading, and so does every fork the dead
+        # process made (a daemon's last one), so its child is in the window.
+        first = (self._young | self._followed) & procs.keys()
+        self._read(first, procs, names, uptime)
+        window = self._window(now, read_cursor(self.proc_root))
+        if window is None or window.everything:
+            return self._read_everything(now, uptime)
         size = window.size()
-        gone: set[int] = set()
-        if size is not None and size <= max(WINDOW_READ_LIMIT, len(known) // 2):  # the usual event
+        if size is not None and size <= max(WINDOW_READ_LIMIT, len(procs) // 2):  # the usual event
             born = set(window.pids())
         else:
             self.listings += 1
             listed = {int(entry) for entry in os.listdir(self.proc_root) if entry.isdigit()}
-            gone = known - listed
-            born = (listed - known) | window.among(known & listed)
-        to_read = born | (self._young & known) | (self._followed & known)
-        return self._update(to_read, gone, uptime)
+            for pid in procs.keys() - listed:
+                unindex(names, procs.pop(pid))
+            born = (listed - procs.keys()) | window.among(procs.keys() & listed)
+        born -= first
+        self._read(born, procs, names, uptime)
+        self.last_reads = len(first) + len(born)
+        self._young.intersection_update(procs)
+        self._followed.intersection_update(procs)
+        self._procs, self._names = procs, names
+        return Snapshot(procs, self.self_pid, self.proc_root, self.cache, names=names, fresh=first | born)
 
     def _window(self, now: float, cursor: Cursor | None) -> Window | None:
         """The pids handed out since the reading that starts the window; None: any pid."""
@@ -110,30 +123,33 @@ class Tracker:
         return Window(self._readings[0][1], cursor) if len(self._readings) > 1 else None
 
     def _read_everything(self, now: float, uptime: float) -> Snapshot:
+        self._window(now, read_cursor(self.proc_root))  # the start of the next windows
         self._last_full = now
         self.full_reads += 1
-        self.listings += 1
+        self.listings += 2
         self._followed.clear()
         self._young.clear()
         procs: dict[int, Proc] = {}
-        for entry in os.listdir(self.proc_root):
-            if entry.isdigit():
-                proc = read_stat(self.proc_root, entry)
-                if proc is not None:
-                    procs[proc.pid] = proc
-                    if uptime - proc.start_ticks / CLOCK_TICKS < EXEC_SETTLE:
-                        self._young.add(proc.pid)
+        for listing in range(2):
+            # A process found gone while the table was read may have forked first:
+            # the second listing comes after its death, so it holds that child.
+            for entry in os.listdir(self.proc_root):
+                if entry.isdigit() and (listing == 0 or int(entry) not in procs):
+                    proc = read_stat(self.proc_root, entry)
+                    if proc is not None:
+                        procs[proc.pid] = proc
+                        if uptime - proc.start_ticks / CLOCK_TICKS < EXEC_SETTLE:
+                            self._young.add(proc.pid)
+        names = index_names(procs)
         self.last_reads = len(procs)
-        self._procs, self._names = procs, index_names(procs)
+        self._procs, self._names = procs, names
         self.cache.keep_only(procs)
-        return Snapshot(procs, self.self_pid, self.proc_root, self.cache, names=self._names)
+        return Snapshot(procs, self.self_pid, self.proc_root, self.cache, names=names)
 
-    def _update(self, to_read: set[int], gone: set[int], uptime: float) -> Snapshot:
-        # New dicts each time: the snapshots handed out before must not change.
-        procs, names = dict(self._procs), dict(self._names)
-        for pid in gone:
-            unindex(names, procs.pop(pid))
-        for pid in to_read:
+    def _read(self, pids: Iterable[int], procs: dict[int, Proc], names: dict[str, tuple[Proc, ...]],
+              uptime: float) -> None:
+        """Read these pids' stat into ``procs`` and ``names``; note which are young."""
+        for pid in pids:
             proc = read_stat(self.proc_root, str(pid))
             old = procs.get(pid)
             if proc == old:
@@ -149,11 +165,6 @@ class Tracker:
                 self._young.add(pid)
             else:
                 self._young.discard(pid)
-        self.last_reads = len(to_read)
-        self._young.intersection_update(procs)
-        self._followed.intersection_update(procs)
-        self._procs, self._names = procs, names
-        return Snapshot(procs, self.self_pid, self.proc_root, self.cache, names=names, fresh=to_read)
 
 
 def unindex(names: dict[str, tuple[Proc, ...]], proc: Proc) -> None:
