@@ -86,18 +86,24 @@ class Tracker:
         # process made (a daemon's last one), so its child is in the window.
         first = (self._young | self._followed) & procs.keys()
         self._read(first, procs, names, uptime)
-        window = self._window(now, read_cursor(self.proc_root))
-        if window is None or window.everything:
+        windows = self._windows(now, read_cursor(self.proc_root))
+        if windows is None or windows[0].everything:
             return self._read_everything(now, uptime)
-        size = window.size()
-        if size is not None and size <= max(WINDOW_READ_LIMIT, len(procs) // 2):  # the usual event
-            born = set(window.pids())
+        # Pids unknown here are looked for over the wide window (a fork still in
+        # progress at the last look shows up later); a known pid is read again only
+        # if it was handed out since the previous snapshot, when it was last read.
+        wide, recent = windows
+        size = wide.size()
+        unknown = [pid for pid in wide.pids() if pid not in procs] \
+            if size is not None and size <= max(WINDOW_READ_LIMIT, 2 * len(procs)) else None
+        if unknown is not None and len(unknown) <= max(WINDOW_READ_LIMIT, len(procs) // 2):
+            born = set(unknown) | recent.among(procs.keys())  # the usual event
         else:
             self.listings += 1
             listed = {int(entry) for entry in os.listdir(self.proc_root) if entry.isdigit()}
             for pid in procs.keys() - listed:
                 unindex(names, procs.pop(pid))
-            born = (listed - procs.keys()) | window.among(procs.keys() & listed)
+            born = (listed - procs.keys()) | recent.among(procs.keys() & listed)
         born -= first
         self._read(born, procs, names, uptime)
         self.last_reads = len(first) + len(born)
@@ -106,8 +112,9 @@ class Tracker:
         self._procs, self._names = procs, names
         return Snapshot(procs, self.self_pid, self.proc_root, self.cache, names=names, fresh=first | born)
 
-    def _window(self, now: float, cursor: Cursor | None) -> Window | None:
-        """The pids handed out since the reading that starts the window; None: any pid."""
+    def _windows(self, now: float, cursor: Cursor | None) -> tuple[Window, Window] | None:
+        """The pids handed out since the reading that starts the wide window, and since
+        the previous reading; None: any pid."""
         if cursor is None:
             self._readings.clear()
             return None
@@ -120,10 +127,12 @@ class Tracker:
                 start = index
         del self._readings[:start]
         self._readings.append((now, cursor))
-        return Window(self._readings[0][1], cursor) if len(self._readings) > 1 else None
+        if len(self._readings) < 2:
+            return None
+        return Window(self._readings[0][1], cursor), Window(self._readings[-2][1], cursor)
 
     def _read_everything(self, now: float, uptime: float) -> Snapshot:
-        self._window(now, read_cursor(self.proc_root))  # the start of the next windows
+        self._windows(now, read_cursor(self.proc_root))  # the start of the next windows
         self._last_full = now
         self.full_reads += 1
         self.listings += 2
