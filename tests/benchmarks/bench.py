@@ -44,11 +44,16 @@ from typing import Any, TypeVar
 
 try:
     import psutil
+    from watchdog.plugins import basename as basename_plugin
+    from watchdog.plugins import pidfile as pidfile_plugin
+    from watchdog.plugins import regex as regex_plugin
 
     from watchdog.config import Config
     from watchdog.manager import make_plugin_manager
+    from watchdog.pidwindow import read_cursor
     from watchdog.rules import Rule, make_rule
-    from watchdog.snapshot import CommandLineCache, take_snapshot
+    from watchdog.snapshot import CommandLineCache, Snapshot, read_proc_file, take_snapshot
+    from watchdog.snapshot import read_stat as read_stat_record
     from watchdog.tracker import Tracker
 except ImportError as missing:
     print(f"bench: {missing}: run it with the interpreter of an environment holding the "
@@ -62,7 +67,8 @@ STABLE_AFTER = 0.5  # the watchdog's --stable-after during the latency runs
 KILL_SPACING = 0.6  # seconds from a restart to the next kill of the same service
 LATENCY_INTERVAL = 60  # the watchdog's --interval during the latency runs
 SERVICE_COUNT = 10  # programs in the idle, memory and start-up runs
-LOAD_COUNT = 2000  # extra processes during the check-cost run
+LOAD_COUNT = 2000  # extra processes during the large-table latency runs and the check-cost run
+LOAD_SETTLE = 2.0  # seconds from starting them to starting the supervisors that see them
 RULE_KINDS = {"basename": 17, "regex": 17, "pidfile": 16}  # the 50 rules of the check
 FOREVER = "86400"  # the argument of every sleep: longer than any run
 T = TypeVar("T")
@@ -496,15 +502,21 @@ class LatencyFigures:
     latencies: dict[str, list[float]]  # seconds, by case
     log_summary: str  # what the watchdogs' logs say they did
 
+    def add(self, other: LatencyFigures) -> None:
+        """Take in another pass of the same table size."""
+        for case, values in other.latencies.items():
+            self.latencies.setdefault(case, []).extend(values)
+        self.log_summary = "\n".join(filter(None, (self.log_summary, other.log_summary)))
 
-def measure_latency(space: Workspace, supervisord: str, mode: Mode, daemonizer: Path,
-                    extra: int) -> LatencyFigures:
-    """Kill each case's service ``mode.kills`` times, round-robin, all supervisors running.
+
+def measure_latency(space: Workspace, supervisord: str, daemonizer: Path, kills: int,
+                    extra: int, part: int) -> LatencyFigures:
+    """Kill each case's service ``kills`` times, round-robin, all supervisors running.
 
     ``extra`` is how many other processes the table holds meanwhile (for the
     names of this pass's programs and the progress lines only: the caller runs them).
     """
-    size = "l" if extra else "s"  # programs of each pass have names of their own
+    size = f"{'l' if extra else 's'}{part}"  # programs of each pass have names of their own
     foreground = space.sleep_copy(f"fg{size}")
     by_name = space.copy_program(daemonizer, space.name(f"dm{size}"))
     by_pidfile = space.copy_program(daemonizer, space.name(f"pf{size}"))
@@ -530,16 +542,18 @@ def measure_latency(space: Workspace, supervisord: str, mode: Mode, daemonizer: 
         ]
         for case in cases:
             case.wait_first()
-        for round_number in range(mode.kills):
+        for round_number in range(kills):
             if round_number % 10 == 0:
-                progress(f"restart latency, +{extra} procs: kill round {round_number + 1}/{mode.kills}")
+                progress(f"restart latency, +{extra} procs, part {part + 1}: "
+                         f"kill round {round_number + 1}/{kills}")
             for case in cases:
                 if case.active:
                     case.kill_once()
         time.sleep(0.3)  # let a stray second start show, if there is one
         summary = restart_counts(cases[:3])
     indent, rest = summary[:2], summary[2:]
-    return LatencyFigures({case.label: case.latencies for case in cases}, f"{indent}+{extra} procs, {rest}")
+    return LatencyFigures({case.label: case.latencies for case in cases},
+                          f"{indent}+{extra} procs, part {part + 1}, {rest}")
 
 
 def restart_counts(cases: list[LatencyCase]) -> str:
@@ -684,6 +698,7 @@ class CheckFigures:
     timings: dict[str, list[float]]  # seconds: "floor", "1 rule", "50 rules"
     entries: int  # /proc entries while measuring
     profile: str  # top cProfile entries of the 50-rule check, when asked for
+    phases: str = ""  # where a cold and an event check spend their time
 
 
 def start_load(space: Workspace, background: BackgroundProcesses) -> None:
@@ -736,7 +751,82 @@ def measure_check(space: Workspace, mode: Mode, profile: bool,
         for label in labels[shift:] + labels[:shift]:  # no measure always goes first
             timings[label].append(timers[label]())
     profiled = profile_check(pm, rules, mode.check_rounds) if profile else ""
-    return CheckFigures(timings, entries, profiled)
+    progress("check cost: phases")
+    return CheckFigures(timings, entries, profiled, measure_phases(pm, rules, mode.check_rounds))
+
+
+def median_ms(action: Callable[[], object], rounds: int) -> float:
+    """Median milliseconds of ``action`` over ``rounds`` runs."""
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
+
+
+def measure_phases(pm: Any, rules: list[Rule], rounds: int) -> str:
+    """A table of what a cold 50-rule check and an event's check spend their time on.
+
+    Each phase is timed on its own, median of ``rounds`` (so the phases need
+    not add up exactly to the whole). Matching is the plugins' functions called
+    directly, hooks what pluggy's dispatch adds to them.
+    """
+    plugins = {"basename": basename_plugin, "regex": regex_plugin, "pidfile": pidfile_plugin}
+    self_pid = os.getpid()
+    entries = [entry for entry in os.listdir("/proc") if entry.isdigit()]
+    procs = {proc.pid: proc for proc in (read_stat_record("/proc", e) for e in entries) if proc}
+
+    def raw_reads() -> None:
+        for entry in entries:
+            data = read_proc_file(f"/proc/{entry}/stat")
+            del data
+
+    def with_lines() -> Snapshot:
+        snapshot = Snapshot(procs, self_pid)
+        snapshot.command_lines()
+        return snapshot
+
+    prepared = with_lines()
+
+    def direct() -> None:
+        for rule in rules:
+            plugins[rule.strategy].watchdog_match(rule=rule, snapshot=prepared)
+
+    def hooked() -> None:
+        for rule in rules:
+            pm.hook.watchdog_match(rule=rule, snapshot=prepared)
+
+    floor = median_ms(time_floor, rounds)
+    listing = median_ms(lambda: os.listdir("/proc"), rounds)
+    raw = median_ms(raw_reads, rounds)
+    parsed = median_ms(lambda: [read_stat_record("/proc", e) for e in entries], rounds)
+    build = median_ms(lambda: Snapshot(procs, self_pid), rounds)
+    lines = median_ms(with_lines, rounds) - build
+    matching = median_ms(direct, rounds)
+    hooks = median_ms(hooked, rounds) - matching
+    whole = median_ms(lambda: time_check(pm, rules), rounds)
+    tracker = Tracker(backstop=3600.0)
+    time_event_check(pm, rules, tracker)
+    cursor = median_ms(read_cursor, rounds)
+    take = median_ms(tracker.take, rounds)
+    event_lines = median_ms(lambda: tracker.take().command_lines(), rounds) - take
+    event = median_ms(lambda: time_event_check(pm, rules, tracker), rounds)
+    rows = [
+        ("cold: list /proc", listing), ("cold: read every stat (raw os calls)", raw),
+        ("cold: parse stat into records", parsed - raw), ("cold: build the snapshot", build),
+        ("cold: read every command line", lines), ("cold: match 50 rules (plugin code)", matching),
+        ("cold: hook dispatch (pluggy)", hooks), ("cold: the whole check", whole),
+        ("event: read the pid cursor", cursor),
+        (f"event: take() ({tracker.last_reads} stat reads)", take),
+        ("event: command lines from the cache", event_lines),
+        ("event: the whole check, 50 rules", event),
+    ]
+    width = max(len(label) for label, _ in rows)
+    lines_out = [f"Where a check's time goes ({len(entries)} processes, medians of {rounds}; "
+                 f"floor {floor:.1f} ms):", f"{'phase':<{width}} | {'ms':>6} | x floor"]
+    lines_out += [f"{label:<{width}} | {value:6.2f} | {value / floor:5.2f}" for label, value in rows]
+    return "\n".join(lines_out)
 
 
 def profile_check(pm: Any, rules: list[Rule], rounds: int, top: int = 15) -> str:
@@ -979,8 +1069,9 @@ def notes(space: Workspace, mode: Mode, latency: list[LatencyFigures], check: Ch
         "scan, or the same check with 1 rule). Every figure is a median.",
         f"Restart latency: SIGKILL -> replacement visible in /proc (polled every "
         f"{POLL_SECONDS * 1000:g} ms), {mode.kills} kills per case, the four cases round-robin "
-        f"with every supervisor running; once with the table as it is (+0), once more with "
-        f"{LOAD_COUNT} extra sleeping processes in it (fresh supervisors each time).",
+        f"with every supervisor running; with the table as it is (+0) and with {LOAD_COUNT} "
+        f"extra sleeping processes in it, in turns (+0, +{LOAD_COUNT}, +0, +{LOAD_COUNT}), each "
+        f"pass with fresh supervisors started {LOAD_SETTLE:g} s after the extra processes.",
         f"  The watchdog runs with --interval {LATENCY_INTERVAL} (exits wake it, not the "
         f"interval) and --stable-after {STABLE_AFTER}; kills are spaced >= {KILL_SPACING} s "
         "after each restart, so no death falls within --stable-after of its start and every "
@@ -1025,13 +1116,24 @@ def run(mode: Mode, supervisord: str, profile: bool) -> str:
     with workspace() as space:
         started = time.perf_counter()
         daemonizer = build_daemonizer(space)
-        small = measure_latency(space, supervisord, mode, daemonizer, 0)
-        space.kill_leftovers()  # daemons a supervisor left behind must not weigh on what follows
-        with BackgroundProcesses() as background:
-            start_load(space, background)
-            large = measure_latency(space, supervisord, mode, daemonizer, LOAD_COUNT)
-            check = measure_check(space, mode, profile, background)
-        space.kill_leftovers()
+        # The two table sizes take turns, each in halves, so that a machine whose
+        # load drifts during the run weighs on both alike.
+        small, large = LatencyFigures({}, ""), LatencyFigures({}, "")
+        halves = (mode.kills // 2, mode.kills - mode.kills // 2)
+        check: CheckFigures | None = None
+        for part, kills in enumerate(halves):
+            small.add(measure_latency(space, supervisord, daemonizer, kills, 0, part))
+            space.kill_leftovers()  # daemons a supervisor left behind must not weigh on what follows
+            with BackgroundProcesses() as background:
+                start_load(space, background)
+                # Fresh supervisors find the load already old, as a long-running one
+                # would: what follows is the steady state, not the births' cost.
+                time.sleep(LOAD_SETTLE)
+                large.add(measure_latency(space, supervisord, daemonizer, kills, LOAD_COUNT, part))
+                if part == len(halves) - 1:
+                    check = measure_check(space, mode, profile, background)
+            space.kill_leftovers()
+        assert check is not None
         idle = measure_idle(space, supervisord, mode)
         space.kill_leftovers()
         startup = measure_startup(space, supervisord, mode)
@@ -1044,6 +1146,7 @@ def run(mode: Mode, supervisord: str, profile: bool) -> str:
             format_table(rows),
             "",
             *notes(space, mode, [small, large], check),
+            "", check.phases,
             *(["", check.profile] if check.profile else []),
         ])
 
