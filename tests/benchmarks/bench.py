@@ -1080,7 +1080,7 @@ def notes(space: Workspace, mode: Mode, latency: list[LatencyFigures], check: Ch
         "daemon matched by --pidfile; supervisord: a copy of sleep, autorestart=true "
         "startsecs=0. The peer of (b) and (c) is supervisord's foreground figure.",
         *(f"  {note}" for note in space.notes),
-        *(figures.log_summary for figures in latency),
+        *(line for figures in latency for line in figures.log_summary.split("\n")),
         f"Check: in-process take_snapshot() + watchdog_match per rule, {check.entries} /proc "
         f"entries ({LOAD_COUNT} extra sleeping processes); 50 rules = "
         f"{RULE_KINDS['basename']} basename + {RULE_KINDS['regex']} regex + "
