@@ -72,7 +72,8 @@ class Tracker:
 
     def follow(self, procs: Iterable[Proc]) -> None:
         """Read these (a rule matched them) at every snapshot until the next full read."""
-        self._followed.update(proc.pid for proc in procs)
+        # A third-party matcher may return records of its own: only pids can be followed.
+        self._followed.update(pid for proc in procs if isinstance(pid := getattr(proc, "pid", None), int))
 
     def take(self, full: bool = False) -> Snapshot:
         """The process table now; ``full`` reads every process's stat."""
