@@ -6,9 +6,10 @@ snapshots a process changes what matchers see of it (name, state, parent) only
 by being born, exec'ing, dying or renaming itself. So a snapshot taken on an
 event reads the stat of:
 
-- every pid the kernel handed out within the last ``EXEC_SETTLE`` seconds or
-  since the previous snapshot, whichever is longer (``pidwindow``): the births,
-  pids handed out again, and a fork still in progress at the last look;
+- every pid the kernel handed out since the previous snapshot (``pidwindow``):
+  the births, and pids handed out again; and, among pids not known yet, those
+  handed out within the last ``EXEC_SETTLE`` seconds, for a fork still in
+  progress (not yet in /proc) at an earlier look;
 - processes that were still young when last read: a starter between fork and
   exec, a daemon's stages, a script about to exec its service (the same
   reasoning the command-line cache uses for titles);
@@ -61,7 +62,7 @@ class Tracker:
         self.self_pid = os.getpid() if self_pid is None else self_pid
         self.cache = CommandLineCache(ttl=backstop)
         self.full_reads = 0  # snapshots that read every stat
-        self.listings = 0  # snapshots that listed /proc
+        self.listings = 0  # times /proc was listed
         self.last_reads = 0  # stat files the last snapshot read
         self._procs: dict[int, Proc] = {}
         self._names: dict[str, tuple[Proc, ...]] = {}
