@@ -20,7 +20,8 @@ event reads the stat of:
 The young and the followed are read first, the cursor after them: a death
 seen in a snapshot then comes before its cursor reading, and so does every
 fork the dead process made, so the snapshot holds the child a daemon handed
-over to (the full read lists /proc a second time for the same reason). The
+over to (the full read reads the window since its start once it is done, for
+the same reason). The
 rest is carried over from the previous snapshot, and ``/proc`` is listed only
 when the window is too wide to read pid by pid. A carried process gives
 every matcher the answer it gave at its last read, unless the matcher reads
@@ -137,25 +138,37 @@ class Tracker:
         self._windows(now, read_cursor(self.proc_root))  # the start of the next windows
         self._last_full = now
         self.full_reads += 1
-        self.listings += 2
+        self.listings += 1
         self._followed.clear()
         self._young.clear()
         procs: dict[int, Proc] = {}
-        for listing in range(2):
-            # A process found gone while the table was read may have forked first:
-            # the second listing comes after its death, so it holds that child.
-            for entry in os.listdir(self.proc_root):
-                if entry.isdigit() and (listing == 0 or int(entry) not in procs):
-                    proc = read_stat(self.proc_root, entry)
-                    if proc is not None:
-                        procs[proc.pid] = proc
-                        if uptime - proc.start_ticks / CLOCK_TICKS < EXEC_SETTLE:
-                            self._young.add(proc.pid)
+        self._read_new((int(entry) for entry in os.listdir(self.proc_root) if entry.isdigit()),
+                       procs, uptime)
+        # A process found gone while the table was read may have forked first: its
+        # child was born before the cursor is read again, so it is in the window
+        # since the reading above, or (when that cannot be read) in a second listing.
+        windows = self._windows(time.monotonic(), read_cursor(self.proc_root))
+        size = windows[1].size() if windows is not None else None
+        if size is not None and size <= max(WINDOW_READ_LIMIT, len(procs) // 2):
+            born: Iterable[int] = windows[1].pids() if windows is not None else ()
+        else:
+            self.listings += 1
+            born = (int(entry) for entry in os.listdir(self.proc_root) if entry.isdigit())
+        self._read_new((pid for pid in born if pid not in procs), procs, uptime)
         names = index_names(procs)
         self.last_reads = len(procs)
         self._procs, self._names = procs, names
         self.cache.keep_only(procs)
         return Snapshot(procs, self.self_pid, self.proc_root, self.cache, names=names)
+
+    def _read_new(self, pids: Iterable[int], procs: dict[int, Proc], uptime: float) -> None:
+        """Read these pids, none of them in ``procs`` yet, into it (no name index: built after)."""
+        for pid in pids:
+            proc = read_stat(self.proc_root, str(pid))
+            if proc is not None:
+                procs[pid] = proc
+                if uptime - proc.start_ticks / CLOCK_TICKS < EXEC_SETTLE:
+                    self._young.add(pid)
 
     def _read(self, pids: Iterable[int], procs: dict[int, Proc], names: dict[str, tuple[Proc, ...]],
               uptime: float) -> None:
