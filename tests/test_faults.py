@@ -114,20 +114,20 @@ def test_as_pid_1_a_faulty_plugin_leaves_the_container_running(tmp_path: Path) -
 CORE_BUG = textwrap.dedent("""
     import sys
     from watchdog.cli import main
-    from watchdog import engine as engine_module
+    from watchdog.tracker import Tracker
 
-    real = engine_module.take_snapshot
+    real = Tracker.take
     calls = 0
 
-    def failing_once(**kwargs):
+    def failing_once(self, full=False):
         # The engine's own code fails once, after the service is up: a core bug.
         global calls
         calls += 1
         if calls == 6:
             raise ZeroDivisionError("a bug in the core")
-        return real(**kwargs)
+        return real(self, full)
 
-    engine_module.take_snapshot = failing_once
+    Tracker.take = failing_once
     main(sys.argv[1:])
 """)
 

@@ -113,7 +113,8 @@ def test_a_command_that_execs_a_server_of_another_name_is_running(
     pid = next(iter(wait_for(lambda: pids("wd-exec-server"), what="the server")))
     log = wd.wait_log("taking it as the service", timeout=20)
     assert f"'wd-exec-server' (pid {pid}" in log and "--regex wd-entrypoint.sh=PATTERN" in log
-    assert status_of(status, "wd-entrypoint.sh").get("state") == "running"
+    wait_for(lambda: status_of(status, "wd-entrypoint.sh").get("state") == "running",
+             what="the status file to say running")
     shown = subprocess.run(["python3", "-m", "watchdog", "--status", "--status-file", str(status)],
                            capture_output=True, text=True)
     assert shown.returncode == 0, shown.stdout + shown.stderr
@@ -134,7 +135,8 @@ def test_a_starter_that_leaves_a_daemon_of_another_name_is_not_run_again(
     time.sleep(3)  # six backstop checks: a rule taken as missing would have started more
     assert pids("wd-pile-worker") == first
     assert wd.log().count("wd-pile-starter: started") == 1
-    assert status_of(status, "wd-pile-starter").get("state") == "running"
+    wait_for(lambda: status_of(status, "wd-pile-starter").get("state") == "running",
+             what="the status file to say running")
     os.kill(next(iter(first)), signal.SIGKILL)
     second = wait_for(lambda: pids("wd-pile-worker") - first, what="the worker started again")
     assert len(pids("wd-pile-worker")) == 1 and second

@@ -30,7 +30,7 @@ from watchdog.matchers import Matchers
 from watchdog.readiness import is_ready
 from watchdog.rules import FORWARDABLE_SIGNALS, Rule
 from watchdog.shutdown import Shutdown
-from watchdog.snapshot import CommandLineCache, Proc, Snapshot, take_snapshot
+from watchdog.snapshot import Proc, Snapshot
 from watchdog.state import (
     HEALTHY,
     MISSING,
@@ -45,6 +45,7 @@ from watchdog.state import (
 from watchdog.stopping import RuleStop, Signaller, Targets, top_processes
 from watchdog.tasks import InitTasks
 from watchdog.timers import Timer, Timers
+from watchdog.tracker import Tracker
 
 T = TypeVar("T")
 
@@ -73,7 +74,6 @@ class Engine:
         use_pidfd: bool = True,
         prefix: bool = False,
         clock: Callable[[], float] = time.monotonic,
-        snapshot: Callable[[], Snapshot] | None = None,
         init_tasks: Sequence[Rule] = (),
     ) -> None:
         self.rules = rules
@@ -82,7 +82,10 @@ class Engine:
         self.interval = interval
         self.grace = grace
         self.clock = clock
-        self.take_snapshot = snapshot or partial(take_snapshot, cache=CommandLineCache(ttl=interval))
+        # Snapshots: an event re-reads only what it can have changed; the check
+        # due at the interval reads everything (see watchdog/tracker.py).
+        self.snapshots = Tracker(backstop=interval)
+        self.take_snapshot = self.snapshots.take
         self.status = {rule.name: RuleStatus() for rule in rules}
         self.waiter = Waiter(use_pidfd)
         self.init_tasks = init_tasks
@@ -411,6 +414,7 @@ class Engine:
                 del adopted[pid]
             elif all(p.pid != pid for p in procs):
                 procs.append(proc)
+        self.snapshots.follow(procs)  # a matched process's death or exec is re-read at once
         return procs
 
     def current(self, rule: Rule, snapshot: Snapshot) -> list[Proc] | None:
@@ -426,9 +430,10 @@ class Engine:
 
     def _check(self) -> None:
         now = self.clock()
+        backstop = now >= self._last_check + self.interval  # no event: read every process
         self._last_check = now
         self._check_soon = False
-        snapshot = self.take_snapshot()
+        snapshot = self.take_snapshot(full=backstop)
         matches = self._match_all(snapshot)
         if any(self._watching_for_death(rule) and self._looks_missing(rule, matches[rule.name] or [], now)
                for rule in self.rules):

@@ -65,7 +65,7 @@ class Shutdown:
         code = EXIT_OK
         while True:
             self.engine.reap()
-            snapshot = self.engine.take_snapshot()
+            snapshot = self.engine.take_snapshot(full=True)  # a stray process's death is no event
             alive = self.alive(snapshot)
             now = self.engine.clock()
             if not alive:
@@ -101,7 +101,7 @@ class Shutdown:
                     self.engine.signaller.kill(self.engine.status[rule.name].children, procs)
                 code = EXIT_KILLED
                 if len(late) == len(alive):
-                    self._stop_others(self.engine.take_snapshot(), signalled_pids, kill=True)
+                    self._stop_others(self.engine.take_snapshot(full=True), signalled_pids, kill=True)
                     break
                 killed |= {rule.name for rule in late}
                 continue

@@ -19,7 +19,11 @@ from typing import NamedTuple
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 DEAD_STATES = frozenset("ZXx")
+STATES = {state.encode(): state for state in "RSDZTtXxKWPI"}  # decoded once, not per process
 PF_KTHREAD = 0x00200000  # in stat's flags: a kernel thread, which has no command line
+# Seconds after its start within which a process may still exec, or rewrite its
+# title, as programs do while they start (sshd, a shell script exec'ing its service).
+EXEC_SETTLE = 1.0
 
 
 class Proc(NamedTuple):
@@ -62,23 +66,32 @@ def read_proc_file(path: str, whole: bool = False) -> bytes | None:
 
 
 def read_stat(proc_root: str, pid: str) -> Proc | None:
-    raw = read_proc_file(f"{proc_root}/{pid}/stat")
-    if raw is None:
+    """The process's stat, or None when it is gone (a full check calls this for every pid).
+
+    The read is inlined and the record built from positions: per process,
+    the keyword call and the extra function call cost a quarter of the parse.
+    """
+    try:
+        fd = os.open(f"{proc_root}/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
         return None
+    try:
+        raw = os.read(fd, 4096)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
     # comm may hold spaces and parentheses: it ends at the last ')'.
     open_paren, close_paren = raw.find(b"("), raw.rfind(b")")
     if open_paren < 0 or close_paren < 0:
         return None
-    fields = raw[close_paren + 2 :].split(maxsplit=20)  # up to starttime, field 22
+    fields = raw[close_paren + 2 :].split(None, 20)  # up to starttime, field 22
     try:
-        return Proc(
-            pid=int(pid),
-            ppid=int(fields[1]),
-            name=raw[open_paren + 1 : close_paren].decode("utf-8", "surrogateescape"),
-            state=fields[0].decode(),
-            start_ticks=int(fields[19]),
-            kernel_thread=bool(int(fields[6]) & PF_KTHREAD),
-        )
+        state = fields[0]
+        return Proc(int(pid), int(fields[1]),
+                    raw[open_paren + 1 : close_paren].decode("utf-8", "surrogateescape"),
+                    STATES.get(state) or state.decode(), int(fields[19]),
+                    int(fields[6]) & PF_KTHREAD != 0)
     except (IndexError, ValueError):
         return None
 
@@ -126,7 +139,7 @@ class CommandLineCache:
     Empty reads are not kept (see ``Snapshot._raw_cmdline``).
     """
 
-    MIN_AGE = 1.0
+    MIN_AGE = EXEC_SETTLE
 
     def __init__(self, ttl: float) -> None:
         self.ttl = ttl
@@ -151,11 +164,28 @@ class CommandLineCache:
                          and (proc.start_ticks, proc.name) == key[1:]}
 
 
+def index_names(procs: dict[int, Proc]) -> dict[str, tuple[Proc, ...]]:
+    """Every process by its name (comm), zombies and watchdogs included."""
+    names: dict[str, list[Proc]] = {}
+    for proc in procs.values():
+        names.setdefault(proc.name, []).append(proc)
+    return {name: tuple(group) for name, group in names.items()}
+
+
 class Snapshot:
-    """The process table at one instant, as matchers see it."""
+    """The process table at one instant, as matchers see it.
+
+    ``names`` is ``index_names(procs)`` when the caller keeps one up to date.
+    ``fresh``, when given, holds the pids read for this snapshot, the others
+    being carried over from an earlier one (see watchdog/tracker.py): ``get``
+    reads those again, since a matcher that asks for one pid may ask about a
+    process no rule followed.
+    """
 
     def __init__(self, procs: dict[int, Proc], self_pid: int, proc_root: str = "/proc",
-                 cache: CommandLineCache | None = None) -> None:
+                 cache: CommandLineCache | None = None, *,
+                 names: dict[str, tuple[Proc, ...]] | None = None,
+                 fresh: set[int] | None = None) -> None:
         self.proc_root = proc_root
         self._cache = cache
         self._uptime = time.clock_gettime(time.CLOCK_BOOTTIME)
@@ -168,10 +198,9 @@ class Snapshot:
         self._command_lines: list[tuple[Proc, str]] | None = None
         self._hidden = self._ancestry(self_pid)
         self._watchdogs: dict[int, bool] = {}
-        self.by_name: dict[str, list[Proc]] = {}
-        for proc in procs.values():
-            if proc.state not in DEAD_STATES and proc.pid not in self._hidden:
-                self.by_name.setdefault(proc.name, []).append(proc)
+        self._names = index_names(procs) if names is None else names
+        self._fresh = fresh
+        self._read_again: dict[int, Proc | None] = {}
 
     def _ancestry(self, pid: int) -> frozenset[int]:
         chain = set()
@@ -193,8 +222,7 @@ class Snapshot:
 
     def named(self, name: str) -> list[Proc]:
         """Visible processes whose comm is exactly ``name`` (at most 15 bytes in UTF-8)."""
-        return [proc for proc in self.by_name.get(name, ())
-                if not self.is_watchdog(proc) and self.may_signal(proc)]
+        return [proc for proc in self._names.get(name, ()) if self.visible(proc)]
 
     _signalable: dict[int, bool] | None = None
 
@@ -218,7 +246,12 @@ class Snapshot:
 
     def get(self, pid: int) -> Proc | None:
         """The visible process with this pid, if there is one."""
-        proc = self._procs.get(pid)
+        if self._fresh is not None and pid not in self._fresh:
+            if pid not in self._read_again:
+                self._read_again[pid] = read_stat(self.proc_root, str(pid))
+            proc = self._read_again[pid]
+        else:
+            proc = self._procs.get(pid)
         return proc if proc is not None and self.visible(proc) else None
 
     def processes(self) -> list[Proc]:

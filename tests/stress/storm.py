@@ -1,6 +1,6 @@
 """Kill storm: SIGKILL the services of one real watchdog again and again; no death lost, none doubled.
 
-    python tests/stress/storm.py [--kills N] [--seed S] [--python-daemon]
+    python tests/stress/storm.py [--kills N] [--seed S] [--extra N] [--python-daemon]
 
 One ``python -m watchdog`` subprocess (its working directory a temporary
 directory) keeps three rules alive:
@@ -18,6 +18,11 @@ kills into hours: the storm measures that no death is lost and nothing is
 started twice, not the crash-loop backoff policy. The 60 s interval means an
 answer within the answer timeout (10 s) came from the event path (SIGCHLD for
 the child, a pidfd for the daemons), not from the periodic scan.
+
+With ``--extra N``, N more sleeping processes (started by the storm, before
+the watchdog) sit in the process table throughout: the promises must not
+depend on its size. The storm's own looks skip reading their stat, so its
+cost stays that of a small table.
 
 The storm sends N SIGKILLs (default 1,000) at random intervals from a seeded
 RNG, spread evenly over the three rules. Each rule runs a timeline of its own
@@ -84,6 +89,7 @@ from pathlib import Path
 
 try:
     from stresskit import (
+        ExtraProcesses,
         Seen,
         Service,
         Watchdog,
@@ -142,6 +148,7 @@ class StormResult:
 
     kills: int
     seed: int
+    extra: int
     stable_after: float
     daemons: str
     rules: list[RuleStats]
@@ -204,7 +211,8 @@ class StormResult:
     def table(self) -> str:
         """The figures as a small table, promises last."""
         lines = [
-            f"kill storm: {self.kills_sent} SIGKILLs, seed {self.seed}, {self.elapsed:.0f} s; "
+            f"kill storm: {self.kills_sent} SIGKILLs, seed {self.seed}, {self.extra} extra processes, "
+            f"{self.elapsed:.0f} s; "
             f"one watchdog --interval {INTERVAL:g} --backoff-max 0 --stable-after "
             f"{self.stable_after:g}; daemons: {self.daemons}",
             "backoff is off (--backoff-max 0): the storm measures that no death is lost and "
@@ -258,8 +266,9 @@ class StormResult:
 class Observer:
     """Looks at the process table (from the storm and from the sampler thread) and keeps score."""
 
-    def __init__(self, stats: dict[str, RuleStats]) -> None:
+    def __init__(self, stats: dict[str, RuleStats], skip: frozenset[str] = frozenset()) -> None:
         self.stats = stats
+        self.skip = skip  # /proc entries of the extra processes: never a service
         self.names = {name[:15]: name for name in stats}
         self.samples = 0
         self.most_processes = 0  # the largest process table seen: the watchdog reads all of it
@@ -270,6 +279,8 @@ class Observer:
         any_stage: dict[str, list[Seen]] = {name: [] for name in self.stats}
         entries = _proc_entries()
         for entry in entries:
+            if entry in self.skip:
+                continue
             seen = read_stat(entry)
             if seen is not None and seen.alive and seen.name in self.names:
                 any_stage[self.names[seen.name]].append(seen)
@@ -450,16 +461,17 @@ def run_storm(
     settle: float = 1.0,
     stop_at_first_loss: bool = False,
     python_daemon: bool = False,
+    extra: int = 0,
     keep_log: Path | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> StormResult:
     """Run one storm of ``kills`` SIGKILLs against a real watchdog; every process is gone after."""
     report = progress or (lambda message: None)
     started = time.monotonic()
-    with workspace("st", python_daemon) as space:
+    with workspace("st", python_daemon) as space, ExtraProcesses(space, extra) as load:
         services = [space.foreground("fg"), space.daemon("dm"), space.daemon("pf", pidfile=True)]
         stats = {service.name: RuleStats(service) for service in services}
-        observer = Observer(stats)
+        observer = Observer(stats, frozenset(str(pid) for pid in load.pids))
         args = [arg for service in services for arg in service.watchdog_args()]
         args += ["--interval", f"{INTERVAL:g}", "--backoff-max", "0",
                  "--stable-after", f"{stable_after:g}"]
@@ -506,7 +518,7 @@ def run_storm(
         evidence = [line for rule in stats.values() for pids, when in rule.duplicates.items()
                     for line in log_around(log, rule.service.name, pids, when)]
     return StormResult(
-        kills=kills, seed=seed, stable_after=stable_after, daemons=space.describe_daemons(),
+        kills=kills, seed=seed, extra=extra, stable_after=stable_after, daemons=space.describe_daemons(),
         rules=list(stats.values()), zombies=zombies, rss_warm=rss_warm, rss_end=rss_end,
         exit_status=exit_status, elapsed=time.monotonic() - started, samples=observer.samples,
         most_processes=observer.most_processes, notes=notes, evidence=evidence, aborted=aborted,
@@ -541,6 +553,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="seconds a death may take to be answered (10)")
     parser.add_argument("--stable-after", type=float, default=0.5,
                         help="the watchdog's --stable-after (0.5)")
+    parser.add_argument("--extra", type=int, default=0, metavar="N",
+                        help="N more sleeping processes in the table throughout (0)")
     parser.add_argument("--python-daemon", action="store_true",
                         help="use tests/programs/service.py --daemon even where cc is found")
     parser.add_argument("--keep-log", type=Path, metavar="PATH",
@@ -551,7 +565,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = run_storm(
             args.kills, args.seed, immediate=args.immediate, burst=args.burst,
             max_delay=args.max_delay, answer_timeout=args.answer_timeout,
-            stable_after=args.stable_after, python_daemon=args.python_daemon, keep_log=args.keep_log,
+            stable_after=args.stable_after, python_daemon=args.python_daemon, extra=args.extra,
+            keep_log=args.keep_log,
             progress=lambda message: print(f"storm: {message}", file=sys.stderr, flush=True),
         )
     except KeyboardInterrupt:

@@ -272,6 +272,50 @@ def workspace(prefix: str, python_daemon: bool = False) -> Iterator[Workspace]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+class ExtraProcesses:
+    """``count`` sleeping copies of sleep, in a process group of their own: a large table.
+
+    They are this process's children, SIGKILLed and reaped on the way out (and,
+    as they run from the workspace, killed by its clean-up too).
+    """
+
+    def __init__(self, space: Workspace, count: int) -> None:
+        self.pids: list[int] = []
+        self._group = 0
+        if count:
+            program = space.path / space.name("ld")
+            shutil.copy(shutil.which("sleep") or "/bin/sleep", program)
+            program.chmod(0o755)
+            try:
+                for _ in range(count):
+                    pid = os.posix_spawn(program, [str(program), FOREVER], os.environ,
+                                         setpgroup=self._group)
+                    self._group = self._group or pid
+                    self.pids.append(pid)
+            except BaseException:
+                self.close()
+                raise
+
+    def close(self) -> None:
+        if self._group:
+            try:
+                os.killpg(self._group, signal.SIGKILL)
+            except OSError:
+                pass
+        for pid in self.pids:
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+        self.pids = []
+
+    def __enter__(self) -> ExtraProcesses:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 # --- the watchdog -------------------------------------------------------------------
 
 
