@@ -32,7 +32,8 @@ beside Monit's measured in the same run; progress goes to stderr.
    the supervisor's own CPU time (user + system, every thread) over a window
    after all 50 are up and checked, as milliseconds per second. Both run at
    the same time, each with its own 50 services, so both see the same load
-   on the machine.
+   on the machine, and each in a PID namespace of its own, as in a container
+   (Monit reads every process in its /proc at each cycle).
 """
 
 from __future__ import annotations
@@ -145,29 +146,33 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-class Namespace:
-    """``unshare --pid --fork --mount-proc --net``: a container's PID 1 and its own port 80."""
+def child_of(parent: int) -> int | None:
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1]) == parent:
+                return int(pid)
+        except (OSError, ValueError):
+            continue
+    return None
 
-    def __init__(self, argv: list[str], log: Path) -> None:
+
+class Namespace:
+    """``unshare --pid --fork --mount-proc [--net]``: a container's PID 1 (and its own port 80)."""
+
+    def __init__(self, argv: list[str], log: Path, net: bool = True) -> None:
         self.log = log
         self._out = open(log, "w")
         script = 'ip link set lo up 2>/dev/null; exec "$@"'
         self.unshare = subprocess.Popen(
-            ["unshare", "--pid", "--fork", "--mount-proc", "--net", "sh", "-c", script, "sh", *argv],
+            ["unshare", "--pid", "--fork", "--mount-proc", *(["--net"] if net else []),
+             "sh", "-c", script, "sh", *argv],
             stdout=self._out, stderr=subprocess.STDOUT, start_new_session=True)
         self.pid1 = 0
         wait_for(self._find_pid1, "the namespace's PID 1", 20)
 
     def _find_pid1(self) -> bool:
-        for pid in filter(str.isdigit, os.listdir("/proc")):
-            try:
-                stat = Path(f"/proc/{pid}/stat").read_text()
-                if int(stat.rpartition(")")[2].split()[1]) == self.unshare.pid:
-                    self.pid1 = int(pid)
-                    return True
-            except (OSError, ValueError):
-                continue
-        return False
+        self.pid1 = child_of(self.unshare.pid) or 0
+        return bool(self.pid1)
 
     def run(self, *argv: str, timeout: float = TIMEOUT) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["nsenter", "-t", str(self.pid1), "-p", "-m", "-n", *argv],
@@ -186,8 +191,8 @@ class Namespace:
 
 
 @contextmanager
-def namespace(argv: list[str], log: Path) -> Iterator[Namespace]:
-    box = Namespace(argv, log)
+def namespace(argv: list[str], log: Path, net: bool = True) -> Iterator[Namespace]:
+    box = Namespace(argv, log, net)
     try:
         yield box
     finally:
@@ -298,20 +303,15 @@ def watchdog_subject(work: Path, ports: list[int], probes: bool = True) -> Itera
         tables.append(f'[rules.{name}]\ncommand = "{exe}"\n{checks}')
     config.write_text("\n".join(tables))
     log = work / "watchdog.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "watchdog", "--config", str(config),
-                                 "--status-file", str(work / "status.json")],
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    argv = [sys.executable, "-m", "watchdog", "--config", str(config),
+            "--status-file", str(work / "status.json")]
 
     def ready() -> bool:
         text = log.read_text()
         return all(f"{name}: {'healthy' if probes else 'running'}" in text for name, *_ in services)
 
-    try:
-        yield proc.pid, ready
-    finally:
-        proc.terminate()
-        proc.wait(30)
+    with namespace(argv, log, net=False) as box:
+        yield box.pid1, ready
 
 
 @contextmanager
@@ -324,18 +324,12 @@ def monit_subject(work: Path, ports: list[int]) -> Iterator[Subject]:
           if failed host 127.0.0.1 port {port} type tcp with timeout 1 seconds then restart
         """) for name, exe, pidfile, port in services)
     rc = monitrc(work, checks)
-    proc = subprocess.Popen(["monit", "-I", "-c", str(rc)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        yield proc.pid, lambda: all(pidfile.exists() for _, _, pidfile, _ in services)
-    finally:
-        proc.terminate()
-        proc.wait(30)
-        for _, _, pidfile, _ in services:  # monit leaves its services running when it quits
-            try:
-                os.kill(int(pidfile.read_text()), signal.SIGKILL)
-            except (OSError, ValueError):
-                pass
+    argv = [sys.executable, "-c", REAPER, "monit", "-I", "-c", str(rc)]
+    with namespace(argv, work / "monit.out", net=False) as box:  # its services die with it
+        wait_for(lambda: child_of(box.pid1), "monit under its reaper", 20)
+        monit = child_of(box.pid1)
+        assert monit is not None
+        yield monit, lambda: all(pidfile.exists() for _, _, pidfile, _ in services)
 
 
 def cpu_together(subjects: list[Subject], window: float) -> list[float]:
