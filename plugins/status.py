@@ -27,6 +27,7 @@ from watchdog.api import EngineAPI
 from watchdog.config import Config
 from watchdog.exits import EXIT_NO_WATCHDOG, EXIT_NOT_RUNNING, EXIT_OK
 from watchdog.logs import logger
+from watchdog.rules import Rule
 from watchdog.snapshot import is_watchdog_argv
 
 
@@ -108,6 +109,7 @@ class Status:
         self.path = default_status_file()
         self.file: StatusFile | None = None
         self.engine: EngineAPI | None = None
+        self.health_seen: dict[str, tuple[str, str]] = {}  # by rule: the last health result written
 
     @hookimpl
     def watchdog_add_options(self) -> list[click.Option]:
@@ -147,9 +149,11 @@ class Status:
             self.file.write(engine)
 
     @hookimpl
-    def watchdog_rule_health_checked(self) -> None:
-        # Health checks run between the engine's checks: their results are written at once.
-        if self.engine is not None:
+    def watchdog_rule_health_checked(self, rule: Rule, health: str, detail: str) -> None:
+        # Health checks run between the engine's checks: a new result is written at once.
+        # Most results repeat the last one, and comparing one rule's is cheaper than the file's.
+        if self.engine is not None and self.health_seen.get(rule.name) != (health, detail):
+            self.health_seen[rule.name] = (health, detail)
             self.watchdog_checked(self.engine)
 
     @hookimpl

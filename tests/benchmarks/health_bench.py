@@ -18,7 +18,8 @@ beside Monit's measured in the same run; progress goes to stderr.
        #   for 2 cycles then restart
 
    Each trial SIGSTOPs every apache2 process and times until a new apache2
-   (another main pid) answers 200. Both supervisors stop it the same way: the
+   (another main pid) answers 200; the trials' hangs are spread evenly over
+   one check interval. Both supervisors stop it the same way: the
    stop signal, then SIGCONT, to every apache2 process (Monit's stop program
    does it with pkill, since the init script's stop waits 60 s for a stopped
    apache2 and fails), and both run as PID 1 of the namespace (Monit under a
@@ -29,7 +30,10 @@ beside Monit's measured in the same run; progress goes to stderr.
    soon after its start as a failure and backs off, so ``--backoff-max 0``.
 2. CPU: 50 listening services, each checked by a TCP connect every second;
    the supervisor's own CPU time (user + system, every thread) over a window
-   after all 50 are up and checked, as milliseconds per second.
+   after all 50 are up and checked, as milliseconds per second. Both run at
+   the same time, each with its own 50 services, so both see the same load
+   on the machine, and each in a PID namespace of its own, as in a container
+   (Monit reads every process in its /proc at each cycle).
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -142,29 +146,33 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-class Namespace:
-    """``unshare --pid --fork --mount-proc --net``: a container's PID 1 and its own port 80."""
+def child_of(parent: int) -> int | None:
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1]) == parent:
+                return int(pid)
+        except (OSError, ValueError):
+            continue
+    return None
 
-    def __init__(self, argv: list[str], log: Path) -> None:
+
+class Namespace:
+    """``unshare --pid --fork --mount-proc [--net]``: a container's PID 1 (and its own port 80)."""
+
+    def __init__(self, argv: list[str], log: Path, net: bool = True) -> None:
         self.log = log
         self._out = open(log, "w")
         script = 'ip link set lo up 2>/dev/null; exec "$@"'
         self.unshare = subprocess.Popen(
-            ["unshare", "--pid", "--fork", "--mount-proc", "--net", "sh", "-c", script, "sh", *argv],
+            ["unshare", "--pid", "--fork", "--mount-proc", *(["--net"] if net else []),
+             "sh", "-c", script, "sh", *argv],
             stdout=self._out, stderr=subprocess.STDOUT, start_new_session=True)
         self.pid1 = 0
         wait_for(self._find_pid1, "the namespace's PID 1", 20)
 
     def _find_pid1(self) -> bool:
-        for pid in filter(str.isdigit, os.listdir("/proc")):
-            try:
-                stat = Path(f"/proc/{pid}/stat").read_text()
-                if int(stat.rpartition(")")[2].split()[1]) == self.unshare.pid:
-                    self.pid1 = int(pid)
-                    return True
-            except (OSError, ValueError):
-                continue
-        return False
+        self.pid1 = child_of(self.unshare.pid) or 0
+        return bool(self.pid1)
 
     def run(self, *argv: str, timeout: float = TIMEOUT) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["nsenter", "-t", str(self.pid1), "-p", "-m", "-n", *argv],
@@ -183,8 +191,8 @@ class Namespace:
 
 
 @contextmanager
-def namespace(argv: list[str], log: Path) -> Iterator[Namespace]:
-    box = Namespace(argv, log)
+def namespace(argv: list[str], log: Path, net: bool = True) -> Iterator[Namespace]:
+    box = Namespace(argv, log, net)
     try:
         yield box
     finally:
@@ -208,6 +216,9 @@ def hang_trials(box: Namespace, trials: int, healthy: Callable[[], bool]) -> lis
     times = []
     for trial in range(trials):
         wait_for(lambda: box.http_ok() and healthy(), "apache2 answering and checked healthy")
+        # Where in its check cycle a hang lands decides up to one interval: spread the
+        # trials evenly over one, so both supervisors get the same mix of luck.
+        time.sleep((trial + 0.5) / trials * HTTP_SETTINGS["interval"])
         took = box.run(sys.executable, "-c", HANG_AND_TIME, APACHE_PIDFILE, str(TIMEOUT),
                        timeout=TIMEOUT + 10)
         if took.returncode != 0:
@@ -250,9 +261,11 @@ def hang_monit(work: Path, trials: int) -> list[float]:
         return hang_trials(box, trials, healthy)
 
 
-def free_ports(count: int) -> list[int]:
+def free_ports(count: int, avoid: Collection[int] = ()) -> list[int]:
     for base in range(21000, 60000, 1000):
         ports = list(range(base, base + count))
+        if set(avoid) & set(ports):
+            continue
         try:
             for port in ports:
                 with socket.socket() as sock:
@@ -269,7 +282,7 @@ def listeners(work: Path, ports: list[int]) -> list[tuple[str, Path, Path, int]]
     source.write_text(LISTENER)
     made = []
     for i, port in enumerate(ports):
-        name = f"hb-listen-{i:02d}"
+        name = f"hb-{work.name[:6]}-{i:02d}"
         exe, pidfile = work / name, work / f"{name}.pid"
         exe.write_text(f"#!/bin/sh\nexec {sys.executable} {source} {name} {port} {pidfile}\n")
         exe.chmod(0o755)
@@ -277,39 +290,33 @@ def listeners(work: Path, ports: list[int]) -> list[tuple[str, Path, Path, int]]
     return made
 
 
-def cpu_window(pid: int, ready: Callable[[], bool], window: float) -> float:
-    wait_for(ready, "all 50 services up and checked")
-    time.sleep(2)  # past the first rounds, into the steady state
-    before, began = cpu_seconds(pid), time.monotonic()
-    time.sleep(window)
-    return 1000 * (cpu_seconds(pid) - before) / (time.monotonic() - began)
+Subject = tuple[int, Callable[[], bool]]  # the supervisor's pid, and "all 50 up and checked"
 
 
-def cpu_watchdog(work: Path, window: float, probes: bool = True) -> float:
-    services = listeners(work, free_ports(TCP_RULES))
+@contextmanager
+def watchdog_subject(work: Path, ports: list[int], probes: bool = True) -> Iterator[Subject]:
+    services = listeners(work, ports)
     config = work / "watchdog.toml"
     tables = []
     for name, exe, _, port in services:
         checks = (f'health-tcp = "{port}"\nhealth-interval = 1\nhealth-timeout = 1\n' if probes else "")
         tables.append(f'[rules.{name}]\ncommand = "{exe}"\n{checks}')
     config.write_text("\n".join(tables))
-    log = work / f"watchdog-cpu-{probes}.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "watchdog", "--config", str(config),
-                                 "--status-file", str(work / "status-cpu.json")],
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        def ready() -> bool:
-            text = log.read_text()
-            return all(f"{name}: {'healthy' if probes else 'running'}" in text for name, *_ in services)
-        return cpu_window(proc.pid, ready, window)
-    finally:
-        proc.terminate()
-        proc.wait(30)
+    log = work / "watchdog.log"
+    argv = [sys.executable, "-m", "watchdog", "--config", str(config),
+            "--status-file", str(work / "status.json")]
+
+    def ready() -> bool:
+        text = log.read_text()
+        return all(f"{name}: {'healthy' if probes else 'running'}" in text for name, *_ in services)
+
+    with namespace(argv, log, net=False) as box:
+        yield box.pid1, ready
 
 
-def cpu_monit(work: Path, window: float) -> float:
-    services = listeners(work, free_ports(TCP_RULES))
+@contextmanager
+def monit_subject(work: Path, ports: list[int]) -> Iterator[Subject]:
+    services = listeners(work, ports)
     checks = "".join(textwrap.dedent(f"""\
         check process {name} with pidfile {pidfile}
           start program = "{exe}"
@@ -317,20 +324,38 @@ def cpu_monit(work: Path, window: float) -> float:
           if failed host 127.0.0.1 port {port} type tcp with timeout 1 seconds then restart
         """) for name, exe, pidfile, port in services)
     rc = monitrc(work, checks)
-    proc = subprocess.Popen(["monit", "-I", "-c", str(rc)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        def ready() -> bool:
-            return all(pidfile.exists() for _, _, pidfile, _ in services)
-        return cpu_window(proc.pid, ready, window)
-    finally:
-        proc.terminate()
-        proc.wait(30)
-        for _, _, pidfile, _ in services:  # monit leaves its services running when it quits
-            try:
-                os.kill(int(pidfile.read_text()), signal.SIGKILL)
-            except (OSError, ValueError):
-                pass
+    argv = [sys.executable, "-c", REAPER, "monit", "-I", "-c", str(rc)]
+    with namespace(argv, work / "monit.out", net=False) as box:  # its services die with it
+        wait_for(lambda: child_of(box.pid1), "monit under its reaper", 20)
+        monit = child_of(box.pid1)
+        assert monit is not None
+        yield monit, lambda: all(pidfile.exists() for _, _, pidfile, _ in services)
+
+
+def cpu_together(subjects: list[Subject], window: float) -> list[float]:
+    """Milliseconds of CPU per second of each subject, measured over the same window."""
+    for _, ready in subjects:
+        wait_for(ready, f"all {TCP_RULES} services up and checked")
+    time.sleep(3)  # past the first rounds, into the steady state
+    before, began = [cpu_seconds(pid) for pid, _ in subjects], time.monotonic()
+    time.sleep(window)
+    took = time.monotonic() - began
+    return [1000 * (cpu_seconds(pid) - was) / took for (pid, _), was in zip(subjects, before, strict=True)]
+
+
+def cpu_runs(work: Path, window: float) -> tuple[float, float, float]:
+    """Both supervisors at once (the same load on the machine), then the watchdog without probes."""
+    for name in ("cpu-wd", "cpu-monit", "cpu-none"):
+        (work / name).mkdir()
+    ours_ports = free_ports(TCP_RULES)
+    peer_ports = free_ports(TCP_RULES, set(ours_ports))
+    with watchdog_subject(work / "cpu-wd", ours_ports) as ours, \
+            monit_subject(work / "cpu-monit", peer_ports) as peer:
+        ours_cpu, peer_cpu = cpu_together([ours, peer], window)
+    progress(f"CPU of the same {TCP_RULES} rules without probes, watchdog")
+    with watchdog_subject(work / "cpu-none", free_ports(TCP_RULES), probes=False) as none:
+        [none_cpu] = cpu_together([none], window)
+    return ours_cpu, peer_cpu, none_cpu
 
 
 def row(measure: str, ours: str, peer: str, ratio: str) -> str:
@@ -339,7 +364,7 @@ def row(measure: str, ours: str, peer: str, ratio: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=5, help="hangs per supervisor (median)")
+    parser.add_argument("--trials", type=int, default=7, help="hangs per supervisor (median)")
     parser.add_argument("--window", type=float, default=30.0, help="seconds of CPU measured")
     args = parser.parse_args()
     problems = [what for what, ok in (("root", os.geteuid() == 0), ("monit", shutil.which("monit")),
@@ -357,15 +382,9 @@ def main() -> None:
             sub = work / f"hang-{name}"
             sub.mkdir()
             results[f"hang {name}"] = statistics.median(measure(sub, args.trials))
-        for name, cpu in (("watchdog", cpu_watchdog), ("monit", cpu_monit)):
-            progress(f"CPU of {TCP_RULES} TCP probes every 1 s, {name}, {args.window:.0f} s")
-            sub = work / f"cpu-{name}"
-            sub.mkdir()
-            results[f"cpu {name}"] = cpu(sub, args.window)
-        progress(f"CPU of the same {TCP_RULES} rules without probes, watchdog")
-        sub = work / "cpu-none"
-        sub.mkdir()
-        results["cpu none"] = cpu_watchdog(sub, args.window, probes=False)
+        progress(f"CPU of {TCP_RULES} TCP probes every 1 s, watchdog and monit side by side, "
+                 f"{args.window:.0f} s")
+        results["cpu watchdog"], results["cpu monit"], results["cpu none"] = cpu_runs(work, args.window)
 
     print(f"({os.cpu_count()} cores, Linux {platform.release()}, Python {platform.python_version()}, "
           f"{monit_version.strip()})")
@@ -378,7 +397,7 @@ def main() -> None:
     print(row(f"CPU, {TCP_RULES} rules, TCP probe every 1 s", f"{ours:.1f} ms/s", f"{peer:.1f} ms/s",
               f"{ours / peer:.2f}x"))
     none = results["cpu none"]
-    print(row(f"CPU, the same {TCP_RULES} rules without probes", f"{none:.1f} ms/s", "-", "info"))
+    print(row(f"CPU, the same {TCP_RULES} rules without probes", f"{none:.2f} ms/s", "-", "info"))
 
 
 if __name__ == "__main__":
