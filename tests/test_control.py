@@ -84,7 +84,7 @@ def test_status_is_the_same_table_and_exit_codes_as_watchdog_status(
     assert shown.returncode == 0, shown.stderr
     table = shown.stdout.splitlines()
     assert table[0].split() == ["NAME", "STATE", "PIDS", "MATCHER", "RESTARTS", "LAST", "EXIT", "SINCE",
-                                "READY"]
+                                "HEALTH", "LAST", "CHECK", "READY"]
     assert table[1].split()[:4] == ["wd-ctl-svc", "running", str(pid), "basename"]
     as_json = json.loads(ctl(sock, "status", "--json", "wd-ctl-svc").stdout)
     assert as_json["pid"] == wd.pid and as_json["rules"][0]["pids"] == [pid]

@@ -243,6 +243,7 @@ def test_a_status_file_that_cannot_be_written_for_a_while_is_written_once_it_can
         exe = program(tmp_path, "wd-statused")
         wd = watchdog(f"{exe} 1000", "--status-file", str(status_file), "--interval", "0.1")
         wd.wait_log("cannot write the status file")
+        wd.wait_log("wd-statused: running")
         [pid] = wait_for(lambda: pids("wd-statused"))
         os.kill(pid, 9)  # changes to write, and several checks that find the disk still full
         wait_for(lambda: pids("wd-statused") - {pid}, what="restarted")

@@ -63,7 +63,7 @@ def stand_ins(status: RuleStatus, snapshot: Snapshot, settled: bool) -> list[Pro
     """The processes that are the service when its matcher finds none.
 
     A command of ours that has run for ``CHILD_IS_SERVICE_AFTER`` seconds, and,
-    once the settling after its starter's exit is over (``settled``: a daemon
+    once the settling after its starter's exit 0 is over (``settled``: a daemon
     still forking its way to its final process would have matched by then), the
     live processes its starts left behind.
     """
@@ -73,8 +73,8 @@ def stand_ins(status: RuleStatus, snapshot: Snapshot, settled: bool) -> list[Pro
         proc = snapshot.get(pid)
         if proc is not None and now - snapshot.start_time(proc) >= CHILD_IS_SERVICE_AFTER:
             found.append(proc)
-    if not settled or status.children:
-        return found
+    if not settled or status.children or status.last_exit != 0:
+        return found  # a command that failed left ruins, not a daemon
     for pid, started in sorted(status.left_behind.items()):
         proc = snapshot.get(pid)
         if proc is not None and abs(snapshot.start_time(proc) - started) < 0.1:
