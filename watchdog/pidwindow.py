@@ -35,30 +35,41 @@ class Cursor:
     pid_max: int
 
 
-def read_cursor(proc_root: str = "/proc") -> Cursor | None:
-    """The allocation cursor now; None when it cannot be read or is not this /proc's.
+def read_pid_max(proc_root: str = "/proc") -> int | None:
+    """The kernel's pid_max; None when it cannot be read or this /proc is not ours.
 
-    ``/proc/loadavg`` reports the reader's pid namespace, so it says nothing
-    about a /proc mounted for another one.
+    ``/proc/loadavg`` reports the reader's pid namespace, so its cursor says
+    nothing about a /proc mounted for another one. Both can change only by
+    an administrator's hand: the caller asks again at each full read.
     """
     try:
         if os.readlink(f"{proc_root}/self") != str(os.getpid()):
             return None
     except OSError:
         return None
+    raw = read_proc_file(f"{proc_root}/sys/kernel/pid_max")
+    return int(raw) if raw is not None and raw.strip().isdigit() else None
+
+
+def read_cursor(proc_root: str = "/proc", pid_max: int | None = None) -> Cursor | None:
+    """The allocation cursor now; None when it cannot be read or is not this /proc's.
+
+    ``pid_max`` is ``read_pid_max(proc_root)``, read here when not given.
+    """
+    if pid_max is None and (pid_max := read_pid_max(proc_root)) is None:
+        return None
     # The fork count first: a fork between the two reads then moves the last pid
     # (and so the window) without being counted, never the other way round.
     stat = read_proc_file(f"{proc_root}/stat", whole=True)
     loadavg = read_proc_file(f"{proc_root}/loadavg")
-    pid_max = read_proc_file(f"{proc_root}/sys/kernel/pid_max")
-    if loadavg is None or stat is None or pid_max is None:
+    if loadavg is None or stat is None:
         return None
     try:
         fields = loadavg.split()
         tasks = int(fields[3].partition(b"/")[2])
         at = stat.index(b"\nprocesses ") + len(b"\nprocesses ")
         forks = int(stat[at : stat.index(b"\n", at)])
-        return Cursor(int(fields[4]), forks, tasks, int(pid_max))
+        return Cursor(int(fields[4]), forks, tasks, pid_max)
     except (IndexError, ValueError):
         return None
 

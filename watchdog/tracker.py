@@ -20,8 +20,8 @@ event reads the stat of:
 The young and the followed are read first, the cursor after them: a death
 seen in a snapshot then comes before its cursor reading, and so does every
 fork the dead process made, so the snapshot holds the child a daemon handed
-over to (the full read reads the window since its start once it is done, for
-the same reason). The
+over to (the full read, when a listed process was gone by the time it was
+read, reads the window since its start once it is done, for the same reason). The
 rest is carried over from the previous snapshot, and ``/proc`` is listed only
 when the window is too wide to read pid by pid. A carried process gives
 every matcher the answer it gave at its last read, unless the matcher reads
@@ -38,7 +38,7 @@ import os
 import time
 from collections.abc import Iterable
 
-from watchdog.pidwindow import Cursor, Window, read_cursor
+from watchdog.pidwindow import Cursor, Window, read_cursor, read_pid_max
 from watchdog.snapshot import (
     CLOCK_TICKS,
     EXEC_SETTLE,
@@ -68,6 +68,7 @@ class Tracker:
         self._procs: dict[int, Proc] = {}
         self._names: dict[str, tuple[Proc, ...]] = {}
         self._readings: list[tuple[float, Cursor]] = []  # oldest first
+        self._pid_max: int | None = None  # None: no cursor to go by, every snapshot is a full read
         self._last_full = -float("inf")
         self._young: set[int] = set()  # pids last read within EXEC_SETTLE of their start
         self._followed: set[int] = set()  # pids matched since the last full read
@@ -89,7 +90,7 @@ class Tracker:
         # process made (a daemon's last one), so its child is in the window.
         first = (self._young | self._followed) & procs.keys()
         self._read(first, procs, names, uptime)
-        windows = self._windows(now, read_cursor(self.proc_root))
+        windows = self._windows(now, self._cursor())
         if windows is None or windows[0].everything:
             return self._read_everything(now, uptime)
         # Pids unknown here are looked for over the wide window (a fork still in
@@ -134,41 +135,51 @@ class Tracker:
             return None
         return Window(self._readings[0][1], cursor), Window(self._readings[-2][1], cursor)
 
+    def _cursor(self) -> Cursor | None:
+        return read_cursor(self.proc_root, self._pid_max) if self._pid_max is not None else None
+
     def _read_everything(self, now: float, uptime: float) -> Snapshot:
-        self._windows(now, read_cursor(self.proc_root))  # the start of the next windows
+        self._pid_max = read_pid_max(self.proc_root)
+        self._windows(now, self._cursor())  # the start of the next windows
         self._last_full = now
         self.full_reads += 1
         self.listings += 1
         self._followed.clear()
         self._young.clear()
         procs: dict[int, Proc] = {}
-        self._read_new((int(entry) for entry in os.listdir(self.proc_root) if entry.isdigit()),
-                       procs, uptime)
-        # A process found gone while the table was read may have forked first: its
-        # child was born before the cursor is read again, so it is in the window
-        # since the reading above, or (when that cannot be read) in a second listing.
-        windows = self._windows(time.monotonic(), read_cursor(self.proc_root))
-        size = windows[1].size() if windows is not None else None
-        if size is not None and size <= max(WINDOW_READ_LIMIT, len(procs) // 2):
-            born: Iterable[int] = windows[1].pids() if windows is not None else ()
-        else:
-            self.listings += 1
-            born = (int(entry) for entry in os.listdir(self.proc_root) if entry.isdigit())
-        self._read_new((pid for pid in born if pid not in procs), procs, uptime)
+        gone = self._read_new((int(entry) for entry in os.listdir(self.proc_root) if entry.isdigit()),
+                              procs, uptime)
+        windows = self._windows(time.monotonic(), self._cursor())
+        if gone:
+            # A process found gone while the table was read may have forked first:
+            # its child was born before the cursor was read again, so it is in the
+            # window since the reading above, or (when that says nothing) listed now.
+            size = windows[1].size() if windows is not None else None
+            if size is not None and size <= max(WINDOW_READ_LIMIT, len(procs) // 2):
+                born: Iterable[int] = windows[1].pids() if windows is not None else ()
+            else:
+                self.listings += 1
+                born = (int(entry) for entry in os.listdir(self.proc_root) if entry.isdigit())
+            self._read_new((pid for pid in born if pid not in procs), procs, uptime)
         names = index_names(procs)
         self.last_reads = len(procs)
         self._procs, self._names = procs, names
         self.cache.keep_only(procs)
         return Snapshot(procs, self.self_pid, self.proc_root, self.cache, names=names)
 
-    def _read_new(self, pids: Iterable[int], procs: dict[int, Proc], uptime: float) -> None:
-        """Read these pids, none of them in ``procs`` yet, into it (no name index: built after)."""
+    def _read_new(self, pids: Iterable[int], procs: dict[int, Proc], uptime: float) -> int:
+        """Read these pids, none of them in ``procs`` yet, into it (no name index: built
+        after); how many could not be read."""
+        unread = 0
         for pid in pids:
             proc = read_stat(self.proc_root, str(pid))
-            if proc is not None:
-                procs[pid] = proc
-                if uptime - proc.start_ticks / CLOCK_TICKS < EXEC_SETTLE:
-                    self._young.add(pid)
+            if proc is None:
+                unread += 1
+                continue
+            procs[pid] = proc
+            if uptime - proc.start_ticks / CLOCK_TICKS < EXEC_SETTLE:
+                self._young.add(pid)
+        return unread
 
     def _read(self, pids: Iterable[int], procs: dict[int, Proc], names: dict[str, tuple[Proc, ...]],
               uptime: float) -> None:
