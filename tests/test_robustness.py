@@ -266,9 +266,23 @@ def test_a_status_file_that_cannot_be_written_for_a_while_is_written_once_it_can
 
 
 def running(path: Path) -> set[int]:
-    """Live processes executing ``path`` (psutil's name() would guess a longer name)."""
-    return {proc.pid for proc in psutil.process_iter(["exe", "status"])
-            if proc.info["exe"] == str(path) and proc.info["status"] != psutil.STATUS_ZOMBIE}
+    """Live processes started as ``path``, read from /proc as bytes (psutil's name() would
+    guess a longer name, and its decoding of a non-ASCII path depends on the locale)."""
+    wanted = os.fsencode(path) + b"\0"
+    found = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                started_as = f.read().startswith(wanted)
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                zombie = f.read().rpartition(b")")[2].split()[0] == b"Z"
+        except OSError:
+            continue
+        if started_as and not zombie:
+            found.add(int(entry))
+    return found
 
 
 @pytest.mark.parametrize("name", ["сторожевойпёс", "xсторожевойпёс"],
