@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import errno
 import socket
-import ssl
+import sys
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -66,7 +66,8 @@ def failure_words(exc: BaseException, timeout: float) -> str:
         return f"timed out after {seconds_text(timeout)}"
     if isinstance(exc, socket.gaierror):
         return f"cannot resolve the host: {exc.strerror}"
-    if isinstance(exc, ssl.SSLError):
+    ssl = sys.modules.get("ssl")  # loaded only once an https check ran
+    if ssl is not None and isinstance(exc, ssl.SSLError):
         return f"TLS: {exc.reason or exc}"
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
