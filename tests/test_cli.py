@@ -175,3 +175,9 @@ def test_a_second_run_in_one_process_starts_from_the_defaults() -> None:
 
     assert "default: 0;" in help_of("--max-restarts")
     assert "default: 10.0]" in help_of("--stable-after")
+
+
+def test_help_names_the_variable_that_loads_plugins() -> None:
+    """The pre-scan loads plugins from WATCHDOG_PLUGIN: --help must name that one."""
+    helped = CliRunner().invoke(make_cli(make_plugin_manager()), ["--help"]).output
+    assert "WATCHDOG_PLUGIN]" in helped and "WATCHDOG_PLUGINS" not in helped

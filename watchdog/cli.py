@@ -130,7 +130,8 @@ def core_options(strategies: Sequence[str], default_strategy: str) -> list[click
         ),
         click.Option(
             ["-p", "--plugin", "plugins"], multiple=True, metavar="MODULE",
-            help="Load a plugin module by its import name.",
+            envvar=f"{ENVVAR_PREFIX}_PLUGIN",  # the name the pre-scan that loads plugins reads
+            help="Load a plugin by its import name: a module, or MODULE:CLASS.",
         ),
         click.Option(
             ["--disable"], multiple=True, metavar="NAME",
