@@ -17,6 +17,7 @@ import psutil
 import pytest
 
 PROGRAMS = Path(__file__).parent / "programs"
+STRESS = Path(__file__).parent / "stress"
 T = TypeVar("T")
 
 
@@ -85,6 +86,31 @@ def install_package(package: Path, work: Path) -> dict[str, str]:
         built = subprocess.run(install, capture_output=True, text=True)
     assert built.returncode == 0, f"pip install {package.name} failed:\n{built.stderr[-3000:]}"
     return {"PYTHONPATH": os.pathsep.join(filter(None, [str(target), os.environ.get("PYTHONPATH")]))}
+
+
+class CheckCounts:
+    """The watchdog's own count of its checks (stress/check_counter.py), so that a test
+    proving that nothing happens waits for checks to pass rather than for time to."""
+
+    args = ("-p", "check_counter:CheckCounter")
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.path = tmp_path / "check-counts"
+
+    def env(self) -> dict[str, str]:
+        path = os.pathsep.join(filter(None, [str(STRESS), os.environ.get("PYTHONPATH")]))
+        return {"PYTHONPATH": path, "STRESS_COUNTS_FILE": str(self.path), "STRESS_COUNTS_EVERY": "1"}
+
+    def checks(self) -> int:
+        try:
+            return int(self.path.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return 0
+
+    def wait(self, more: int) -> None:
+        """Until the watchdog has made ``more`` checks after now."""
+        target = self.checks() + more
+        wait_for(lambda: self.checks() >= target, what=f"{more} more checks")
 
 
 class Watchdog:

@@ -12,13 +12,12 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
 import pytest
-from helpers import Watchdog, pids, program, service, wait_for
+from helpers import CheckCounts, Watchdog, pids, program, service, wait_for
 from namespace import Container, needs_namespace
 
 Start = Callable[..., Watchdog]
@@ -69,7 +68,8 @@ def running(tmp_path: Path, watchdog: Start) -> Iterator[tuple[Watchdog, Path, P
     """A watchdog keeping one service alive that records the signals it gets."""
     record = tmp_path / "record"
     exe = service(tmp_path, "wd-ctl-svc", "--record", str(record))
-    wd = watchdog(str(exe), "--interval", "0.5", "--grace", "2")
+    counts = CheckCounts(tmp_path)  # a test may wait for checks to pass
+    wd = watchdog(str(exe), "--interval", "0.5", "--grace", "2", *counts.args, env=counts.env())
     wd.wait_log("wd-ctl-svc: running")
     sock = wait_for(lambda: socket_of(wd).exists() and socket_of(wd), what="the control socket")
     yield wd, sock, record
@@ -96,14 +96,14 @@ def test_status_is_the_same_table_and_exit_codes_as_watchdog_status(
     assert old.returncode == 0 and old.stdout.splitlines()[1].split()[:3] == table[1].split()[:3]
 
 
-def test_stop_keeps_a_rule_down_until_start(running: tuple[Watchdog, Path, Path]) -> None:
+def test_stop_keeps_a_rule_down_until_start(running: tuple[Watchdog, Path, Path], tmp_path: Path) -> None:
     wd, sock, record = running
     [pid] = pids("wd-ctl-svc")
     stopped = ctl(sock, "stop", "wd-ctl-svc", "--wait", "30")
     assert stopped.returncode == 0, stopped.stderr
     assert "wd-ctl-svc: stopping" in stopped.stdout
     assert not psutil.pid_exists(pid) and f"{pid} SIGTERM" in record.read_text()
-    time.sleep(1.5)  # three --interval checks: respawn leaves a stopped rule alone
+    CheckCounts(tmp_path).wait(3)  # respawn leaves a stopped rule alone through them
     assert ctl(sock, "status").returncode == 1
     assert "stopped" in ctl(sock, "status").stdout and not pids("wd-ctl-svc")
     assert ctl(sock, "stop", "wd-ctl-svc").stdout.strip() == "wd-ctl-svc: already stopped"

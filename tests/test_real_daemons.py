@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from helpers import Watchdog, pids, program, service, wait_for
+from helpers import CheckCounts, Watchdog, pids, program, service, wait_for
 from namespace import Container, needs_namespace
 
 Start = Callable[..., Watchdog]
@@ -129,10 +129,12 @@ def test_a_starter_that_leaves_a_daemon_of_another_name_is_not_run_again(
     starter.write_text(f"#!/bin/sh\nsetsid -f {worker}\n")
     starter.chmod(0o755)
     status = tmp_path / "status.json"
-    wd = watchdog(str(starter), "--status-file", str(status), "--interval", "0.5")
+    counts = CheckCounts(tmp_path)
+    wd = watchdog(str(starter), "--status-file", str(status), "--interval", "0.5", *counts.args,
+                  env=counts.env())
     first = wait_for(lambda: pids("wd-pile-worker"), what="the worker")
     wd.wait_log("taking it as the service")
-    time.sleep(3)  # six backstop checks: a rule taken as missing would have started more
+    counts.wait(6)  # a rule taken as missing would have started more by then
     assert pids("wd-pile-worker") == first
     assert wd.log().count("wd-pile-starter: started") == 1
     wait_for(lambda: status_of(status, "wd-pile-starter").get("state") == "running",

@@ -9,13 +9,12 @@ import re
 import resource
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 import pytest
-from helpers import Watchdog, pids, program, service, wait_for
+from helpers import CheckCounts, Watchdog, pids, program, service, wait_for
 
 from watchdog import processes
 from watchdog.events import Waiter
@@ -310,7 +309,9 @@ def test_a_daemon_stays_matched_when_its_pidfile_turns_untrusted(
 ) -> None:
     pidfile = tmp_path / "daemon.pid"
     daemon = service(tmp_path, "wd-pidd", "--daemon", "--pidfile", str(pidfile))
-    wd = watchdog(str(daemon), "--pidfile", f"wd-pidd={pidfile}", "--interval", "0.1")
+    counts = CheckCounts(tmp_path)
+    wd = watchdog(str(daemon), "--pidfile", f"wd-pidd={pidfile}", "--interval", "0.1", *counts.args,
+                  env=counts.env())
     [pid] = wait_for(lambda: pids("wd-pidd"), what="the daemon")
     wd.wait_log(f"wd-pidd: running (pid {pid})")
     replacement = tmp_path / "replacement"
@@ -322,7 +323,7 @@ def test_a_daemon_stays_matched_when_its_pidfile_turns_untrusted(
     replacement.rename(pidfile)
     wd.wait_log(f"keeping pid {pid}, matched earlier and still running")
     assert "warning: wd-pidd:" in wd.log()
-    time.sleep(1.0)  # ten checks at --interval 0.1: none may start a second daemon
+    counts.wait(10)  # none of them may start a second daemon
     assert pids("wd-pidd") == {pid}, wd.log()
     assert wd.log().count("wd-pidd: started") == 1
     os.kill(pid, 9)  # the daemon it kept is gone: now it is missing, and started again

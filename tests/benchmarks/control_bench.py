@@ -14,6 +14,7 @@ table. Not part of the tests: a figure, not a verdict.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -29,6 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 POLL = 0.0005
+STABLE_AFTER = 0.2  # the watchdog's --stable-after
 NAME = "wd-bench-ctl"
 
 
@@ -58,11 +60,23 @@ def until(probe: Callable[[], set[int]], timeout: float = 15.0) -> set[int]:
     raise SystemExit("timed out: the benchmark expected something that did not happen")
 
 
-def latencies(kills: int) -> list[float]:
+def settled(status: Path, pid: int) -> set[int]:
+    """{pid} once the watchdog's status shows it running and it has outlived --stable-after
+    (so every kill is answered at once, never backed off)."""
+    try:
+        rules = json.loads(status.read_text())["rules"]
+        age = time.time() - os.stat(f"/proc/{pid}").st_ctime
+    except (OSError, ValueError, KeyError):
+        return set()
+    running = any(rule["state"] == "running" and pid in rule["pids"] for rule in rules)
+    return {pid} if running and age > STABLE_AFTER else set()
+
+
+def latencies(kills: int, status: Path) -> list[float]:
     measured = []
     for _ in range(kills):
         [pid] = until(named)
-        time.sleep(0.3)  # let the watchdog see it running before it dies
+        until(lambda pid=pid: settled(status, pid))
         began = time.perf_counter()
         os.kill(pid, signal.SIGKILL)
         until(lambda pid=pid: named() - {pid})
@@ -144,20 +158,22 @@ def main() -> None:
         exe = Path(tmp) / NAME
         shutil.copy("/bin/sleep", exe)
         sock = f"{tmp}/control.sock"
+        status = Path(tmp) / "status.json"
         watchdog = subprocess.Popen(
-            [sys.executable, "-m", "watchdog", f"{exe} 86400", "--interval", "60", "--stable-after", "0.2",
-             "--control-socket", sock, "--status-file", f"{tmp}/status.json", "-q"])
+            [sys.executable, "-m", "watchdog", f"{exe} 86400", "--interval", "60",
+             "--stable-after", str(STABLE_AFTER), "--control-socket", sock,
+             "--status-file", str(status), "-q"])
         try:
             until(named)
             until(lambda: {1} if os.path.exists(sock) else set())
-            quiet = latencies(args.kills)
+            quiet = latencies(args.kills, status)
             timings = []
             for _ in range(50):
                 began = time.perf_counter()
                 ask(sock, b"GET /v1/status HTTP/1.1\r\n\r\n")
                 timings.append((time.perf_counter() - began) * 1000)
             with abuse(sock) as answered:
-                abused = latencies(args.kills)
+                abused = latencies(args.kills, status)
             print(f"{'measure':<48} | {'median':>10} | {'p95':>10} | {'peer':>10} | ratio")
             print(row("restart latency, 61 stuck clients + status loop", abused, quiet))
             print(row("restart latency, control socket idle (peer)", quiet, quiet))
