@@ -27,6 +27,13 @@ def namespace_problem() -> str | None:
     return None
 
 
+def prepare_sshd() -> None:
+    """What Debian's sshd needs before it starts: its privilege-separation directory, host keys."""
+    os.makedirs("/run/sshd", exist_ok=True)
+    if not any(Path("/etc/ssh").glob("ssh_host_*_key")):
+        subprocess.run(["ssh-keygen", "-A"], check=True, capture_output=True)
+
+
 needs_namespace = pytest.mark.skipif(namespace_problem() is not None,
                                      reason=str(namespace_problem()))
 

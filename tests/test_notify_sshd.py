@@ -9,14 +9,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 from helpers import wait_for
-from namespace import Container, namespace_problem
+from namespace import Container, namespace_problem, prepare_sshd
 
 SSHD = "/usr/sbin/sshd"
 
@@ -32,9 +31,7 @@ pytestmark = pytest.mark.skipif(sshd_problem() is not None, reason=str(sshd_prob
 
 @pytest.fixture
 def box(tmp_path: Path) -> Iterator[Container]:
-    os.makedirs("/run/sshd", exist_ok=True)  # sshd's privilege-separation directory
-    if not any(Path("/etc/ssh").glob("ssh_host_*_key")):
-        subprocess.run(["ssh-keygen", "-A"], check=True, capture_output=True)
+    prepare_sshd()
     after = tmp_path / "after-sshd"
     shutil.copy("/bin/sleep", after)
     container = Container(["-v", "--status-file", str(tmp_path / "status.json"), "--notify", "sshd",

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from helpers import wait_for
-from namespace import Container, namespace_problem
+from namespace import Container, namespace_problem, prepare_sshd
 
 SSHD, APACHE2, INIT_SCRIPT = "/usr/sbin/sshd", "/usr/sbin/apache2", "/etc/init.d/apache2"
 APACHE_ERROR_LOG = Path("/var/log/apache2/error.log")
@@ -34,9 +33,7 @@ pytestmark = pytest.mark.skipif(seed_problem() is not None, reason=str(seed_prob
 
 @pytest.fixture
 def seed(tmp_path: Path) -> Iterator[Container]:
-    os.makedirs("/run/sshd", exist_ok=True)  # sshd's privilege-separation directory
-    if not any(Path("/etc/ssh").glob("ssh_host_*_key")):
-        subprocess.run(["ssh-keygen", "-A"], check=True, capture_output=True)
+    prepare_sshd()
     box = Container([SSHD, f"{INIT_SCRIPT} start"], tmp_path)
     try:
         yield box

@@ -11,13 +11,12 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 from pathlib import Path
 
 import psutil
 import pytest
 from helpers import wait_for
-from namespace import Container
+from namespace import Container, prepare_sshd
 from test_seed import INIT_SCRIPT, SSHD, http_status, seed_problem
 
 pytestmark = pytest.mark.skipif(seed_problem() is not None, reason=str(seed_problem()))
@@ -32,9 +31,7 @@ def main_processes(procs: list[psutil.Process]) -> list[psutil.Process]:
 def test_a_hung_apache2_is_restarted_by_its_http_check_and_comes_back_as_one_copy(
     tmp_path: Path
 ) -> None:
-    os.makedirs("/run/sshd", exist_ok=True)
-    if not any(Path("/etc/ssh").glob("ssh_host_*_key")):
-        subprocess.run(["ssh-keygen", "-A"], check=True, capture_output=True)
+    prepare_sshd()
     status_file = tmp_path / "status.json"
     box = Container([SSHD, f"{INIT_SCRIPT} start", "--health-http", "apache2=http://127.0.0.1/",
                      "--health-interval", "apache2=1", "--health-timeout", "apache2=2",
