@@ -29,7 +29,6 @@ class Background:
         )
         self._slots = threading.BoundedSemaphore(MAX_JOBS)
         self._waiting: list[tuple[Callable[[], Any], Future[Any], Callable[[Future[Any]], None] | None]] = []
-        self.running = 0
 
     def submit(self, work: Callable[[], T], on_done: Callable[[Future[T]], None] | None = None) -> Future[T]:
         future: Future[T] = Future()
@@ -41,7 +40,6 @@ class Background:
 
     def _launch(self, work: Callable[[], Any], future: Future[Any],
                 on_done: Callable[[Future[Any]], None] | None) -> None:
-        self.running += 1
         threading.Thread(target=self._run, args=(work, future, on_done), daemon=True,
                          name="watchdog-background").start()
 
@@ -64,7 +62,6 @@ class Background:
             except queue.Empty:
                 return any_finished
             any_finished = True
-            self.running -= 1
             self._slots.release()
             if self._waiting:
                 self._slots.acquire()

@@ -73,9 +73,6 @@ class Waiter:
 
     # --- pidfds ---------------------------------------------------------------
 
-    def watched(self) -> set[int]:
-        return set(self._pidfds)
-
     def watch(self, pid: int) -> bool:
         """Wake the loop when ``pid`` exits. False if pidfds are off or the pid is gone."""
         if not self.use_pidfd or pid in self._pidfds:

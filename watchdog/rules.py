@@ -6,7 +6,7 @@ import os
 import shlex
 import shutil
 import signal
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,7 +146,3 @@ def parse_forwarded(flag: str, text: str) -> frozenset[signal.Signals]:
         allowed = ", ".join(sig.name.removeprefix("SIG") for sig in FORWARDABLE_SIGNALS)
         raise click.UsageError(f"{flag}: {text!r}: give some of {allowed}, or none")
     return frozenset(chosen)
-
-
-def rules_by_name(rules: Iterable[Rule]) -> dict[str, Rule]:
-    return {rule.name: rule for rule in rules}

@@ -190,7 +190,6 @@ class Snapshot:
         self._cache = cache
         self._uptime = time.clock_gettime(time.CLOCK_BOOTTIME)
         self._now = time.monotonic()
-        self.taken_at = time.time()
         self._procs = procs
         self._raw_cmdlines: dict[int, bytes | None] = {}
         self._cmdlines: dict[int, list[str] | None] = {}
