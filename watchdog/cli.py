@@ -31,6 +31,7 @@ from watchdog.hooks import SafeHooks
 from watchdog.logs import one_line, setup_logging
 from watchdog.manager import PluginManager, describe_plugins, make_plugin_manager
 from watchdog.matchers import Matchers
+from watchdog.oneline import exit_status
 from watchdog.params import EnvList, Seconds, split_env_values
 from watchdog.rules import make_rules, parse_forwarded, parse_signal
 
@@ -73,16 +74,12 @@ class WatchdogCommand(click.Command):
         self, args: Sequence[str] | None = None, prog_name: str | None = None,
         standalone_mode: bool = True, **extra: Any,
     ) -> Any:
-        try:
-            code = super().main(args, prog_name, standalone_mode=False, **extra)
-        except click.exceptions.Exit as done:
-            code = done.exit_code
-        except click.Abort:
+        def aborted() -> int:
             click.echo("watchdog: aborted", err=True)
-            code = 1
-        except click.ClickException as exc:
-            click.echo(f"watchdog: {one_line(exc.format_message())}", err=True)
-            code = exc.exit_code
+            return 1
+
+        code = exit_status(lambda: super(WatchdogCommand, self).main(
+            args, prog_name, standalone_mode=False, **extra), "watchdog", aborted)
         if standalone_mode:
             sys.exit(code or 0)
         return code

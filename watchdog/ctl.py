@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 import click
 
 from watchdog import __version__
+from watchdog.oneline import exit_status
 from watchdog.params import Seconds
 
 EXIT_OK = 0
@@ -226,14 +227,9 @@ class CtlGroup(click.Group):
         standalone_mode: bool = True, **extra: Any,
     ) -> Any:
         try:
-            code = super().main(args, prog_name, standalone_mode=False, **extra)
-        except click.exceptions.Exit as done:
-            code = done.exit_code
-        except click.Abort:
-            code = EXIT_OK  # Ctrl-C ends ``events`` and ``wait``: nothing went wrong
-        except click.ClickException as exc:
-            click.echo(f"watchdogctl: {exc.format_message()}", err=True)
-            code = exc.exit_code
+            # Ctrl-C ends ``events`` and ``wait``: nothing went wrong
+            code = exit_status(lambda: super(CtlGroup, self).main(
+                args, prog_name, standalone_mode=False, **extra), "watchdogctl", lambda: EXIT_OK)
         except CtlError as exc:
             click.echo(f"watchdogctl: {exc.message}", err=True)
             code = exc.code
