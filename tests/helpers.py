@@ -46,6 +46,14 @@ def pids(name: str) -> set[int]:
     return {proc.pid for proc in live(name)}
 
 
+def ready_since(record: Path, other_than: set[int]) -> list[int]:
+    """Pids that programs/service.py wrote as READY to ``record`` (a copy is named by
+    then; between its exec and its prctl it is not), leaving out ``other_than``."""
+    lines = record.read_text().splitlines() if record.exists() else []
+    return [int(line.split()[0]) for line in lines
+            if line.endswith(" READY") and int(line.split()[0]) not in other_than]
+
+
 def program(tmp_path: Path, name: str, source: str = "/bin/sleep") -> Path:
     """A copy of ``source`` called ``name``: a process name no other test uses."""
     path = tmp_path / name

@@ -13,7 +13,7 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
-from helpers import PROGRAMS, Watchdog, pids, service, wait_for
+from helpers import PROGRAMS, Watchdog, pids, ready_since, service, wait_for
 
 Start = Callable[..., Watchdog]
 
@@ -72,22 +72,23 @@ def test_restart_stops_with_the_stop_signal_then_starts_one_new_copy(
     old = one_pid("wd-act-restart")
     wait_for(lambda: driven.state("wd-act-restart") == "running", what="state running")
     driven.tell("restart wd-act-restart")
-    new = wait_for(lambda: pids("wd-act-restart") - {old}, what="a new copy")
+    new = wait_for(lambda: ready_since(record, {old}), what="a new copy")
     assert f"{old} SIGTERM" in records(record)
-    assert pids("wd-act-restart") == new and len(new) == 1
+    assert len(new) == 1 and pids("wd-act-restart") == set(new)
     log = driven.wd.wait_log("stopped, starting again (asked by the test)")
     assert "restarting (asked by the test)" in log
 
 
 def test_restart_kills_a_service_that_ignores_its_stop_signal_at_the_grace(
         watchdog: Start, tmp_path: Path) -> None:
-    svc = service(tmp_path, "wd-act-stubborn", "--ignore-term")
+    record = tmp_path / "signals"
+    svc = service(tmp_path, "wd-act-stubborn", "--ignore-term", "--record", str(record))
     driven = Driven(watchdog, tmp_path, str(svc), "--grace", "1")
     old = one_pid("wd-act-stubborn")
     driven.tell("restart wd-act-stubborn")
     assert driven.state("wd-act-stubborn") in ("stopping", "running")
-    new = wait_for(lambda: pids("wd-act-stubborn") - {old}, timeout=15, what="a new copy")
-    assert len(pids("wd-act-stubborn")) == 1 and new
+    new = wait_for(lambda: ready_since(record, {old}), timeout=15, what="a new copy")
+    assert len(new) == 1 and pids("wd-act-stubborn") == set(new)
     assert "still running after the grace, sending SIGKILL" in driven.wd.log()
 
 

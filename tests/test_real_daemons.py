@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from helpers import CheckCounts, Watchdog, pids, program, service, wait_for
+from helpers import CheckCounts, Watchdog, pids, program, ready_since, service, wait_for
 from namespace import Container, needs_namespace
 
 Start = Callable[..., Watchdog]
@@ -124,7 +124,8 @@ def test_a_command_that_execs_a_server_of_another_name_is_running(
 
 def test_a_starter_that_leaves_a_daemon_of_another_name_is_not_run_again(
         watchdog: Start, tmp_path: Path) -> None:
-    worker = service(tmp_path, "wd-pile-worker")
+    record = tmp_path / "record"
+    worker = service(tmp_path, "wd-pile-worker", "--record", str(record))
     starter = tmp_path / "wd-pile-starter"
     starter.write_text(f"#!/bin/sh\nsetsid -f {worker}\n")
     starter.chmod(0o755)
@@ -132,7 +133,7 @@ def test_a_starter_that_leaves_a_daemon_of_another_name_is_not_run_again(
     counts = CheckCounts(tmp_path)
     wd = watchdog(str(starter), "--status-file", str(status), "--interval", "0.5", *counts.args,
                   env=counts.env())
-    first = wait_for(lambda: pids("wd-pile-worker"), what="the worker")
+    first = set(wait_for(lambda: ready_since(record, set()), what="the worker"))
     wd.wait_log("taking it as the service")
     counts.wait(6)  # a rule taken as missing would have started more by then
     assert pids("wd-pile-worker") == first
@@ -140,8 +141,8 @@ def test_a_starter_that_leaves_a_daemon_of_another_name_is_not_run_again(
     wait_for(lambda: status_of(status, "wd-pile-starter").get("state") == "running",
              what="the status file to say running")
     os.kill(next(iter(first)), signal.SIGKILL)
-    second = wait_for(lambda: pids("wd-pile-worker") - first, what="the worker started again")
-    assert len(pids("wd-pile-worker")) == 1 and second
+    second = wait_for(lambda: ready_since(record, first), what="the worker started again")
+    assert len(second) == 1 and pids("wd-pile-worker") == set(second)
 
 
 def test_stop_ends_processes_that_no_rule_matches_too(watchdog: Start, tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import Watchdog, install_package, pids, service, wait_for
+from helpers import Watchdog, install_package, pids, ready_since, service, wait_for
 
 Start = Callable[..., Watchdog]
 PACKAGE = Path(__file__).parent.parent / "examples" / "plugins" / "watchdog-restart-file"
@@ -44,8 +44,8 @@ def test_touching_the_file_restarts_the_service_once(
     old = wait_for(lambda: pids("wd-touched"), what="the service")
     wd.wait_log("wd-touched: running")
     os.utime(trigger, (1, 1))  # a modification time that differs from the one seen
-    new = wait_for(lambda: pids("wd-touched") - old, what="the restarted service")
-    assert len(pids("wd-touched")) == 1 and len(new) == 1
+    new = wait_for(lambda: ready_since(record, old), what="the restarted service")
+    assert len(new) == 1 and pids("wd-touched") == set(new)
     assert f"{next(iter(old))} SIGTERM" in record.read_text()
     assert f"restarting ({trigger} was touched)" in wd.log()
     assert wd.stop() == 0
