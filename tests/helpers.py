@@ -33,11 +33,27 @@ def wait_for(predicate: Callable[[], T], timeout: float = 10.0, what: str = "con
         time.sleep(0.02)
 
 
+# The scripts service() wrote. While sh runs one, before its exec of python, the
+# process already carries the service's name; a daemon's starter then forks and exits,
+# so a test that took that pid for the daemon's would signal a process about to vanish.
+WRAPPERS: set[str] = set()
+
+
+def still_a_wrapper(proc: psutil.Process) -> bool:
+    """Whether ``proc`` is still the sh of a service() script, not yet the service."""
+    try:
+        argv = proc.cmdline()
+    except psutil.Error:
+        return False
+    return len(argv) >= 2 and argv[1] in WRAPPERS
+
+
 def live(name: str) -> list[psutil.Process]:
-    """Non-zombie processes whose name (comm) is ``name``."""
+    """Non-zombie processes whose name (comm) is ``name``, service() wrappers left out."""
     found = []
     for proc in psutil.process_iter(["name", "status"]):
-        if proc.info["name"] == name[:15] and proc.info["status"] != psutil.STATUS_ZOMBIE:
+        if proc.info["name"] == name[:15] and proc.info["status"] != psutil.STATUS_ZOMBIE \
+                and not still_a_wrapper(proc):
             found.append(proc)
     return found
 
@@ -71,6 +87,7 @@ def service(tmp_path: Path, name: str, *args: str) -> Path:
         f"{quoted} \"$@\"\n"
     )
     path.chmod(0o755)
+    WRAPPERS.add(str(path))
     return path
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from helpers import wait_for
+from helpers import still_a_wrapper, wait_for
 
 
 def namespace_problem() -> str | None:
@@ -87,7 +87,8 @@ class Container:
         alive = []
         for proc in self.processes():
             try:
-                if proc.name() == name and proc.status() != psutil.STATUS_ZOMBIE:
+                if proc.name() == name and proc.status() != psutil.STATUS_ZOMBIE \
+                        and not still_a_wrapper(proc):
                     alive.append(proc)
             except psutil.Error:
                 pass

@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -115,7 +116,7 @@ def test_a_command_that_execs_a_server_of_another_name_is_running(
     assert f"'wd-exec-server' (pid {pid}" in log and "--regex wd-entrypoint.sh=PATTERN" in log
     wait_for(lambda: status_of(status, "wd-entrypoint.sh").get("state") == "running",
              what="the status file to say running")
-    shown = subprocess.run(["python3", "-m", "watchdog", "--status", "--status-file", str(status)],
+    shown = subprocess.run([sys.executable, "-m", "watchdog", "--status", "--status-file", str(status)],
                            capture_output=True, text=True)
     assert shown.returncode == 0, shown.stdout + shown.stderr
     os.kill(pid, signal.SIGKILL)  # its death is the service's death
