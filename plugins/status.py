@@ -20,7 +20,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import click
-import psutil
 
 from watchdog import __version__, hookimpl
 from watchdog.api import EngineAPI
@@ -28,7 +27,7 @@ from watchdog.config import Config
 from watchdog.exits import EXIT_NO_WATCHDOG, EXIT_NOT_RUNNING, EXIT_OK
 from watchdog.logs import logger
 from watchdog.rules import Rule
-from watchdog.snapshot import is_watchdog_argv
+from watchdog.snapshot import DEAD_STATES, Snapshot, is_watchdog_argv, read_stat
 
 
 def default_status_file() -> str:
@@ -175,14 +174,18 @@ def live_watchdog(content: dict[str, Any] | None) -> int | None:
     """The pid of the watchdog that wrote ``content``, if it is still running."""
     if content is None or not isinstance(content.get("pid"), int):
         return None
+    pid: int = content["pid"]
+    proc = read_stat("/proc", str(pid))
+    if proc is None or proc.state in DEAD_STATES:
+        return None
+    snapshot = Snapshot({pid: proc}, os.getpid())
     try:
-        proc = psutil.Process(content["pid"])
-        alive = proc.status() != psutil.STATUS_ZOMBIE and is_watchdog_argv(proc.cmdline())
-        # A reused pid belongs to a process younger than the file's watchdog.
-        if alive and proc.create_time() <= float(content.get("started", 0)) + 1:
-            return int(content["pid"])
-    except (psutil.Error, ValueError, TypeError):
-        pass
+        started = float(content.get("started", 0))
+    except (TypeError, ValueError):
+        return None
+    # A reused pid belongs to a process younger than the file's watchdog.
+    if is_watchdog_argv(snapshot.cmdline(pid) or []) and snapshot.start_time(proc) <= started + 1:
+        return pid
     return None
 
 

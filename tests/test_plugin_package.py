@@ -14,7 +14,9 @@ from pathlib import Path
 
 import psutil
 import pytest
-from helpers import Watchdog, install_package, wait_for
+from helpers import Watchdog, install_package, program, wait_for
+
+from watchdog.manager import may_declare
 
 Start = Callable[..., Watchdog]
 PACKAGE = Path(__file__).parent.parent / "examples" / "plugins" / "watchdog-uptime"
@@ -84,6 +86,55 @@ def test_disable_blocks_the_plugin_by_its_entry_point_name(plugin_env: dict[str,
     helped = run_watchdog(plugin_env, "--disable", "uptime", "--help")
     assert helped.returncode == 0, helped.stderr
     assert HELP_LINE not in helped.stdout
+
+
+def dist_info(folder: Path, entry_points: str) -> None:
+    info = folder / "some_package-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "entry_points.txt").write_text(entry_points)
+
+
+def test_only_a_distribution_declaring_the_group_needs_the_metadata_reader(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    declares, other, archive = tmp_path / "declares", tmp_path / "other", tmp_path / "plugins.zip"
+    dist_info(declares, "[console_scripts]\nx = x:main\n\n[watchdog]\nuptime = watchdog_uptime\n")
+    dist_info(other, "[console_scripts]\nwatchdog = watchdog.cli:main\n")
+    archive.write_bytes(b"PK\x05\x06" + bytes(18))  # an empty zip file
+    monkeypatch.setattr(sys, "path", [str(other), str(tmp_path / "missing")])
+    assert not may_declare("watchdog")
+    monkeypatch.setattr(sys, "path", [str(other), str(declares)])
+    assert may_declare("watchdog")
+    monkeypatch.setattr(sys, "path", [str(other), str(archive)])
+    assert may_declare("watchdog")  # only importlib.metadata reads inside a zip file
+
+
+MODULES_PLUGIN = """
+import os
+import sys
+
+from watchdog import hookimpl
+
+
+@hookimpl
+def watchdog_started(engine):
+    with open("modules.tmp", "w") as f:
+        f.write("\\n".join(sorted(sys.modules)))
+    os.rename("modules.tmp", "modules.txt")
+"""
+
+
+@pytest.mark.parametrize("limit, needs_psutil", [((), False), (("--max-memory", "wd-mods=1G"), True)],
+                         ids=["no limit", "a memory limit"])
+def test_pid_1_holds_no_module_its_run_does_not_use(
+        tmp_path: Path, watchdog: Start, limit: tuple[str, ...], needs_psutil: bool) -> None:
+    # importlib.metadata and psutil would cost PID 1 about 3 and 2 MiB for its whole life.
+    (tmp_path / "list_modules.py").write_text(MODULES_PLUGIN)
+    exe = program(tmp_path, "wd-mods")
+    watchdog(f"{exe} 1000", "-p", "list_modules", *limit)
+    listing = tmp_path / "modules.txt"
+    modules = wait_for(lambda: listing.exists() and listing.read_text().split(), what="the module list")
+    assert "importlib.metadata" not in modules
+    assert ("psutil" in modules) == needs_psutil
 
 
 @pytest.fixture(params=["127.0.0.1", "::1"], ids=["ipv4", "ipv6"])

@@ -9,15 +9,20 @@ loaded through the same call as entry points and ``-p`` plugins.
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import inspect
 import os
+import re
+import sys
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import click
 import pluggy
 
 from watchdog import NAME, hookspecs
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 # Registered first, so that any later plugin is asked before them.
 BUILTIN_PLUGINS = {
@@ -60,7 +65,7 @@ def make_plugin_manager(modules: Iterable[str] = (), disabled: Iterable[str] = (
     for name, target in BUILTIN_PLUGINS.items():
         register(pm, target, name, "built-in")
     if not os.environ.get(AUTOLOAD_OFF_VARIABLE):
-        for entry_point in importlib.metadata.entry_points(group=NAME):
+        for entry_point in entry_points(NAME):
             dist = entry_point.dist
             origin = f"{dist.name} {dist.version}" if dist is not None else "entry point"
             register(pm, entry_point.value, entry_point.name, origin)
@@ -71,6 +76,48 @@ def make_plugin_manager(modules: Iterable[str] = (), disabled: Iterable[str] = (
     except pluggy.PluginValidationError as exc:
         raise click.UsageError(f"plugin {exc.plugin!r}: {exc}") from None
     return pm
+
+
+def entry_points(group: str) -> list[EntryPoint]:
+    """The entry points installed distributions declare in ``group``.
+
+    importlib.metadata brings the email and zipfile packages with it: about
+    3 MiB that PID 1 would hold for its whole life. Most runs have no plugin
+    installed, so it is imported only once a distribution on ``sys.path``
+    may declare the group.
+    """
+    if not may_declare(group):
+        return []
+    import importlib.metadata
+
+    return list(importlib.metadata.entry_points(group=group))
+
+
+def may_declare(group: str) -> bool:
+    """Whether some ``entry_points.txt`` on ``sys.path`` has a ``[group]`` section.
+
+    A path that is not a directory (a zip file) can only be read by
+    importlib.metadata, so it counts as a yes.
+    """
+    section = re.compile(rf"^\s*\[\s*{re.escape(group)}\s*\]", re.MULTILINE)
+    for entry in sys.path:
+        folder = entry or "."
+        try:
+            names = os.listdir(folder)
+        except NotADirectoryError:
+            return True
+        except OSError:
+            continue
+        for name in names:
+            if not name.endswith((".dist-info", ".egg-info")):
+                continue
+            try:
+                with open(os.path.join(folder, name, "entry_points.txt"), encoding="utf-8") as f:
+                    if section.search(f.read()):
+                        return True
+            except (OSError, UnicodeDecodeError):
+                continue
+    return False
 
 
 def load(target: str) -> object:

@@ -13,7 +13,7 @@ import socket
 import struct
 from collections.abc import Iterator
 
-import psutil
+from watchdog.snapshot import read_stat
 
 MAX_DATAGRAM = 4096  # systemd's limit too; a larger one is dropped
 UCRED = struct.Struct("iII")  # pid, uid, gid
@@ -84,10 +84,8 @@ def parse(data: bytes) -> dict[str, str] | None:
 
 
 def parent_of(pid: int) -> int | None:
-    try:
-        return psutil.Process(pid).ppid()
-    except psutil.Error:
-        return None
+    proc = read_stat("/proc", str(pid))
+    return proc.ppid if proc is not None else None
 
 
 def descends(pid: int, roots: set[int]) -> bool:
