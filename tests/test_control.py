@@ -153,10 +153,17 @@ def test_signal_reaches_the_rule_and_bad_names_are_usage_errors(
     assert pids("wd-ctl-svc") == {pid}
 
 
+def follow_events(sock: Path) -> subprocess.Popen[str]:
+    """``watchdogctl events`` in the background, for SIGINT (Ctrl-C) to end. Its default
+    action is restored: a test run started in the background inherits SIGINT ignored."""
+    return subprocess.Popen([sys.executable, "-m", "watchdog.ctl", "--socket", str(sock), "events"],
+                            stdout=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
 def test_events_stream_state_changes_as_json_lines(running: tuple[Watchdog, Path, Path]) -> None:
     _, sock, _ = running
-    follower = subprocess.Popen([sys.executable, "-m", "watchdog.ctl", "--socket", str(sock), "events"],
-                                stdout=subprocess.PIPE, text=True)
+    follower = follow_events(sock)
     try:
         assert follower.stdout is not None
         first = json.loads(follower.stdout.readline())
@@ -274,8 +281,7 @@ def test_reload_drops_a_stopped_rule_at_once_and_events_tell_of_it(tmp_path: Pat
     wait_for(lambda: pids("wd-first") and pids("wd-second"), what="both services")
     sock = wait_for(lambda: socket_of(wd).exists() and socket_of(wd), what="the control socket")
     assert ctl(sock, "stop", "wd-second", "--wait", "30").returncode == 0
-    follower = subprocess.Popen([sys.executable, "-m", "watchdog.ctl", "--socket", str(sock), "events"],
-                                stdout=subprocess.PIPE, text=True)
+    follower = follow_events(sock)
     try:
         assert follower.stdout is not None
         current = [json.loads(follower.stdout.readline()) for _ in range(2)]
