@@ -187,11 +187,12 @@ class Respawn:
         exited_unmatched = not mem.found and mem.last_exit is not None and mem.last_exit >= 0
         if exited_unmatched and mem.failures >= 2 and not mem.warned:
             mem.warned = True
+            ways = engine.ways_to_match(rule)
             logger.warning(
-                "%r exited with status %s and left no %s; if the command starts a program "
-                "of another name, use --regex %s=PATTERN or --pidfile %s=PATH",
+                "%r exited with status %s and left no %s%s",
                 rule.command, mem.last_exit, engine.describe(rule).removeprefix("a "),
-                rule.name, rule.name, extra={"rule": rule.name, "event": "no-match"},
+                f"; if the command starts a program of another name, use {ways}" if ways else "",
+                extra={"rule": rule.name, "event": "no-match"},
             )
         delay = policy.delay(mem.failures)
         mem.not_before = now + delay

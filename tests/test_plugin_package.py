@@ -88,6 +88,13 @@ def test_disable_blocks_the_plugin_by_its_entry_point_name(plugin_env: dict[str,
     assert HELP_LINE not in helped.stdout
 
 
+def test_the_watchdogs_advice_offers_the_installed_matcher(plugin_env: dict[str, str]) -> None:
+    failed = run_watchdog(plugin_env, "--rule", "web=/bin/sleep 100", "--rule", "worker=/bin/sleep 200")
+    assert failed.returncode == 2 and len(failed.stderr.splitlines()) == 1, failed.stderr
+    assert "--port web=PORT and --port worker=PORT" in failed.stderr
+    assert "--regex web=PATTERN and --regex worker=PATTERN" in failed.stderr
+
+
 def dist_info(folder: Path, entry_points: str) -> None:
     info = folder / "some_package-1.0.dist-info"
     info.mkdir(parents=True)

@@ -9,25 +9,27 @@ matchers describe the same search are such a pair.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import click
 
+from watchdog.matchers import Matchers
 from watchdog.rules import Rule
 
 
-def check_distinguishable(rules: Sequence[Rule], describe: Callable[[Rule], str | None]) -> None:
+def check_distinguishable(rules: Sequence[Rule], matchers: Matchers) -> None:
     """Raise ``click.UsageError`` naming the first two rules that look for the same processes."""
     seen: dict[tuple[str, str], Rule] = {}
     for rule in rules:
-        looks_for = describe(rule)
-        if looks_for is None:  # a matcher that cannot say: nothing to compare
+        looks_for: str | None = matchers.describe(rule)
+        if looks_for is None:  # a third-party matcher that cannot say: nothing to compare
             continue
         first = seen.setdefault((rule.strategy, looks_for), rule)
         if first is not rule:
+            ways = ", or ".join(f"{matcher.flag_for(first.name)} and {matcher.flag_for(rule.name)}"
+                                for matcher in matchers.with_flags())
             raise click.UsageError(
                 f"rules {first.name!r} and {rule.name!r} both look for {looks_for}, so neither "
-                f"could tell its processes from the other's: tell them apart with "
-                f"--regex {first.name}=PATTERN and --regex {rule.name}=PATTERN, "
-                f"or --pidfile {first.name}=PATH and --pidfile {rule.name}=PATH"
+                f"could tell its processes from the other's"
+                + (f": tell them apart with {ways}" if ways else "")
             )

@@ -126,3 +126,7 @@ class EngineAPI(Protocol):
 
     def describe(self, rule: Rule) -> str:
         """What the rule's matcher looks for, in words: ``"a process named 'sshd'"``."""
+
+    def ways_to_match(self, rule: Rule) -> str:
+        """The per-rule flags that would give ``rule`` another matcher, for advice in a
+        message: ``"--regex web=PATTERN or --pidfile web=PATH"``; empty when there are none."""

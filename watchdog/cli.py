@@ -214,7 +214,7 @@ class Setup:
             if where is None:
                 raise
             raise click.UsageError(f"{where}: {exc.message}") from None
-        check_distinguishable(rules, self.matchers.describe)
+        check_distinguishable(rules, self.matchers)
         return config
 
 

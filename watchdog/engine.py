@@ -241,6 +241,9 @@ class Engine:
             log_failure(f"matcher {rule.strategy}", "describe", exc)
             return f"a match for {rule.name!r}"
 
+    def ways_to_match(self, rule: Rule) -> str:
+        return self.matchers.ways_to_match(rule.name)
+
     # --- rules added and removed while running (reload) --------------------------
 
     def add_rule(self, rule: Rule) -> None:
@@ -504,11 +507,11 @@ class Engine:
         if procs and not status.stand_in_noted:
             status.stand_in_noted = True
             first = procs[0]
+            ways = self.ways_to_match(rule)
             logger.warning(
-                "%r runs as %r (pid %d, %r), which is not %s: taking it as the service; "
-                "--regex %s=PATTERN matching its command line or --pidfile %s=PATH would match it",
+                "%r runs as %r (pid %d, %r), which is not %s: taking it as the service%s",
                 rule.command, first.name, first.pid, snapshot.command_line(first.pid),
-                self.describe(rule), rule.name, rule.name,
+                self.describe(rule), f"; {ways} would match it directly" if ways else "",
                 extra={"rule": rule.name, "event": "stand-in"},
             )
         return procs

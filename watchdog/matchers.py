@@ -47,6 +47,15 @@ class Matcher:
     def param_name(self) -> str:
         return (self.flag or "").lstrip("-").replace("-", "_")
 
+    @property
+    def value_name(self) -> str:
+        """What the flag's value is called: PATTERN in ``NAME=PATTERN``."""
+        return self.metavar.partition("=")[2] or "VALUE"
+
+    def flag_for(self, rule_name: str) -> str:
+        """The per-rule flag as a user writes it for ``rule_name``: ``--regex web=PATTERN``."""
+        return f"{self.flag} {rule_name}={self.value_name}"
+
 
 class Matchers:
     """Every registered matcher, by name."""
@@ -88,9 +97,8 @@ class Matchers:
                 continue
             rule.strategy = default.name
             if default.flag and default.default is None:
-                value = default.metavar.partition("=")[2] or "VALUE"
                 raise click.UsageError(
-                    f"--match {default.name}: rule {rule.name!r} needs {default.flag} {rule.name}={value}"
+                    f"--match {default.name}: rule {rule.name!r} needs {default.flag_for(rule.name)}"
                 )
             if default.default is not None:
                 rule.settings[default.name] = default.default(rule)
@@ -100,3 +108,13 @@ class Matchers:
 
     def describe(self, rule: Rule) -> str:
         return self.by_name[rule.strategy].describe(rule)
+
+    def with_flags(self) -> list[Matcher]:
+        """The matchers a per-rule flag selects, in the order their plugins registered
+        (pluggy answers last-registered first)."""
+        return [matcher for matcher in reversed(self.by_name.values()) if matcher.flag]
+
+    def ways_to_match(self, rule_name: str) -> str:
+        """The flags that would give rule ``rule_name`` another matcher, as advice:
+        ``--regex web=PATTERN or --pidfile web=PATH`` (empty when no matcher has one)."""
+        return " or ".join(matcher.flag_for(rule_name) for matcher in self.with_flags())

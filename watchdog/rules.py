@@ -99,8 +99,7 @@ def make_rules(
         if rule.name in seen:
             raise click.UsageError(
                 f"two commands are named {rule.name!r} ({seen[rule.name].command!r} and "
-                f"{rule.command!r}); name one with --rule NAME=COMMAND and match it with "
-                "--regex NAME=PATTERN or --pidfile NAME=PATH"
+                f"{rule.command!r}); name one with --rule NAME=COMMAND"
             )
         seen[rule.name] = rule
     return rules
