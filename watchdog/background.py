@@ -1,10 +1,15 @@
-"""Blocking work off the loop: each job runs in a thread, its result comes back on the loop.
+"""Blocking work off the loop: each job runs in a worker thread, its result comes back on the loop.
 
 The loop never waits for a job: when one ends, its future is queued and the
 loop is woken (``wake``), and ``run_finished`` calls the job's ``on_done``
-on the loop's thread, where plugins may call the engine again. Threads are
-daemons, so a job that hangs forever cannot keep the watchdog from exiting;
-work that may hang must bound itself (a timeout on its socket or process).
+on the loop's thread, where plugins may call the engine again. Workers are
+daemon threads, so a job that hangs forever cannot keep the watchdog from
+exiting; work that may hang must bound itself (a timeout on its socket or
+process).
+
+A worker that finishes a job waits for the next one, and ends after
+``IDLE_SECONDS`` without one: health probes come every few seconds, and a
+thread started for each would cost more than the probe itself.
 """
 
 from __future__ import annotations
@@ -19,39 +24,60 @@ from watchdog.hooks import call_contained
 
 T = TypeVar("T")
 MAX_JOBS = 64  # running at once; a plugin that starts more waits for one to end
+IDLE_SECONDS = 60.0
+
+OnDone = Callable[[Future[Any]], None] | None
+Job = tuple[Callable[[], Any], Future[Any], OnDone]
 
 
 class Background:
     def __init__(self, wake: Callable[[], None]) -> None:
         self._wake = wake
-        self._finished: queue.SimpleQueue[tuple[Future[Any], Callable[[Future[Any]], None] | None]] = (
-            queue.SimpleQueue()
-        )
-        self._slots = threading.BoundedSemaphore(MAX_JOBS)
-        self._waiting: list[tuple[Callable[[], Any], Future[Any], Callable[[Future[Any]], None] | None]] = []
+        self._finished: queue.SimpleQueue[tuple[Future[Any], OnDone]] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[Job] = queue.SimpleQueue()
+        self._running = 0  # jobs handed to workers and not yet through run_finished (loop only)
+        self._waiting: list[Job] = []  # jobs beyond MAX_JOBS, in order
+        self._lock = threading.Lock()
+        self._idle = 0  # workers waiting for a job that no queued job is meant for (under _lock)
 
     def submit(self, work: Callable[[], T], on_done: Callable[[Future[T]], None] | None = None) -> Future[T]:
         future: Future[T] = Future()
-        if self._slots.acquire(blocking=False):
-            self._launch(work, future, on_done)
+        if self._running < MAX_JOBS:
+            self._hand_over((work, future, on_done))
         else:
             self._waiting.append((work, future, on_done))
         return future
 
-    def _launch(self, work: Callable[[], Any], future: Future[Any],
-                on_done: Callable[[Future[Any]], None] | None) -> None:
-        threading.Thread(target=self._run, args=(work, future, on_done), daemon=True,
-                         name="watchdog-background").start()
+    def _hand_over(self, job: Job) -> None:
+        self._running += 1
+        with self._lock:
+            has_idle = self._idle > 0
+            if has_idle:
+                self._idle -= 1  # that worker's next job is this one
+        if not has_idle:
+            threading.Thread(target=self._work, daemon=True, name="watchdog-background").start()
+        self._jobs.put(job)
 
-    def _run(self, work: Callable[[], Any], future: Future[Any],
-             on_done: Callable[[Future[Any]], None] | None) -> None:
-        if future.set_running_or_notify_cancel():
+    def _work(self) -> None:
+        while True:
             try:
-                future.set_result(work())
-            except BaseException as exc:  # delivered to on_done, which decides
-                future.set_exception(exc)
-        self._finished.put((future, on_done))
-        self._wake()
+                work, future, on_done = self._jobs.get(timeout=IDLE_SECONDS)
+            except queue.Empty:
+                with self._lock:
+                    # Idle and no job queued for it (the others waiting outnumber the queue).
+                    if self._idle > 0:
+                        self._idle -= 1
+                        return
+                continue
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(work())
+                except BaseException as exc:  # delivered to on_done, which decides
+                    future.set_exception(exc)
+            with self._lock:
+                self._idle += 1
+            self._finished.put((future, on_done))
+            self._wake()
 
     def run_finished(self) -> bool:
         """Call ``on_done`` of every job that ended (on the loop); True if there were any."""
@@ -62,9 +88,8 @@ class Background:
             except queue.Empty:
                 return any_finished
             any_finished = True
-            self._slots.release()
+            self._running -= 1
             if self._waiting:
-                self._slots.acquire()
-                self._launch(*self._waiting.pop(0))
+                self._hand_over(self._waiting.pop(0))
             if on_done is not None:
                 call_contained(on_done, future)
