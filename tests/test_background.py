@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 import threading
 from concurrent.futures import Future
 
@@ -89,3 +93,35 @@ def test_a_failing_job_hands_its_exception_to_on_done() -> None:
     [future] = loop.finished(1)
     with pytest.raises(RuntimeError, match="probe broke"):
         future.result()
+
+
+# Run as nobody, whose processes and threads RLIMIT_NPROC counts (root's it does not).
+WITHOUT_THREADS = """
+import resource, threading
+from watchdog.background import Background
+
+woken, done = threading.Event(), []
+jobs = Background(woken.set)
+soft, hard = resource.getrlimit(resource.RLIMIT_NPROC)
+resource.setrlimit(resource.RLIMIT_NPROC, (1, hard))  # no thread can start
+jobs.submit(lambda: "ran", done.append)
+jobs.run_finished()
+print("first:", repr(done[0].exception()))
+resource.setrlimit(resource.RLIMIT_NPROC, (soft, hard))
+woken.clear()
+jobs.submit(lambda: "ran", done.append)
+woken.wait(10)
+jobs.run_finished()
+print("then:", done[1].result())
+"""
+
+
+def test_a_job_that_gets_no_thread_fails_to_its_on_done_and_the_next_one_runs() -> None:
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to run as a user a process limit applies to (CI runs as root)")
+    nobody = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", sys.executable]
+    if subprocess.run([*nobody, "-c", "import watchdog.background"]).returncode != 0:
+        pytest.skip("user nobody cannot run this Python and import watchdog")
+    ran = subprocess.run([*nobody, "-c", WITHOUT_THREADS], capture_output=True, text=True, timeout=30)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.splitlines() == ["first: RuntimeError(\"can't start new thread\")", "then: ran"]

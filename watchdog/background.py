@@ -55,7 +55,15 @@ class Background:
             if has_idle:
                 self._idle -= 1  # that worker's next job is this one
         if not has_idle:
-            threading.Thread(target=self._work, daemon=True, name="watchdog-background").start()
+            try:
+                threading.Thread(target=self._work, daemon=True, name="watchdog-background").start()
+            except RuntimeError as exc:  # no thread to be had (a pid limit): this job fails
+                _, future, on_done = job
+                if future.set_running_or_notify_cancel():
+                    future.set_exception(exc)
+                self._finished.put((future, on_done))
+                self._wake()
+                return
         self._jobs.put(job)
 
     def _work(self) -> None:
