@@ -39,13 +39,17 @@ def wait_for(predicate: Callable[[], T], timeout: float = 10.0, what: str = "con
 WRAPPERS: set[str] = set()
 
 
-def still_a_wrapper(proc: psutil.Process) -> bool:
-    """Whether ``proc`` is still the sh of a service() script, not yet the service."""
+def is_named_now(proc: psutil.Process, name: str) -> bool:
+    """Whether ``proc`` is the program named ``name`` now, and not the sh of a service()
+    script. Its arguments are read before its name: an exec changes both, and a name
+    read earlier (as process_iter's) may be the sh's."""
     try:
         argv = proc.cmdline()
-    except psutil.Error:
+        with open(f"/proc/{proc.pid}/comm", "rb") as comm:
+            current = comm.read().rstrip(b"\n").decode("utf-8", "surrogateescape")
+    except (psutil.Error, OSError):
         return False
-    return len(argv) >= 2 and argv[1] in WRAPPERS
+    return current == name[:15] and not (len(argv) >= 2 and argv[1] in WRAPPERS)
 
 
 def live(name: str) -> list[psutil.Process]:
@@ -53,7 +57,7 @@ def live(name: str) -> list[psutil.Process]:
     found = []
     for proc in psutil.process_iter(["name", "status"]):
         if proc.info["name"] == name[:15] and proc.info["status"] != psutil.STATUS_ZOMBIE \
-                and not still_a_wrapper(proc):
+                and is_named_now(proc, name):
             found.append(proc)
     return found
 

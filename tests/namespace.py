@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from helpers import still_a_wrapper, wait_for
+from helpers import is_named_now, wait_for
 
 
 def namespace_problem() -> str | None:
@@ -88,7 +88,7 @@ class Container:
         for proc in self.processes():
             try:
                 if proc.name() == name and proc.status() != psutil.STATUS_ZOMBIE \
-                        and not still_a_wrapper(proc):
+                        and is_named_now(proc, name):
                     alive.append(proc)
             except psutil.Error:
                 pass
