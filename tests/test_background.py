@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from concurrent.futures import Future
 
 import pytest
@@ -39,10 +40,10 @@ class Loop:
 def test_one_job_after_another_reuses_one_worker() -> None:
     loop = Loop()
     for number in range(1, 101):
-        loop.jobs.submit(threading.get_native_id, loop.done.append)
+        loop.jobs.submit(threading.current_thread, loop.done.append)
         loop.finished(number)
     workers = {future.result() for future in loop.done}
-    assert len(workers) == 1 and threading.get_native_id() not in workers
+    assert len(workers) == 1 and threading.current_thread() not in workers
 
 
 def test_at_most_max_jobs_run_at_once_and_the_rest_follow_in_order() -> None:
@@ -73,14 +74,24 @@ def test_at_most_max_jobs_run_at_once_and_the_rest_follow_in_order() -> None:
 def test_an_idle_worker_ends(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(background, "IDLE_SECONDS", 0.05)
     loop = Loop()
-    loop.jobs.submit(threading.get_native_id, loop.done.append)
+    loop.jobs.submit(threading.current_thread, loop.done.append)
     [future] = loop.finished(1)
     worker = future.result()
-    wait_for(lambda: worker not in {thread.native_id for thread in threading.enumerate()},
-             what="the idle worker to end")
+    wait_for(lambda: not worker.is_alive(), what="the idle worker to end")
     # A job after that starts a worker again.
-    loop.jobs.submit(threading.get_native_id, loop.done.append)
-    assert loop.finished(2)[1].result() not in (worker, threading.get_native_id())
+    loop.jobs.submit(threading.current_thread, loop.done.append)
+    assert loop.finished(2)[1].result() not in (worker, threading.current_thread())
+
+
+def test_no_job_is_stranded_while_idle_workers_end(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(background, "IDLE_SECONDS", 0.0005)
+    loop = Loop()
+    for number in range(1, 2001):
+        loop.jobs.submit(lambda: None, loop.done.append)
+        if number % 7 == 0:
+            time.sleep(0.001)  # a pause in which idle workers time out, as new jobs come
+        loop.jobs.run_finished()
+    loop.finished(2000)
 
 
 def test_a_failing_job_hands_its_exception_to_on_done() -> None:

@@ -65,7 +65,8 @@ class EngineAPI(Protocol):
         """Run blocking ``work()`` in a thread; ``on_done(future)`` is called on the loop after.
 
         ``future.result()`` in ``on_done`` returns the result or raises what
-        ``work`` raised. Work that can hang must bound itself (timeouts).
+        ``work`` raised, or ``RuntimeError`` when no thread could be started for
+        it (a pid limit reached). Work that can hang must bound itself (timeouts).
         """
 
     def add_reader(self, fd: int, on_readable: Callable[[], None]) -> None:

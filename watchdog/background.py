@@ -57,12 +57,16 @@ class Background:
         if not has_idle:
             try:
                 threading.Thread(target=self._work, daemon=True, name="watchdog-background").start()
-            except RuntimeError as exc:  # no thread to be had (a pid limit): this job fails
-                _, future, on_done = job
-                if future.set_running_or_notify_cancel():
-                    future.set_exception(exc)
-                self._finished.put((future, on_done))
-                self._wake()
+            except RuntimeError as exc:  # no thread to be had now (a pid limit)
+                if self._running > 1:  # a busy worker takes it when it is free
+                    self._running -= 1
+                    self._waiting.insert(0, job)
+                else:  # no worker at all: the job fails, as if it had raised
+                    _, future, on_done = job
+                    if future.set_running_or_notify_cancel():
+                        future.set_exception(exc)
+                    self._finished.put((future, on_done))
+                    self._wake()
                 return
         self._jobs.put(job)
 
@@ -77,15 +81,19 @@ class Background:
                         self._idle -= 1
                         return
                 continue
-            if future.set_running_or_notify_cancel():
-                try:
-                    future.set_result(work())
-                except BaseException as exc:  # delivered to on_done, which decides
-                    future.set_exception(exc)
-            with self._lock:
-                self._idle += 1
-            self._finished.put((future, on_done))
-            self._wake()
+            try:
+                if future.set_running_or_notify_cancel():
+                    try:
+                        future.set_result(work())
+                    except BaseException as exc:  # delivered to on_done, which decides
+                        future.set_exception(exc)
+            except Exception:  # a plugin settled the future itself: on_done sees how
+                pass
+            finally:
+                with self._lock:
+                    self._idle += 1
+                self._finished.put((future, on_done))
+                self._wake()
 
     def run_finished(self) -> bool:
         """Call ``on_done`` of every job that ended (on the loop); True if there were any."""
