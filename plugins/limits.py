@@ -1,7 +1,7 @@
 """Checks ``limits``: ``--max-memory NAME=SIZE`` and ``--max-cpu NAME=PERCENT`` of a rule's processes.
 
 Both measure the rule's own process tree, and nothing else in the process
-table (``watchdog/usage.py``).
+table (``usage.py`` beside this plugin).
 
 - memory: the resident memory (RSS) of the tree, summed; SIZE in powers of
   1024 (``512M``, ``2G``, ``1.5G``; K, M, G, T, with or without ``iB``/``B``);
@@ -65,7 +65,7 @@ def watchdog_configure(config: Config) -> None:
     if not memory_limits and not cpu_limits:
         return
     # psutil costs PID 1 about 2 MiB for its whole life: only runs with a limit load it.
-    from watchdog.usage import CpuProbe, MemoryProbe
+    from .usage import CpuProbe, MemoryProbe
 
     for rule, text in config.per_rule("--max-memory", memory_limits):
         size = parse_size(text)

@@ -1,4 +1,4 @@
-"""What a rule's process tree uses, for the ``limits`` plugin: resident memory and CPU.
+"""What a rule's process tree uses, for the ``limits`` plugin (not a plugin itself): memory and CPU.
 
 The tree is the processes a rule's matcher found, the commands the watchdog
 started for it, and all their descendants: from the kernel's

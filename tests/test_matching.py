@@ -22,7 +22,7 @@ from watchdog.rules import Rule, make_rule
 from watchdog.snapshot import CommandLineCache, is_watchdog_argv, take_snapshot
 
 pm = make_plugin_manager()
-matchers = Matchers(m for found in pm.hook.watchdog_matchers() for m in found)
+matchers = Matchers.of(pm)
 
 
 def configured(*commands: str, match: str = "basename", **flags: list[str]) -> list[Rule]:

@@ -95,8 +95,8 @@ def test_the_watchdogs_advice_offers_the_installed_matcher(plugin_env: dict[str,
     assert "--regex web=PATTERN and --regex worker=PATTERN" in failed.stderr
 
 
-def dist_info(folder: Path, entry_points: str) -> None:
-    info = folder / "some_package-1.0.dist-info"
+def dist_info(folder: Path, entry_points: str, name: str = "some_package-1.0.dist-info") -> None:
+    info = folder / name
     info.mkdir(parents=True)
     (info / "entry_points.txt").write_text(entry_points)
 
@@ -113,6 +113,10 @@ def test_only_a_distribution_declaring_the_group_needs_the_metadata_reader(
     assert may_declare("watchdog")
     monkeypatch.setattr(sys, "path", [str(other), str(archive)])
     assert may_declare("watchdog")  # only importlib.metadata reads inside a zip file
+    egg = tmp_path / "some_package-1.0-py3.11.egg"
+    dist_info(egg, "[watchdog]\nuptime = watchdog_uptime\n", name="EGG-INFO")
+    monkeypatch.setattr(sys, "path", [str(other), str(egg)])
+    assert may_declare("watchdog")
 
 
 MODULES_PLUGIN = """
@@ -135,6 +139,8 @@ def watchdog_started(engine):
 def test_pid_1_holds_no_module_its_run_does_not_use(
         tmp_path: Path, watchdog: Start, limit: tuple[str, ...], needs_psutil: bool) -> None:
     # importlib.metadata and psutil would cost PID 1 about 3 and 2 MiB for its whole life.
+    if may_declare("watchdog"):
+        pytest.skip("a plugin package is installed here: importlib.metadata must load to find it")
     (tmp_path / "list_modules.py").write_text(MODULES_PLUGIN)
     exe = program(tmp_path, "wd-mods")
     watchdog(f"{exe} 1000", "-p", "list_modules", *limit)

@@ -169,15 +169,14 @@ class Setup:
     """
 
     def __init__(self, pm: PluginManager, config_file: ConfigFile | None = None) -> None:
-        # pluggy answers last-registered first: the earliest plugin's matcher (the
-        # built-in basename, unless disabled) comes last and is the default.
-        registered = [m for found in pm.hook.watchdog_matchers() for m in found]
-        if not registered:
+        self.matchers = Matchers.of(pm)
+        if not self.matchers.by_name:
             raise click.UsageError("no matcher is loaded: every matcher plugin is disabled")
         self.pm = pm
         self.config_file = config_file
-        self.matchers = Matchers(registered)
-        self.params = core_options(list(self.matchers.by_name), registered[-1].name)
+        # The earliest plugin's matcher (the built-in basename, unless disabled) is the default.
+        default_matcher = next(iter(self.matchers.by_name))
+        self.params = core_options(list(self.matchers.by_name), default_matcher)
         self.params.extend(self.matchers.options())
         for options in pm.hook.watchdog_add_options():
             self.params.extend(options)

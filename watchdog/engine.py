@@ -242,7 +242,7 @@ class Engine:
             return f"a match for {rule.name!r}"
 
     def ways_to_match(self, rule: Rule) -> str:
-        return self.matchers.ways_to_match(rule.name)
+        return self.matchers.ways_to_match(rule)
 
     # --- rules added and removed while running (reload) --------------------------
 

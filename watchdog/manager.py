@@ -96,8 +96,10 @@ def entry_points(group: str) -> list[EntryPoint]:
 def may_declare(group: str) -> bool:
     """Whether some ``entry_points.txt`` on ``sys.path`` has a ``[group]`` section.
 
-    A path that is not a directory (a zip file) can only be read by
-    importlib.metadata, so it counts as a yes.
+    The names are those importlib.metadata looks for (``*.dist-info``,
+    ``*.egg-info``, an egg's ``EGG-INFO``, in any case). A path that is not a
+    directory (a zip file) can only be read by importlib.metadata, so it
+    counts as a yes.
     """
     section = re.compile(rf"^\s*\[\s*{re.escape(group)}\s*\]", re.MULTILINE)
     for entry in sys.path:
@@ -108,8 +110,11 @@ def may_declare(group: str) -> bool:
             return True
         except OSError:
             continue
+        in_an_egg = folder.lower().endswith(".egg")  # easy_install's: metadata in EGG-INFO
         for name in names:
-            if not name.endswith((".dist-info", ".egg-info")):
+            lower = name.lower()
+            is_metadata = lower.endswith((".dist-info", ".egg-info")) or (in_an_egg and lower == "egg-info")
+            if not is_metadata:
                 continue
             try:
                 with open(os.path.join(folder, name, "entry_points.txt"), encoding="utf-8") as f:

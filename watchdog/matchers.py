@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import click
+import pluggy
 
 from watchdog.config import Config
 from watchdog.rules import Rule
@@ -58,7 +59,7 @@ class Matcher:
 
 
 class Matchers:
-    """Every registered matcher, by name."""
+    """Every registered matcher, by name, in the order their plugins registered."""
 
     def __init__(self, matchers: Iterable[Matcher]) -> None:
         self.by_name: dict[str, Matcher] = {}
@@ -66,6 +67,11 @@ class Matchers:
             if matcher.name in self.by_name:
                 raise click.UsageError(f"two plugins register a matcher named {matcher.name!r}")
             self.by_name[matcher.name] = matcher
+
+    @classmethod
+    def of(cls, pm: pluggy.PluginManager) -> Matchers:
+        """The matchers ``pm``'s plugins register (pluggy answers last-registered first)."""
+        return cls(matcher for found in reversed(pm.hook.watchdog_matchers()) for matcher in found)
 
     def options(self) -> list[click.Option]:
         return [
@@ -110,11 +116,11 @@ class Matchers:
         return self.by_name[rule.strategy].describe(rule)
 
     def with_flags(self) -> list[Matcher]:
-        """The matchers a per-rule flag selects, in the order their plugins registered
-        (pluggy answers last-registered first)."""
-        return [matcher for matcher in reversed(self.by_name.values()) if matcher.flag]
+        """The matchers a per-rule flag selects."""
+        return [matcher for matcher in self.by_name.values() if matcher.flag]
 
-    def ways_to_match(self, rule_name: str) -> str:
-        """The flags that would give rule ``rule_name`` another matcher, as advice:
-        ``--regex web=PATTERN or --pidfile web=PATH`` (empty when no matcher has one)."""
-        return " or ".join(matcher.flag_for(rule_name) for matcher in self.with_flags())
+    def ways_to_match(self, rule: Rule) -> str:
+        """The flags that would give ``rule`` another matcher, as advice:
+        ``--regex web=PATTERN or --pidfile web=PATH`` (empty when no other has one)."""
+        return " or ".join(matcher.flag_for(rule.name) for matcher in self.with_flags()
+                           if matcher.name != rule.strategy)

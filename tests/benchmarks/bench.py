@@ -631,7 +631,7 @@ def configured_rules(pm: Any, commands: dict[str, str], regexes: dict[str, str],
 @functools.cache
 def matchers_of(pm: Any) -> Matchers:
     """The matcher registry the engine dispatches through, as the command line builds it."""
-    return Matchers(m for found in pm.hook.watchdog_matchers() for m in found)
+    return Matchers.of(pm)
 
 
 def start_check_services(space: Workspace, background: BackgroundProcesses,
