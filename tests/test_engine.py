@@ -83,6 +83,16 @@ def test_a_command_that_exits_leaving_no_match_is_reported_once_and_backed_off(
     assert "restarting in 1.00s (4 failures in a row)" in log
 
 
+def test_the_advice_offers_only_the_matchers_the_rule_does_not_use(
+    tmp_path: Path, watchdog: Start
+) -> None:
+    quits = program(tmp_path, "wd-quits-re", "/bin/true")
+    wd = watchdog(str(quits), "--regex", "wd-quits-re=no such command line", "--interval", "0.05")
+    log = wd.wait_log("exited with status 0 and left no", timeout=20)
+    assert "use --pidfile wd-quits-re=PATH" in log
+    assert "--regex wd-quits-re=PATTERN" not in log
+
+
 def test_backoff_resets_after_a_stable_run(tmp_path: Path, watchdog: Start) -> None:
     exe = program(tmp_path, "wd-reset")
     wd = watchdog(f"{exe} 1000", "--stable-after", "1", "--interval", "60")
