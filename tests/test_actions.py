@@ -85,6 +85,7 @@ def test_restart_kills_a_service_that_ignores_its_stop_signal_at_the_grace(
     svc = service(tmp_path, "wd-act-stubborn", "--ignore-term", "--record", str(record))
     driven = Driven(watchdog, tmp_path, str(svc), "--grace", "1")
     old = one_pid("wd-act-stubborn")
+    wait_for(lambda: driven.state("wd-act-stubborn") == "running", what="state running")
     driven.tell("restart wd-act-stubborn")
     assert driven.state("wd-act-stubborn") in ("stopping", "running")
     new = wait_for(lambda: ready_since(record, {old}), timeout=15, what="a new copy")

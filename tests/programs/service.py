@@ -40,7 +40,7 @@ def main() -> None:
         os.setsid()
         if os.fork():
             os._exit(0)
-    ctypes.CDLL(None).prctl(PR_SET_NAME, args.name.encode()[:15], 0, 0, 0)
+
     def write_pidfile() -> None:
         if args.pidfile:
             tmp = f"{args.pidfile}.tmp"
@@ -62,6 +62,9 @@ def main() -> None:
 
     for sig in RECORDED:
         signal.signal(sig, record)
+    # Named only once its handlers are in place: a test that finds it by name may
+    # signal it at once.
+    ctypes.CDLL(None).prctl(PR_SET_NAME, args.name.encode()[:15], 0, 0, 0)
     write_pidfile()
     for _ in range(args.workers):  # like nginx's or gunicorn's: they do not notice the master's death
         if os.fork() == 0:
