@@ -346,6 +346,11 @@ def test_two_rules_whose_matchers_cannot_tell_them_apart_are_a_usage_error(
                                f"{os.path.basename(python)!r}")
     assert "--regex web=PATTERN and --regex worker=PATTERN" in failed.stderr
     assert "--pidfile web=PATH and --pidfile worker=PATH" in failed.stderr
+    # A disabled matcher is not offered.
+    without = run(tmp_path, "--disable", "pidfile", "--rule", f"web={python} server.py",
+                  "--rule", f"worker={python} worker.py")
+    assert_usage_error(without, "tell them apart with --regex web=PATTERN and --regex worker=PATTERN")
+    assert "--pidfile" not in without.stderr
     # Told apart, both run, each its own.
     wd = watchdog("--rule", f"web={python} server.py", "--rule", f"worker={python} worker.py",
                   "--regex", "web=server\\.py$", "--regex", "worker=worker\\.py$")
