@@ -167,7 +167,7 @@ def test_regex_never_matches_kernel_threads_or_the_watchdog_itself(tmp_path: Pat
 def test_pidfile_matches_the_process_that_wrote_it(tmp_path: Path, spawn: list) -> None:
     pidfile = tmp_path / "svc.pid"
     proc = start(spawn, [str(program(tmp_path, "wd-pid")), "1000"])
-    time.sleep(0.05)
+    wait_for(lambda: psutil.Process(proc.pid).name() == "wd-pid", what="its exec")
     pidfile.write_text(f"{proc.pid}\n")
     [rule] = configured(f"{tmp_path}/wd-pid 1000", pidfile=[f"wd-pid={pidfile}"])
     assert matched(rule) == {proc.pid}

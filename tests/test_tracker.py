@@ -45,6 +45,16 @@ def exec_on_input(tmp_path: Path, procs: list[subprocess.Popen[bytes]], target: 
     return proc
 
 
+def old_sleeper(tmp_path: Path, procs: list[subprocess.Popen[bytes]], name: str
+                ) -> subprocess.Popen[bytes]:
+    """A sleeping copy called ``name``, past the age at which a process may still exec:
+    a tracker reads it again only if it follows it (or at a full read)."""
+    proc = run(procs, [program(tmp_path, name), "1000"])
+    wait_for(lambda: psutil.Process(proc.pid).name() == name, what="the exec")
+    time.sleep(EXEC_SETTLE + 0.1)  # an age, which only time gives
+    return proc
+
+
 def release(proc: subprocess.Popen[bytes], name: str) -> None:
     assert proc.stdin is not None
     proc.stdin.write(b"go\n")
@@ -67,10 +77,7 @@ def test_a_process_born_since_the_last_listing_is_read(tmp_path: Path, spawned: 
 def test_a_followed_process_that_exited_is_gone_from_the_next_snapshot(
     tmp_path: Path, spawned: list
 ) -> None:
-    sleeper = program(tmp_path, "wd-trk-gone")
-    proc = run(spawned, [sleeper, "1000"])
-    wait_for(lambda: psutil.Process(proc.pid).name() == "wd-trk-gone", what="the exec")
-    time.sleep(EXEC_SETTLE + 0.1)  # old: only following it gets it read again
+    proc = old_sleeper(tmp_path, spawned, "wd-trk-gone")
     tracker = Tracker(backstop=60)
     tracker.follow(tracker.take(full=True).named("wd-trk-gone"))
     proc.kill()
@@ -83,10 +90,7 @@ def test_a_followed_process_that_exited_is_gone_from_the_next_snapshot(
 def test_an_unfollowed_process_that_exited_is_gone_for_get_at_once_and_for_all_at_the_full_read(
     tmp_path: Path, spawned: list
 ) -> None:
-    sleeper = program(tmp_path, "wd-trk-unfol")
-    proc = run(spawned, [sleeper, "1000"])
-    wait_for(lambda: psutil.Process(proc.pid).name() == "wd-trk-unfol", what="the exec")
-    time.sleep(EXEC_SETTLE + 0.1)
+    proc = old_sleeper(tmp_path, spawned, "wd-trk-unfol")
     tracker = Tracker(backstop=60)
     tracker.take(full=True)
     proc.kill()
@@ -147,10 +151,7 @@ def test_a_followed_process_that_dies_unreaped_is_no_longer_visible(
     tmp_path: Path, spawned: list
 ) -> None:
     # Its pid stays in /proc as a zombie until its parent (here, this test) reaps it.
-    sleeper = program(tmp_path, "wd-trk-zombie")
-    proc = run(spawned, [sleeper, "1000"])
-    wait_for(lambda: psutil.Process(proc.pid).name() == "wd-trk-zombie", what="the exec")
-    time.sleep(EXEC_SETTLE + 0.1)  # old, so only following it gets it re-read
+    proc = old_sleeper(tmp_path, spawned, "wd-trk-zombie")
     tracker = Tracker(backstop=60)
     tracker.follow(tracker.take(full=True).named("wd-trk-zombie"))
     proc.send_signal(signal.SIGKILL)

@@ -109,15 +109,17 @@ def after_latency(tmp: Path, with_dependency: bool) -> float:
         run.close()
 
 
-def flood(path: str, count: int, stop: threading.Event) -> None:
+def flood(path: str, count: int, stop: threading.Event, flooding: threading.Event) -> None:
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-        for _ in range(count):
+        for sent in range(count):
             if stop.is_set():
                 return
             try:
                 sock.sendto(b"READY=1\nSTATUS=not yours", path)
             except (BlockingIOError, OSError):
                 time.sleep(0.0005)
+            if sent == 100:
+                flooding.set()
 
 
 def restart_latency(tmp: Path, datagrams: int) -> float:
@@ -130,9 +132,10 @@ def restart_latency(tmp: Path, datagrams: int) -> float:
         log = wait_for(lambda: "NOTIFY_SOCKET=" in (text := run.log()) and text, "its socket")
         path = next(w.partition("=")[2] for w in log.split() if w.startswith("NOTIFY_SOCKET="))
         if datagrams:
-            flooder = threading.Thread(target=flood, args=(path, datagrams, stop))
+            flooding = threading.Event()
+            flooder = threading.Thread(target=flood, args=(path, datagrams, stop, flooding))
             flooder.start()
-            time.sleep(0.05)
+            flooding.wait(10)  # the kill lands in the flood, not before it
         killed = time.monotonic()
         os.kill(first, signal.SIGKILL)
         wait_for(lambda: [p for p in named("bo-svc") if p != first], "a new service")
