@@ -161,4 +161,5 @@ def describe(rule: Rule) -> str:
 @hookimpl
 def watchdog_matchers() -> list[Matcher]:
     return [Matcher(STRATEGY, match, describe, flag="--pidfile", metavar="NAME=PATH",
-                    help="Match rule NAME by the pid written in PATH.", default=default_path)]
+                    help="Match rule NAME by the pid written in PATH.", default=default_path,
+                    proves_ownership=True)]
