@@ -66,7 +66,7 @@ class Ownership:
         self.exits: dict[int, int] = {}  # pid -> exit status, in the order reaped
         self.groups: dict[str, set[int]] = {}  # rule name -> process groups its starts led
         self._trusted: dict[str, dict[int, int]] = {}  # rule name -> pid -> start ticks
-        self._refused: dict[str, set[int]] = {}  # rule name -> pids already reported
+        self._refused: dict[str, dict[int, int]] = {}  # rule name -> pid -> checks refused in a row
 
     # --- what the engine tells us -----------------------------------------------
 
@@ -115,11 +115,15 @@ class Ownership:
             else:
                 refused.append((proc, uids[0] if uids else None))
         self._trusted[rule.name] = {proc.pid: proc.start_ticks for proc in kept}
-        reported = self._refused.setdefault(rule.name, set())
-        reported.intersection_update(proc.pid for proc, _ in refused)
+        # An orphan re-parented to the watchdog is reported at its second refusal: a
+        # daemon of another uid that a start left behind is known as the rule's only
+        # once the check after its birth has seen it (watchdog/leftovers.py).
+        before_refused = self._refused.get(rule.name, {})
+        now_refused = self._refused[rule.name] = {
+            proc.pid: before_refused.get(proc.pid, 0) + 1 for proc, _ in refused}
+        me = os.getpid()
         for proc, uid in refused:
-            if proc.pid not in reported:
-                reported.add(proc.pid)
+            if now_refused[proc.pid] == (2 if proc.ppid == me else 1):
                 logger.warning(
                     "pid %d is named %r but runs as uid %s, not the rule's uid %d, and was not "
                     "started by it: not taken as the service", proc.pid, proc.name,
