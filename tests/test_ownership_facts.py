@@ -1,0 +1,116 @@
+"""In-process tests of watchdog.ownership's facts and the snapshot's view: records built
+by hand where a table cannot be produced on demand, real threads where it can."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from watchdog.ownership import Ownership, scope_root
+from watchdog.snapshot import Proc, Snapshot, read_stat, take_snapshot
+
+WATCHDOG = 100  # the watchdog's pid in the tables below
+
+
+def table(*procs: Proc) -> Snapshot:
+    """A snapshot of these processes (and the watchdog), as the engine would get one."""
+    everyone = {proc.pid: proc for proc in procs}
+    everyone[WATCHDOG] = Proc(WATCHDOG, 1, "watchdog-test", "S", 1, pgid=WATCHDOG, sid=WATCHDOG)
+    return Snapshot(everyone, self_pid=WATCHDOG, proc_root="/nonexistent")
+
+
+def proc(pid: int, ppid: int, pgid: int, sid: int | None = None) -> Proc:
+    return Proc(pid, ppid, "wd-svc", "S", 1000, pgid=pgid, sid=pgid if sid is None else sid)
+
+
+# Last check: master 200 (its own group, our child) with workers 201 and 202.
+BEFORE = {200: WATCHDOG, 201: 200, 202: 200}
+
+
+def test_workers_of_a_killed_master_are_orphaned_however_young() -> None:
+    ownership = Ownership()
+    ownership.reaped(200, -9)
+    workers = [proc(201, WATCHDOG, 200), proc(202, WATCHDOG, 200)]
+    assert ownership.orphaned_workers(BEFORE, workers, table(*workers)) == (200, workers)
+
+
+def test_a_master_that_exited_0_after_forking_handed_over() -> None:
+    ownership = Ownership()
+    ownership.reaped(200, 0)
+    left = [proc(201, WATCHDOG, 200), proc(202, WATCHDOG, 200)]
+    assert ownership.orphaned_workers(BEFORE, left, table(*left)) == (0, [])
+
+
+def test_a_successor_in_a_session_or_group_of_its_own_is_a_hand_over() -> None:
+    ownership = Ownership()
+    ownership.reaped(200, -9)
+    for successor in (proc(201, WATCHDOG, 201), proc(201, WATCHDOG, 200, sid=201)):
+        assert ownership.orphaned_workers({200: WATCHDOG, 201: 200}, [successor], table(successor)) \
+            == (0, [])
+
+
+def test_a_survivor_leading_workers_of_its_own_is_a_new_master() -> None:
+    ownership = Ownership()
+    ownership.reaped(200, -9)
+    left = [proc(201, WATCHDOG, 200), proc(203, 201, 200)]
+    assert ownership.orphaned_workers({200: WATCHDOG, 201: 200, 203: 201}, left, table(*left)) == (0, [])
+
+
+def test_a_main_process_not_reaped_here_one_survivor_is_a_successor_several_are_workers() -> None:
+    ownership = Ownership()  # the master's status went to another parent
+    one = [proc(201, 1, 200)]
+    assert ownership.orphaned_workers({200: 1, 201: 200}, one, table(*one)) == (0, [])
+    two = [proc(201, 1, 200), proc(202, 1, 200)]
+    assert ownership.orphaned_workers({200: 1, 201: 200, 202: 200}, two, table(*two)) == (200, two)
+
+
+def test_a_live_master_leaves_no_orphans() -> None:
+    ownership = Ownership()
+    everyone = [proc(200, WATCHDOG, 200), proc(201, 200, 200), proc(202, 200, 200)]
+    assert ownership.orphaned_workers(BEFORE, everyone, table(*everyone)) == (0, [])
+
+
+def test_the_exits_kept_are_bounded() -> None:
+    ownership = Ownership()
+    for pid in range(5000):
+        ownership.reaped(pid, 0)
+    assert len(ownership.exits) <= 1024 and ownership.exit_of(4999) == 0 and ownership.exit_of(0) is None
+
+
+def test_a_thread_id_is_no_process() -> None:
+    done = threading.Event()
+    thread = threading.Thread(target=done.wait)
+    thread.start()
+    try:
+        tid = thread.native_id
+        assert tid is not None and tid != os.getpid()
+        assert os.path.exists(f"/proc/{tid}/stat")  # the kernel answers for it...
+        assert read_stat("/proc", str(tid)) is None  # ...but it is not a process
+        leader = read_stat("/proc", str(os.getpid()))
+        assert leader is not None and leader.pgid == os.getpgrp() and leader.sid == os.getsid(0)
+        assert take_snapshot().get(tid) is None
+    finally:
+        done.set()
+        thread.join()
+
+
+def test_a_scoped_snapshot_shows_descendants_only() -> None:
+    child, grandchild = proc(300, WATCHDOG, 300), proc(301, 300, 300)
+    stranger, strangers_child = proc(400, 1, 400), proc(401, 400, 400)
+    everyone = {p.pid: p for p in (child, grandchild, stranger, strangers_child)}
+    everyone[WATCHDOG] = Proc(WATCHDOG, 1, "watchdog-test", "S", 1)
+    scoped = Snapshot(everyone, self_pid=WATCHDOG, proc_root="/nonexistent", scope=WATCHDOG)
+    assert {p.pid for p in scoped.processes()} == {300, 301}
+    assert scoped.get(401) is None and scoped.get(301) == grandchild
+    whole = Snapshot(everyone, self_pid=WATCHDOG, proc_root="/nonexistent")
+    assert {p.pid for p in whole.processes()} == {300, 301, 400, 401}
+
+
+def test_the_scope_is_the_watchdogs_own_tree_unless_host_or_probing() -> None:
+    if os.getpid() == 1:  # as PID 1 of a namespace: the whole namespace, whatever asked
+        assert scope_root("descendants", False) is None
+        return
+    assert scope_root(None, False) == os.getpid()
+    assert scope_root("descendants", True) == os.getpid()
+    assert scope_root("host", False) is None
+    assert scope_root(None, True) is None  # --once, --check
