@@ -39,6 +39,12 @@ def rule_status(wd: Watchdog, name: str) -> dict | None:
     return next((rule for rule in content["rules"] if rule["name"] == name), None)
 
 
+def pids_shown(wd: Watchdog, name: str) -> list[int] | None:
+    """The rule's pids as the status file shows them (None while it cannot be read)."""
+    status = rule_status(wd, name)
+    return None if status is None else list(status["pids"])
+
+
 def threads_of(pid: int) -> set[int]:
     return {int(task) for task in os.listdir(f"/proc/{pid}/task")} - {pid}
 
@@ -75,11 +81,10 @@ def test_redis_threads_are_never_another_rules_service_nor_summed_in_its_memory(
     assert "taking it as the service" not in log
     assert "wd-redis: healthy (rss" in log and "unhealthy" not in log
     assert pids("wd-redis") == {pid}  # never restarted
-    redis_status = rule_status(wd, "wd-redis")
-    setup_status = rule_status(wd, "setup")
-    assert redis_status is not None and setup_status is not None
-    assert redis_status["pids"] == [pid]
-    assert not set(setup_status["pids"]) & (threads | {pid})
+    assert wait_for(lambda: pids_shown(wd, "wd-redis")) == [pid]
+    # An empty list is an answer too: wait for the file, not for pids.
+    [setup_pids] = wait_for(lambda: (shown := pids_shown(wd, "setup")) is not None and (shown,))
+    assert not set(setup_pids) & (threads | {pid})
     table = ctl(wd, "status").stdout
     assert not any(str(thread) in table for thread in threads), table
 
@@ -98,11 +103,10 @@ def test_two_daemonizing_rules_started_together_never_list_each_others_threads(
     # Their starters exit as they daemonize: one process each, then.
     [redis_pid] = wait_for(lambda: exactly(1, "wd-redisd"), what="redis")
     [memcached_pid] = wait_for(lambda: exactly(1, "wd-memcached"), what="memcached")
-    wait_for(lambda: rule_status(wd, "wd-redisd")["pids"] == [redis_pid],  # type: ignore[index]
-             what="the status file to follow redis's daemon")
+    wait_for(lambda: pids_shown(wd, "wd-redisd") == [redis_pid], what="the status file to follow redis")
     counts.wait(10)
-    assert rule_status(wd, "wd-redisd")["pids"] == [redis_pid]  # type: ignore[index]
-    assert rule_status(wd, "wd-memcached")["pids"] == [memcached_pid]  # type: ignore[index]
+    assert wait_for(lambda: pids_shown(wd, "wd-redisd")) == [redis_pid]
+    assert wait_for(lambda: pids_shown(wd, "wd-memcached")) == [memcached_pid]
     assert pids("wd-redisd") == {redis_pid} and pids("wd-memcached") == {memcached_pid}
     assert "taking it as the service" not in wd.log()
 
@@ -192,7 +196,7 @@ def test_notify_messages_from_another_users_process_of_the_same_name_are_dropped
         wd.wait_log(f"notify: dropped a datagram from pid {impostor.pid}: the sender is not one of "
                     "the rule's processes", timeout=20)
         assert "db: ready" not in wd.log() and "web: started" not in wd.log()
-        assert rule_status(wd, "db")["pids"] == [real]  # type: ignore[index]
+        assert wait_for(lambda: pids_shown(wd, "db")) == [real]
     finally:
         impostor.kill()
         impostor.wait()
@@ -247,8 +251,11 @@ def test_a_daemons_next_stage_is_a_hand_over_however_soon_its_parent_exits(
 # --- what a stop reaches ---------------------------------------------------------------
 
 
-def test_a_restart_continues_every_stopped_process_of_the_rule(tmp_path: Path, watchdog: Start) -> None:
-    svc = service(tmp_path, "wd-hung", "--workers", "2", "--stop-workers")
+@pytest.mark.parametrize("kind", ["child", "daemon"])
+def test_a_restart_continues_every_stopped_process_of_the_rule(
+        tmp_path: Path, watchdog: Start, kind: str) -> None:
+    svc = service(tmp_path, "wd-hung", "--workers", "2", "--stop-workers",
+                  *(["--daemon"] if kind == "daemon" else []))
     wd = watchdog(str(svc), "--grace", "60", "--interval", "60")
     first = wait_for(lambda: exactly(3, "wd-hung"), what="a master and two workers")
     wd.wait_log("wd-hung: running")

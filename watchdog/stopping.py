@@ -28,13 +28,15 @@ class Targets:
 
     Only the top of a matched tree gets the stop signal (apache2's parent, not
     its workers): the service itself passes it on, as it expects to. SIGCONT
-    goes to every process (``everyone``): a stopped worker acts on nothing,
-    its master's word included, until it is continued.
+    goes to every process (``everyone``) and every group one of them leads
+    (``led``): a stopped worker acts on nothing, its master's word included,
+    until it is continued.
     """
 
     groups: set[int]
     pids: set[int]
     everyone: set[int] = field(default_factory=set)
+    led: set[int] = field(default_factory=set)  # process groups a matched process leads
 
     @classmethod
     def of(cls, groups: set[int], procs: list[Proc]) -> Targets:
@@ -42,7 +44,8 @@ class Targets:
         groups = set(groups)
         pids = {proc.pid for proc in top_processes(procs)
                 if (proc.pgid or processes.process_group(proc.pid)) not in groups}
-        return cls(groups, pids, {proc.pid for proc in procs})
+        everyone = {proc.pid for proc in procs}
+        return cls(groups, pids, everyone, {proc.pgid for proc in procs if proc.pgid in everyone} - groups)
 
 
 class Signaller:
@@ -52,10 +55,13 @@ class Signaller:
         self.waiter = waiter
 
     def send(self, targets: Targets, sig: int) -> int:
-        """Signal every target (SIGCONT: every process); return how many were still there
-        to receive it."""
-        sent = sum(processes.signal_group(pgid, sig) for pgid in targets.groups)
-        for pid in targets.pids | targets.everyone if sig == signal.SIGCONT else targets.pids:
+        """Signal every target (SIGCONT: every process, and every group one of them
+        leads, so that a stopped worker of an adopted daemon is continued too); return
+        how many were still there to receive it."""
+        every = sig == signal.SIGCONT
+        groups = targets.groups | targets.led if every else targets.groups
+        sent = sum(processes.signal_group(pgid, sig) for pgid in groups)
+        for pid in targets.pids | targets.everyone if every else targets.pids:
             self.waiter.watch(pid)
             sent += self.waiter.send_signal(pid, sig)
         return sent
@@ -68,7 +74,9 @@ class Signaller:
             self.send(targets, signal.SIGCONT)
 
     def kill(self, children: set[int], procs: list[Proc]) -> None:
-        for pgid in children:
+        """SIGKILL to the groups of our commands, to the groups the processes lead, and
+        to the processes."""
+        for pgid in children | Targets.of(children, procs).led:
             processes.signal_group(pgid, signal.SIGKILL)
         for proc in procs:
             self.waiter.send_signal(proc.pid, signal.SIGKILL)

@@ -233,7 +233,7 @@ watchdog's to race for when it reaps, so a run that gets through while the bomb 
 exits 1 at once, as a service that cannot fork would: the next start waits out the
 backoff, by which time the bomb has taken the slot back. Runs after the bomb are calm.
 Its forks start with its name, so the rule follows the pid it writes to
-/tmp/forkbomb.pid."""
+/run/forkbomb.pid."""
 import ctypes
 import os
 import signal
@@ -242,7 +242,7 @@ import time
 
 HOLD = float(sys.argv[1])
 DONE = "/tmp/forkbomb.done"  # holds the time the bomb ends
-with open("/tmp/forkbomb.pid", "w") as pidfile:
+with open("/run/forkbomb.pid", "w") as pidfile:
     pidfile.write(f"{os.getpid()}\n")
 if os.path.exists(DONE):
     with open(DONE) as done:
@@ -413,7 +413,7 @@ scenario_pids() {
   local c=pids limit=100 hold=6
   note "$c: --pids-limit $limit, a fork bomb beside apache2 and sshd"
   run_container $c --pids-limit $limit -p 127.0.0.1::80 "${MOUNT_FAULTS[@]}" "$IMAGE" \
-    --pidfile forkbomb=/tmp/forkbomb.pid "${SEED_COMMANDS[@]}" "/faults/forkbomb $hold" || return
+    --pidfile forkbomb=/run/forkbomb.pid "${SEED_COMMANDS[@]}" "/faults/forkbomb $hold" || return
   local http; http=$(host_port $c 80)
   expect $c "apache2 serves before the bomb" wait_for 30 http_ok "$http"
   expect $c "the fork bomb's first run is up" wait_for 30 logs_have $c "watchdog: forkbomb: running"
