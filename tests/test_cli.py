@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -181,3 +182,13 @@ def test_help_names_the_variable_that_loads_plugins() -> None:
     """The pre-scan loads plugins from WATCHDOG_PLUGIN: --help must name that one."""
     helped = CliRunner().invoke(make_cli(make_plugin_manager()), ["--help"]).output
     assert "WATCHDOG_PLUGIN]" in helped and "WATCHDOG_PLUGINS" not in helped
+
+
+def test_disable_of_a_name_no_plugin_has_is_a_usage_error_naming_the_plugins() -> None:
+    result = subprocess.run([sys.executable, "-m", "watchdog", "--disable", "respwan", "sleep 1"],
+                            capture_output=True, text=True, timeout=30,
+                            env={**os.environ, "WATCHDOG_DISABLE_PLUGIN_AUTOLOAD": "1"})
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert "--disable respwan: no plugin has that name (plugins: basename, regex" in result.stderr
+    assert "respawn" in result.stderr and "Traceback" not in result.stderr
