@@ -192,3 +192,23 @@ def test_disable_of_a_name_no_plugin_has_is_a_usage_error_naming_the_plugins() -
     assert result.stderr.count("\n") == 1
     assert "--disable respwan: no plugin has that name (plugins: basename, regex" in result.stderr
     assert "respawn" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_one_off_actions_take_no_environment_variable(tmp_path: Path) -> None:
+    # An image that happens to set WATCHDOG_VERSION=1 must start its services, not print a version.
+    env = {**os.environ, "WATCHDOG_DISABLE_PLUGIN_AUTOLOAD": "1", "WATCHDOG_VERSION": "1",
+           "WATCHDOG_LIST_PLUGINS": "1", "WATCHDOG_STATUS": "1", "WATCHDOG_CONTROL_SOCKET": str(tmp_path / "control.sock"),
+           "WATCHDOG_STATUS_FILE": str(tmp_path / "status.json")}
+    result = subprocess.run([sys.executable, "-m", "watchdog", "--once", "true"],
+                            capture_output=True, text=True, timeout=60, env=env)
+    assert "started 'true'" in result.stderr
+    assert "watchdog 0" not in result.stdout and "basename" not in result.stdout
+
+
+def test_both_commands_print_their_version_in_one_form() -> None:
+    from watchdog import __version__
+
+    for module in ("watchdog", "watchdog.ctl"):
+        out = subprocess.run([sys.executable, "-m", module, "--version"], capture_output=True,
+                             text=True, timeout=30).stdout
+        assert out == f"{'watchdogctl' if module.endswith('ctl') else 'watchdog'} {__version__}\n"

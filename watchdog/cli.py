@@ -145,11 +145,11 @@ def core_options(strategies: Sequence[str], default_strategy: str) -> list[click
         click.Option(["-v", "--verbose"], count=True, help="More log lines (debug)."),
         click.Option(["-q", "--quiet"], count=True, help="Fewer log lines: -q warnings, -qq errors."),
         click.Option(
-            ["--list-plugins"], is_flag=True,
+            ["--list-plugins"], is_flag=True, allow_from_autoenv=False,
             help="List every plugin: name, origin, hooks, and whether it is disabled.",
         ),
         click.Option(
-            ["--version"], is_flag=True, expose_value=False, is_eager=True,
+            ["--version"], is_flag=True, expose_value=False, is_eager=True, allow_from_autoenv=False,
             callback=show_version, help="Show the version and exit.",
         ),
     ]
@@ -181,7 +181,10 @@ class Setup:
         for options in pm.hook.watchdog_add_options():
             self.params.extend(options)
         for param in self.params:
-            if isinstance(param, click.Option):  # every option can come from WATCHDOG_<OPTION>
+            # Every option can come from WATCHDOG_<OPTION>, but for one-off actions
+            # (--version, --status...): an image that sets WATCHDOG_VERSION=1 must
+            # still start its services.
+            if isinstance(param, click.Option) and param.allow_from_autoenv:
                 param.show_envvar = True
                 if param.multiple and type(param.type) is click.types.StringParamType and param.name:
                     param.type = EnvList(f"{ENVVAR_PREFIX}_{param.name.upper()}", is_per_rule(param))
