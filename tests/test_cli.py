@@ -213,3 +213,28 @@ def test_both_commands_print_their_version_in_one_form() -> None:
         out = subprocess.run([sys.executable, "-m", module, "--version"], capture_output=True,
                              text=True, timeout=30).stdout
         assert out == f"{'watchdogctl' if module.endswith('ctl') else 'watchdog'} {__version__}\n"
+
+
+def test_help_groups_the_options_by_task_and_a_third_party_plugin_under_its_name(tmp_path: Path) -> None:
+    (tmp_path / "wd_helped.py").write_text(textwrap.dedent("""
+        import click
+        from watchdog import hookimpl
+
+        @hookimpl
+        def watchdog_add_options():
+            return [click.Option(["--helped-knob"], help="A knob of a third-party plugin.")]
+    """))
+    env = {**os.environ, "WATCHDOG_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTHONPATH": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-m", "watchdog", "-p", "wd_helped", "--help"],
+                         capture_output=True, text=True, timeout=30, env=env).stdout
+    headings = [line for line in out.splitlines() if line.endswith(":") and not line.startswith(" ")]
+    assert headings[:7] == ["Rules and matching:", "Keeping services alive:", "Health checks and limits:",
+                            "Start-up order and readiness:", "Control and status:", "Output:",
+                            "Plugins and configuration:"]
+    assert headings[-1] == "Plugin wd_helped:"
+
+    def section(heading: str) -> str:
+        return out.split(heading, 1)[1].split("\n\n", 1)[0]
+
+    assert "--regex" in section("Rules and matching:") and "--max-restarts" in section("Keeping")
+    assert "--health-http" in section("Health checks") and "--helped-knob" in section("Plugin wd_helped:")
