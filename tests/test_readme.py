@@ -48,3 +48,12 @@ def test_every_flag_of_the_command_is_in_the_readme(monkeypatch: pytest.MonkeyPa
     assert flags
     undocumented = [flag for flag in flags if f"`{flag}" not in readme]
     assert undocumented == []
+
+
+def test_the_exit_status_table_has_a_row_for_every_status_in_exits_py() -> None:
+    from watchdog import exits
+
+    statuses = {value for name, value in vars(exits).items() if name.startswith("EXIT_")}
+    table = README.read_text().split("| exit status | when |", 1)[1].split("\n\n", 1)[0]
+    rows = {int(match) for match in re.findall(r"^\| (\d+) \|", table, re.M)}
+    assert rows == statuses
