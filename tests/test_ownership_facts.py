@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 import threading
+from pathlib import Path
 
 from watchdog.ownership import Ownership, scope_root
+from watchdog.rules import Rule
 from watchdog.snapshot import Proc, Snapshot, read_stat, take_snapshot
 
 WATCHDOG = 100  # the watchdog's pid in the tables below
@@ -114,3 +116,23 @@ def test_the_scope_is_the_watchdogs_own_tree_unless_host_or_probing() -> None:
     assert scope_root("descendants", True) == os.getpid()
     assert scope_root("host", False) is None
     assert scope_root(None, True) is None  # --once, --check
+
+
+def test_trust_keeps_the_rules_uid_and_what_descends_from_it_and_refuses_the_rest(tmp_path: Path) -> None:
+    def uid_file(pid: int, uid: int) -> None:
+        (tmp_path / str(pid)).mkdir()
+        (tmp_path / str(pid) / "status").write_text(f"Name:\twd-svc\nUid:\t{uid}\t{uid}\t{uid}\t{uid}\n")
+
+    master, worker = proc(500, 1, 500), proc(501, 500, 500)  # a daemon re-parented to PID 1
+    impostor = proc(600, 1, 600)
+    for pid, uid in ((500, 0), (501, 33), (600, 33)):
+        uid_file(pid, uid)
+    everyone = {p.pid: p for p in (master, worker, impostor)}
+    snapshot = Snapshot(everyone, self_pid=WATCHDOG, proc_root=str(tmp_path))
+    rule = Rule("wd-svc", "wd-svc", ("wd-svc",), "wd-svc", uid=0)
+    ownership = Ownership()
+    # The worker is listed first: the master it descends from is trusted in the same look.
+    assert sorted(ownership.trusted(rule, [worker, impostor, master], set(), snapshot)) == [master, worker]
+    assert Ownership().trusted(rule, [impostor], {600}, snapshot) == [impostor]  # it started it
+    rule.uid = 33  # a rule of the impostor's uid takes it
+    assert Ownership().trusted(rule, [impostor], set(), snapshot) == [impostor]

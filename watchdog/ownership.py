@@ -99,11 +99,13 @@ class Ownership:
     def trusted(self, rule: Rule, procs: list[Proc], roots: Collection[int],
                 snapshot: Snapshot) -> list[Proc]:
         """The matched ``procs`` that may be ``rule``'s: of its uid, or descended from
-        ``roots`` (what it started or already owns) or from its commands' sessions."""
+        ``roots`` (what it started or already owns), from its commands' sessions, or
+        from another of ``procs`` that may (apache2's workers of www-data under its
+        master of root's, seen together for the first time)."""
         before = self._trusted.get(rule.name, {})
         groups = self.groups.get(rule.name, set())
         kept: list[Proc] = []
-        refused: list[tuple[Proc, int | None]] = []
+        doubtful: list[tuple[Proc, int | None]] = []
         for proc in procs:
             if before.get(proc.pid) == proc.start_ticks or proc.sid in groups or proc.pgid in groups \
                     or snapshot.descends_from(proc, roots):
@@ -113,7 +115,14 @@ class Ownership:
             if uids is not None and uids[0] == rule.uid:
                 kept.append(proc)
             else:
-                refused.append((proc, uids[0] if uids else None))
+                doubtful.append((proc, uids[0] if uids else None))
+        below = {proc.pid for proc in kept}
+        refused = []
+        for proc, uid in doubtful:
+            if snapshot.descends_from(proc, below):
+                kept.append(proc)
+            else:
+                refused.append((proc, uid))
         self._trusted[rule.name] = {proc.pid: proc.start_ticks for proc in kept}
         # An orphan re-parented to the watchdog is reported at its second refusal: a
         # daemon of another uid that a start left behind is known as the rule's only
