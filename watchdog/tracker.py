@@ -151,7 +151,7 @@ class Tracker:
         self._young.clear()
         procs: dict[int, Proc] = {}
         gone = self._read_new((int(entry) for entry in os.listdir(self.proc_root) if entry.isdigit()),
-                              procs, uptime)
+                              procs, uptime, listed=True)
         windows = self._windows(time.monotonic(), self._cursor())
         if gone:
             # A process found gone while the table was read may have forked first:
@@ -170,12 +170,14 @@ class Tracker:
         self.cache.keep_only(procs)
         return Snapshot(procs, self.self_pid, self.proc_root, self.cache, names=names, scope=self.scope)
 
-    def _read_new(self, pids: Iterable[int], procs: dict[int, Proc], uptime: float) -> int:
+    def _read_new(self, pids: Iterable[int], procs: dict[int, Proc], uptime: float,
+                  listed: bool = False) -> int:
         """Read these pids, none of them in ``procs`` yet, into it (no name index: built
-        after); how many could not be read."""
+        after); how many could not be read. ``listed``: they come from listing /proc,
+        so none is a thread (see ``read_stat``)."""
         unread = 0
         for pid in pids:
-            proc = read_stat(self.proc_root, str(pid))
+            proc = read_stat(self.proc_root, str(pid), listed)
             if proc is None:
                 unread += 1
                 continue
