@@ -85,8 +85,10 @@ def test_redis_threads_are_never_another_rules_service_nor_summed_in_its_memory(
     # An empty list is an answer too: wait for the file, not for pids.
     [setup_pids] = wait_for(lambda: (shown := pids_shown(wd, "setup")) is not None and (shown,))
     assert not set(setup_pids) & (threads | {pid})
-    table = ctl(wd, "status").stdout
-    assert not any(str(thread) in table for thread in threads), table
+    table = ctl(wd, "status").stdout.splitlines()
+    assert table[0].split()[2] == "PIDS"
+    shown = {int(pid) for row in table[1:] for pid in row.split()[2].split(",") if pid != "-"}
+    assert shown == {pid}, table
 
 
 @needs_redis
@@ -98,9 +100,9 @@ def test_two_daemonizing_rules_started_together_never_list_each_others_threads(
     wd = watchdog(f"{redis} --port 0 --unixsocket {tmp_path}/redis.sock --save '' --daemonize yes",
                   f"{memcached} -d -U 0 -p 0 -s {tmp_path}/mc.sock -u root",
                   "--interval", "0.3", *counts.args, env=counts.env())
-    wd.wait_log("wd-redisd: running")
-    wd.wait_log("wd-memcached: running")
-    # Their starters exit as they daemonize: one process each, then.
+    wd.wait_log("wd-redisd: exited")
+    wd.wait_log("wd-memcached: exited")
+    # Their starters have exited as they daemonized: one process each, then.
     [redis_pid] = wait_for(lambda: exactly(1, "wd-redisd"), what="redis")
     [memcached_pid] = wait_for(lambda: exactly(1, "wd-memcached"), what="memcached")
     wait_for(lambda: pids_shown(wd, "wd-redisd") == [redis_pid], what="the status file to follow redis")

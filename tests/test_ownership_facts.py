@@ -25,51 +25,65 @@ def proc(pid: int, ppid: int, pgid: int, sid: int | None = None) -> Proc:
     return Proc(pid, ppid, "wd-svc", "S", 1000, pgid=pgid, sid=pgid if sid is None else sid)
 
 
+RULE = Rule("wd-svc", "wd-svc", ("wd-svc",), "wd-svc")
 # Last check: master 200 (its own group, our child) with workers 201 and 202.
-BEFORE = {200: WATCHDOG, 201: 200, 202: 200}
+BEFORE = [proc(200, WATCHDOG, 200), proc(201, 200, 200), proc(202, 200, 200)]
+
+
+def seen(*procs: Proc) -> Ownership:
+    """An Ownership whose last check saw ``procs`` as the rule's."""
+    ownership = Ownership()
+    ownership.seen(RULE, list(procs))
+    return ownership
 
 
 def test_workers_of_a_killed_master_are_orphaned_however_young() -> None:
-    ownership = Ownership()
+    ownership = seen(*BEFORE)
     ownership.reaped(200, -9)
     workers = [proc(201, WATCHDOG, 200), proc(202, WATCHDOG, 200)]
-    assert ownership.orphaned_workers(BEFORE, workers, table(*workers)) == (200, workers)
+    assert ownership.orphaned_workers(RULE, workers, table(*workers)) == (200, workers)
+
+
+def test_workers_born_after_the_last_check_in_the_dead_masters_group_are_orphaned() -> None:
+    ownership = seen(proc(200, WATCHDOG, 200))  # killed before any check saw its workers
+    ownership.reaped(200, -9)
+    workers = [proc(201, WATCHDOG, 200), proc(202, WATCHDOG, 200)]
+    assert ownership.orphaned_workers(RULE, workers, table(*workers)) == (200, workers)
+    elsewhere = [proc(201, WATCHDOG, 300), proc(202, WATCHDOG, 300)]
+    assert ownership.orphaned_workers(RULE, elsewhere, table(*elsewhere)) == (0, [])
 
 
 def test_a_master_that_exited_0_after_forking_handed_over() -> None:
-    ownership = Ownership()
+    ownership = seen(*BEFORE)
     ownership.reaped(200, 0)
     left = [proc(201, WATCHDOG, 200), proc(202, WATCHDOG, 200)]
-    assert ownership.orphaned_workers(BEFORE, left, table(*left)) == (0, [])
+    assert ownership.orphaned_workers(RULE, left, table(*left)) == (0, [])
 
 
 def test_a_successor_in_a_session_or_group_of_its_own_is_a_hand_over() -> None:
-    ownership = Ownership()
+    ownership = seen(proc(200, WATCHDOG, 200), proc(201, 200, 200))
     ownership.reaped(200, -9)
     for successor in (proc(201, WATCHDOG, 201), proc(201, WATCHDOG, 200, sid=201)):
-        assert ownership.orphaned_workers({200: WATCHDOG, 201: 200}, [successor], table(successor)) \
-            == (0, [])
+        assert ownership.orphaned_workers(RULE, [successor], table(successor)) == (0, [])
 
 
 def test_a_survivor_leading_workers_of_its_own_is_a_new_master() -> None:
-    ownership = Ownership()
+    ownership = seen(proc(200, WATCHDOG, 200), proc(201, 200, 200), proc(203, 201, 200))
     ownership.reaped(200, -9)
     left = [proc(201, WATCHDOG, 200), proc(203, 201, 200)]
-    assert ownership.orphaned_workers({200: WATCHDOG, 201: 200, 203: 201}, left, table(*left)) == (0, [])
+    assert ownership.orphaned_workers(RULE, left, table(*left)) == (0, [])
 
 
 def test_a_main_process_not_reaped_here_one_survivor_is_a_successor_several_are_workers() -> None:
-    ownership = Ownership()  # the master's status went to another parent
+    # The master's status went to another parent.
     one = [proc(201, 1, 200)]
-    assert ownership.orphaned_workers({200: 1, 201: 200}, one, table(*one)) == (0, [])
+    assert seen(proc(200, 1, 200), proc(201, 200, 200)).orphaned_workers(RULE, one, table(*one)) == (0, [])
     two = [proc(201, 1, 200), proc(202, 1, 200)]
-    assert ownership.orphaned_workers({200: 1, 201: 200, 202: 200}, two, table(*two)) == (200, two)
+    assert seen(proc(200, 1, 200), *BEFORE[1:]).orphaned_workers(RULE, two, table(*two)) == (200, two)
 
 
 def test_a_live_master_leaves_no_orphans() -> None:
-    ownership = Ownership()
-    everyone = [proc(200, WATCHDOG, 200), proc(201, 200, 200), proc(202, 200, 200)]
-    assert ownership.orphaned_workers(BEFORE, everyone, table(*everyone)) == (0, [])
+    assert seen(*BEFORE).orphaned_workers(RULE, BEFORE, table(*BEFORE)) == (0, [])
 
 
 def test_the_exits_kept_are_bounded() -> None:
@@ -136,3 +150,20 @@ def test_trust_keeps_the_rules_uid_and_what_descends_from_it_and_refuses_the_res
     assert Ownership().trusted(rule, [impostor], {600}, snapshot) == [impostor]  # it started it
     rule.uid = 33  # a rule of the impostor's uid takes it
     assert Ownership().trusted(rule, [impostor], set(), snapshot) == [impostor]
+
+
+def test_trust_keeps_a_member_of_a_trusted_processs_group_after_its_leader_died(tmp_path: Path) -> None:
+    (tmp_path / "501").mkdir()
+    (tmp_path / "501" / "status").write_text("Uid:\t65534\t65534\t65534\t65534\n")
+    master, orphan = proc(500, 1, 500), proc(501, WATCHDOG, 500)  # its master died unseen with it
+    rule = Rule("wd-svc", "wd-svc", ("wd-svc",), "wd-svc", uid=0)
+    ownership = Ownership()
+    (tmp_path / "500").mkdir()
+    (tmp_path / "500" / "status").write_text("Uid:\t0\t0\t0\t0\n")
+    assert ownership.trusted(rule, [master], set(), table_at(tmp_path, master)) == [master]
+    assert ownership.trusted(rule, [orphan], set(), table_at(tmp_path, orphan)) == [orphan]
+    assert Ownership().trusted(rule, [orphan], set(), table_at(tmp_path, orphan)) == []  # no such past
+
+
+def table_at(proc_root: Path, *procs: Proc) -> Snapshot:
+    return Snapshot({p.pid: p for p in procs}, self_pid=WATCHDOG, proc_root=str(proc_root))

@@ -285,6 +285,7 @@ class Engine:
         self.rules.remove(rule)
         for pid in status.pids:
             self.waiter.unwatch(pid)
+        self.ownership.forget(rule)  # a rule added under its name starts afresh
         logger.info("removed (%s)", reason, extra={"rule": rule.name, "event": "removed"})
         self.hooks.watchdog_rule_removed(rule=rule, reason=reason)
         replacement = self._replacing.pop(rule.name, None)
@@ -501,14 +502,14 @@ class Engine:
                            snapshot: Snapshot) -> bool:
         """A dead main process that left only its workers: the service is down, as after
         any crash (``--essential`` ends with it); its workers are stopped first."""
-        dead, workers = self.ownership.orphaned_workers(status.parents, procs, snapshot)
+        dead, workers = self.ownership.orphaned_workers(rule, procs, snapshot)
         if not workers:
             return False
         logger.warning("main process %d died and left %d of its workers (pid %s): nothing serves; "
                        "stopping them to start the service again", dead, len(workers),
                        ",".join(str(proc.pid) for proc in workers),
                        extra={"rule": rule.name, "event": "orphaned-workers"})
-        status.parents = {}
+        self.ownership.seen(rule, [])
         if dead in status.pids:  # not a child of ours, whose exit reap reported
             status.pids = tuple(pid for pid in status.pids if pid != dead)
             self.waiter.unwatch(dead)
@@ -601,7 +602,7 @@ class Engine:
         for proc in top_processes(procs):
             self.waiter.watch(proc.pid)
         status.pids = tuple(sorted(matched))
-        status.parents = {proc.pid: proc.ppid for proc in procs}
+        self.ownership.seen(rule, procs)
 
     def _set_state(self, rule: Rule, state: str) -> None:
         status = self.status[rule.name]

@@ -65,6 +65,7 @@ class Ownership:
     def __init__(self) -> None:
         self.exits: dict[int, int] = {}  # pid -> exit status, in the order reaped
         self.groups: dict[str, set[int]] = {}  # rule name -> process groups its starts led
+        self._last: dict[str, dict[int, Proc]] = {}  # rule name -> its processes at the last check
         self._trusted: dict[str, dict[int, int]] = {}  # rule name -> pid -> start ticks
         self._refused: dict[str, dict[int, int]] = {}  # rule name -> pid -> checks refused in a row
 
@@ -79,8 +80,12 @@ class Ownership:
         if len(self.exits) > KEPT_EXITS:
             del self.exits[next(iter(self.exits))]
 
+    def seen(self, rule: Rule, procs: list[Proc]) -> None:
+        """``rule``'s processes at this check, for the next one to compare with."""
+        self._last[rule.name] = {proc.pid: proc for proc in procs}
+
     def forget(self, rule: Rule) -> None:
-        for table in (self.groups, self._trusted, self._refused):
+        for table in (self.groups, self._trusted, self._refused, self._last):
             table.pop(rule.name, None)
 
     # --- facts --------------------------------------------------------------------
@@ -99,15 +104,18 @@ class Ownership:
     def trusted(self, rule: Rule, procs: list[Proc], roots: Collection[int],
                 snapshot: Snapshot) -> list[Proc]:
         """The matched ``procs`` that may be ``rule``'s: of its uid, or descended from
-        ``roots`` (what it started or already owns), from its commands' sessions, or
-        from another of ``procs`` that may (apache2's workers of www-data under its
-        master of root's, seen together for the first time)."""
+        ``roots`` (what it started or already owns) or from another of ``procs`` that
+        may be (apache2's workers of www-data under its master of root's, seen
+        together for the first time), or in a process group or session that one of
+        these or of its commands leads (nobody joins another's session but by being
+        forked in it: nginx's workers, re-parented when their master died before
+        any check saw them)."""
         before = self._trusted.get(rule.name, {})
-        groups = self.groups.get(rule.name, set())
+        leaders = self.groups.get(rule.name, set()) | before.keys() | set(roots)
         kept: list[Proc] = []
         doubtful: list[tuple[Proc, int | None]] = []
         for proc in procs:
-            if before.get(proc.pid) == proc.start_ticks or proc.sid in groups or proc.pgid in groups \
+            if before.get(proc.pid) == proc.start_ticks or proc.sid in leaders or proc.pgid in leaders \
                     or snapshot.descends_from(proc, roots):
                 kept.append(proc)
                 continue
@@ -140,28 +148,32 @@ class Ownership:
                     extra={"rule": rule.name, "event": "untrusted"})
         return kept
 
-    def orphaned_workers(self, parents: dict[int, int], procs: list[Proc],
+    def orphaned_workers(self, rule: Rule, procs: list[Proc],
                          snapshot: Snapshot) -> tuple[int, list[Proc]]:
         """``(dead main pid, its workers)`` when a main process died and left only workers.
 
-        ``parents``: each process of the rule at the last check, with its parent
-        then. The rule's processes now must all have been children of a main
-        process (a top process then) that is gone; none may lead a tree of its
-        own (a new master with workers), lead its own process group or session
-        (a daemon's next stage), and the dead one must not have exited 0 (a
-        parent that exits 0 after forking has handed over). When its status is
-        not ours to know (not reaped here: a daemon of the host's), a single
-        survivor is taken for a successor, several for workers.
+        A main process is a top process of the rule at the last check (``seen``)
+        that is gone now. Every process of the rule now must have been its child
+        then, or, born since (a master killed as soon as it forked), be in the
+        process group it led; none may lead a tree of its own (a new master with
+        workers), lead its own process group or session (a daemon's next stage),
+        and the dead one must not have exited 0 (a parent that exits 0 after
+        forking has handed over). When its status is not ours to know (not
+        reaped here: a daemon of the host's), a single survivor is taken for a
+        successor, several for workers.
         """
-        if not procs or not parents:
+        before = self._last.get(rule.name, {})
+        if not procs or not before:
             return 0, []
-        tops_before = {pid for pid, ppid in parents.items() if ppid not in parents}
-        dead_tops = {pid for pid in tops_before if snapshot.get(pid) is None}
+        dead_tops = {pid for pid, proc in before.items()
+                     if proc.ppid not in before and snapshot.get(pid) is None}
         if not dead_tops:
             return 0, []
+        led = {before[pid].pgid for pid in dead_tops} & dead_tops  # groups the dead led
         now = {proc.pid for proc in procs}
         for proc in procs:
-            if parents.get(proc.pid) not in dead_tops:
+            was = before.get(proc.pid)
+            if (was.ppid not in dead_tops) if was is not None else (proc.pgid not in led):
                 return 0, []
             if proc.ppid in now or any(other.ppid == proc.pid for other in procs):
                 return 0, []
