@@ -154,12 +154,12 @@ def test_trust_keeps_the_rules_uid_and_what_descends_from_it_and_refuses_the_res
 
 def test_trust_keeps_a_member_of_a_trusted_processs_group_after_its_leader_died(tmp_path: Path) -> None:
     (tmp_path / "501").mkdir()
-    (tmp_path / "501" / "status").write_text("Uid:\t65534\t65534\t65534\t65534\n")
+    (tmp_path / "501" / "status").write_text("Name:\twd-svc\nUid:\t65534\t65534\t65534\t65534\n")
     master, orphan = proc(500, 1, 500), proc(501, WATCHDOG, 500)  # its master died unseen with it
     rule = Rule("wd-svc", "wd-svc", ("wd-svc",), "wd-svc", uid=0)
     ownership = Ownership()
     (tmp_path / "500").mkdir()
-    (tmp_path / "500" / "status").write_text("Uid:\t0\t0\t0\t0\n")
+    (tmp_path / "500" / "status").write_text("Name:\twd-svc\nUid:\t0\t0\t0\t0\n")
     assert ownership.trusted(rule, [master], set(), table_at(tmp_path, master)) == [master]
     assert ownership.trusted(rule, [orphan], set(), table_at(tmp_path, orphan)) == [orphan]
     assert Ownership().trusted(rule, [orphan], set(), table_at(tmp_path, orphan)) == []  # no such past
