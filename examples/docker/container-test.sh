@@ -281,6 +281,10 @@ while time.monotonic() < end:
             if first:  # told when the first process dies, to take the slot its exit frees
                 signal.signal(signal.SIGUSR1, parent_gone)
                 ctypes.CDLL(None).prctl(1, signal.SIGUSR1)  # PR_SET_PDEATHSIG
+                # Out of the command's process group, as a daemonizing bomb would be: the
+                # watchdog stops what a crashed command leaves in its group before it runs
+                # again, which would end a bomb that stayed there before it held the limit.
+                os.setsid()
                 first = False
             with open("/proc/self/comm", "w") as comm:
                 comm.write("bomblet")
