@@ -192,6 +192,18 @@ def test_bad_and_busy_addresses(tmp_path: Path, watchdog: Start) -> None:
         wd.wait_log("wd-pr-busy: running")  # the services come first
 
 
+def test_a_port_alone_is_every_address(tmp_path: Path, watchdog: Start) -> None:
+    exe = service(tmp_path, "wd-pr-every")
+    wd = watchdog(str(exe), "--probe-address", "0")
+    found = wait_for(lambda: re.search(r"probes: serving .* on (\S+):(\d+)", wd.log()), what="the log line")
+    port = int(found.group(2))
+    loopbacks = ["127.0.0.1"] + (["::1"] if socket.has_dualstack_ipv6() and found.group(1) == "[::]" else [])
+    for host in loopbacks:
+        with socket.create_connection((host, port), timeout=10) as client:
+            client.sendall(b"GET /livez HTTP/1.1\r\n\r\n")
+            assert client.recv(65536).startswith(b"HTTP/1.1 200 OK\r\n"), host
+
+
 def test_a_flood_of_probes_while_a_service_is_killed_and_restarted(
     tmp_path: Path, watchdog: Start, capsys: pytest.CaptureFixture[str]
 ) -> None:
