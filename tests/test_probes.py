@@ -255,3 +255,10 @@ def test_a_flood_of_probes_while_a_service_is_killed_and_restarted(
               f"watchdog RSS {rss_before / 2**20:.1f} -> {rss_after / 2**20:.1f} MiB")
     assert grown < 2, f"the watchdog grew by {grown:.1f} MiB over {total} probes"
     wait_for(answers(port, "/readyz", 200), what="ready again")
+
+
+def test_the_help_lists_the_probe_address_under_control_and_status() -> None:
+    shown = subprocess.run([sys.executable, "-m", "watchdog", "--help"], capture_output=True, text=True,
+                           timeout=30).stdout
+    section = shown.split("Control and status:", 1)[1].split("\n\n", 1)[0]
+    assert "--probe-address [HOST:]PORT" in section
