@@ -1,4 +1,4 @@
-"""A small HTTP/1.1 server on a unix socket, served from the engine's loop without ever blocking it.
+"""A small HTTP/1.1 server on a unix (or TCP) socket, served from the engine's loop without ever blocking it.
 
 Every socket is non-blocking and the loop calls us only when one is ready,
 so a client that sends half a request, or stops reading its answer, costs
