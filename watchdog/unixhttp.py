@@ -192,8 +192,6 @@ class Connection:
 
     def respond(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         """Send a JSON answer and close; a no-op once the client is gone."""
-        if self.phase in ("closed", "answering", "streaming"):
-            return
         self.answer(json_response(status, body, headers))
 
     def answer(self, data: bytes) -> None:
