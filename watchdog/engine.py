@@ -27,6 +27,7 @@ from watchdog.exits import EXIT_INTERNAL_ERROR, EXIT_NOT_RUNNING, EXIT_OK
 from watchdog.hooks import call_contained, log_failure
 from watchdog.logs import logger
 from watchdog.matchers import Matchers
+from watchdog.ownership import Ownership
 from watchdog.readiness import is_ready
 from watchdog.rules import FORWARDABLE_SIGNALS, Rule
 from watchdog.shutdown import Shutdown
@@ -75,6 +76,7 @@ class Engine:
         prefix: bool = False,
         clock: Callable[[], float] = time.monotonic,
         init_tasks: Sequence[Rule] = (),
+        scope: int | None = None,
     ) -> None:
         self.rules = rules
         self.hooks = hooks
@@ -84,7 +86,9 @@ class Engine:
         self.clock = clock
         # Snapshots: an event re-reads only what it can have changed; the check
         # due at the interval reads everything (see watchdog/tracker.py).
-        self.snapshots = Tracker(backstop=interval)
+        # ``scope``: the pid whose descendants alone matchers see (watchdog/ownership.py).
+        self.snapshots = Tracker(backstop=interval, scope=scope)
+        self.ownership = Ownership()
         self.take_snapshot = self.snapshots.take
         self.status = {rule.name: RuleStatus() for rule in rules}
         self.waiter = Waiter(use_pidfd)
@@ -131,6 +135,7 @@ class Engine:
             )
             return None
         status.children.add(pid)
+        self.ownership.started(rule, pid)
         status.starts += 1
         status.started_wall = time.time()
         status.stand_in_noted = False
@@ -147,7 +152,7 @@ class Engine:
         """Stop ``rule``'s processes (stop signal, ``--grace``, KILL); it stays down until ``start``."""
         status = self.status[rule.name]
         if status.stop is not None:
-            status.stop.restart = False
+            status.stop.restart = status.stop.crashed = False  # a clear-up becomes this stop
         elif status.state != STOPPED:
             self._begin_stop(rule, reason, restart=False)
 
@@ -280,6 +285,7 @@ class Engine:
         self.rules.remove(rule)
         for pid in status.pids:
             self.waiter.unwatch(pid)
+        self.ownership.forget(rule)  # a rule added under its name starts afresh
         logger.info("removed (%s)", reason, extra={"rule": rule.name, "event": "removed"})
         self.hooks.watchdog_rule_removed(rule=rule, reason=reason)
         replacement = self._replacing.pop(rule.name, None)
@@ -390,6 +396,7 @@ class Engine:
     def reap(self) -> bool:
         reaped = self.children.reap()
         for pid, rule, returncode in reaped:
+            self.ownership.reaped(pid, returncode)  # a daemon's stage or a master: did it hand over?
             if rule is None or rule not in self.rules:
                 continue  # an orphan we adopted (PID 1, subreaper), or one of a rule removed since
             status = self.status[rule.name]
@@ -410,7 +417,11 @@ class Engine:
         except Exception as exc:
             log_failure(f"matcher {rule.strategy}", f"matching rule {rule.name}", exc)
             return None
-        adopted = self.status[rule.name].adopted
+        status = self.status[rule.name]
+        if not self.matchers.proves_ownership(rule):
+            roots = {*status.children, *status.pids, *status.adopted, *status.left_behind}
+            procs = self.ownership.trusted(rule, procs, roots, snapshot)
+        adopted = status.adopted
         for pid, start_ticks in list(adopted.items()):  # engine.adopt: while that very process lives
             proc = snapshot.get(pid)
             if proc is None or proc.start_ticks != start_ticks:
@@ -477,7 +488,7 @@ class Engine:
                 status.recheck_after = min(self.interval, status.recheck_after * 2)
                 if status.children:  # a command running under another name: look when it may count
                     self.call_at(now + leftovers.CHILD_IS_SERVICE_AFTER)
-            elif self._wait_for_dependencies(rule, status):
+            elif self._wait_for_dependencies(rule, status) or self._clear_leftovers(rule):
                 pass
             else:
                 self._set_state(rule, MISSING)
@@ -489,16 +500,31 @@ class Engine:
 
     def _main_process_died(self, rule: Rule, status: RuleStatus, procs: list[Proc],
                            snapshot: Snapshot) -> bool:
-        """A dead main process that left only its workers: the service is down; restart it."""
-        dead, workers = leftovers.orphaned_workers(status, procs, snapshot)
+        """A dead main process that left only its workers: the service is down, as after
+        any crash (``--essential`` ends with it); its workers are stopped first."""
+        dead, workers = self.ownership.orphaned_workers(rule, procs, snapshot)
         if not workers:
             return False
         logger.warning("main process %d died and left %d of its workers (pid %s): nothing serves; "
                        "stopping them to start the service again", dead, len(workers),
                        ",".join(str(proc.pid) for proc in workers),
                        extra={"rule": rule.name, "event": "orphaned-workers"})
-        status.parents = {}
-        self.restart(rule, f"main process {dead} died")
+        self.ownership.seen(rule, [])
+        if dead in status.pids:  # not a child of ours, whose exit reap reported
+            status.pids = tuple(pid for pid in status.pids if pid != dead)
+            self.waiter.unwatch(dead)
+            self.hooks.watchdog_process_exited(rule=rule, pid=dead, returncode=self.ownership.exit_of(dead))
+        self._begin_stop(rule, f"main process {dead} died", restart=False, crashed=True)
+        return True
+
+    def _clear_leftovers(self, rule: Rule) -> bool:
+        """Stop what a run that ended left in its commands' process groups (a shell's
+        ``&`` job) before the rule counts as missing and runs again; True if any."""
+        if self.status[rule.name].given_up or not self.ownership.live_groups(rule):
+            return False
+        logger.warning("its command ended and left processes in its process group: stopping them "
+                       "before it runs again", extra={"rule": rule.name, "event": "leftovers"})
+        self._begin_stop(rule, "its command ended", restart=False, crashed=True)
         return True
 
     def _stand_ins(self, rule: Rule, status: RuleStatus, snapshot: Snapshot) -> list[Proc]:
@@ -569,12 +595,14 @@ class Engine:
         for pid in status.pids:
             if pid not in matched:
                 self.waiter.unwatch(pid)
-                if pid not in status.children and snapshot.get(pid) is None:
-                    self.hooks.watchdog_process_exited(rule=rule, pid=pid, returncode=None)
+                if pid not in status.children and snapshot.get(pid) is None \
+                        and not (status.stop is not None and status.stop.crashed):  # the clear-up's own
+                    self.hooks.watchdog_process_exited(rule=rule, pid=pid,
+                                                       returncode=self.ownership.exit_of(pid))
         for proc in top_processes(procs):
             self.waiter.watch(proc.pid)
         status.pids = tuple(sorted(matched))
-        status.parents = {proc.pid: proc.ppid for proc in procs}
+        self.ownership.seen(rule, procs)
 
     def _set_state(self, rule: Rule, state: str) -> None:
         status = self.status[rule.name]
@@ -590,16 +618,18 @@ class Engine:
 
     # --- one rule's stop and restart --------------------------------------------
 
-    def _begin_stop(self, rule: Rule, reason: str, *, restart: bool) -> None:
+    def _begin_stop(self, rule: Rule, reason: str, *, restart: bool, crashed: bool = False) -> None:
         status = self.status[rule.name]
-        status.stop = RuleStop(rule.name, reason, restart, deadline=self.clock() + self.grace)
+        status.stop = RuleStop(rule.name, reason, restart, deadline=self.clock() + self.grace,
+                               crashed=crashed)
         status.reason = reason
         self._set_state(rule, STOPPING)
-        logger.info("%s (%s), grace %ss", "restarting" if restart else "stopping", reason, self.grace,
-                    extra={"rule": rule.name, "event": "restarting" if restart else "stopping"})
-        self.hooks.watchdog_rule_stopping(rule=rule, reason=reason)
+        if not crashed:  # a crash's clear-up is no stop anyone asked for
+            logger.info("%s (%s), grace %ss", "restarting" if restart else "stopping", reason, self.grace,
+                        extra={"rule": rule.name, "event": "restarting" if restart else "stopping"})
+            self.hooks.watchdog_rule_stopping(rule=rule, reason=reason)
         procs = self.current(rule, self.take_snapshot()) or []
-        status.stop.advance(self.clock(), status.children, procs, rule.stop_signal, self.signaller)
+        status.stop.advance(self.clock(), self.groups_of(rule), procs, rule.stop_signal, self.signaller)
         self.call_at(status.stop.deadline)
         self._check_soon = True
 
@@ -607,7 +637,7 @@ class Engine:
         """Move a stop on; True once it is done and the rule is handed back (restart)."""
         stop = status.stop
         assert stop is not None
-        if not stop.advance(now, status.children, procs, rule.stop_signal, self.signaller):
+        if not stop.advance(now, self.groups_of(rule), procs, rule.stop_signal, self.signaller):
             self.call_at(stop.deadline)
             return False
         status.stop = None
@@ -615,6 +645,9 @@ class Engine:
         if self._removing.get(rule.name) is rule:  # a start asked meanwhile does not keep it
             self._drop(rule, stop.reason)
             return False
+        if stop.crashed and not stop.restart:
+            self._set_state(rule, MISSING)  # this check goes on to call it missing
+            return True
         if stop.restart:
             self._set_state(rule, MISSING)
             logger.info("stopped, starting again (%s)", stop.reason,
@@ -629,8 +662,13 @@ class Engine:
 
     # --- signals to services and the final stop ----------------------------------
 
+    def groups_of(self, rule: Rule) -> set[int]:
+        """The process groups of ``rule``'s commands: those that run, and those whose
+        command is gone but whose members live on (what a stop must reach too)."""
+        return self.status[rule.name].children | self.ownership.live_groups(rule)
+
     def _targets(self, rule: Rule, snapshot: Snapshot) -> Targets:
-        return Targets.of(self.status[rule.name].children, self.current(rule, snapshot) or [])
+        return Targets.of(self.groups_of(rule), self.current(rule, snapshot) or [])
 
     def _forward(self, sig: int) -> None:
         receivers = [rule for rule in self.rules if sig in rule.forward_signals]

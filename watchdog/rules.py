@@ -36,6 +36,9 @@ class Rule:
     forward_signals: frozenset[signal.Signals] = frozenset(FORWARDABLE_SIGNALS)
     after: tuple[str, ...] = ()  # rules that must be ready before this one starts (--after)
     env: dict[str, str] = field(default_factory=dict)  # added to the environment it starts with
+    # The uid its processes run as: one of another uid, matched by name, is not the
+    # rule's unless it descends from what the rule started (watchdog/ownership.py).
+    uid: int = field(default_factory=os.geteuid)
     settings: dict[str, Any] = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=dict)
 
