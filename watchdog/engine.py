@@ -19,7 +19,7 @@ from concurrent.futures import Future
 from functools import partial
 from typing import Any, TypeVar
 
-from watchdog import leftovers, processes
+from watchdog import leftovers, processes, view
 from watchdog.background import Background
 from watchdog.children import Children
 from watchdog.events import Waiter
@@ -27,11 +27,12 @@ from watchdog.exits import EXIT_INTERNAL_ERROR, EXIT_NOT_RUNNING, EXIT_OK
 from watchdog.hooks import call_contained, log_failure
 from watchdog.logs import logger
 from watchdog.matchers import Matchers
-from watchdog.readiness import is_ready
-from watchdog.rules import FORWARDABLE_SIGNALS, Rule
+from watchdog.rulerun import Transitions, after_end, how_it_ended
+from watchdog.rules import ALWAYS, FORWARDABLE_SIGNALS, Rule
 from watchdog.shutdown import Shutdown
 from watchdog.snapshot import Proc, Snapshot
 from watchdog.state import (
+    FINAL,
     HEALTHY,
     MISSING,
     RUNNING,
@@ -87,6 +88,9 @@ class Engine:
         self.snapshots = Tracker(backstop=interval)
         self.take_snapshot = self.snapshots.take
         self.status = {rule.name: RuleStatus() for rule in rules}
+        # Every change of a rule's run state goes through here (watchdog.rulerun).
+        self.transitions = Transitions(hooks, self._wake)
+        self.move = self.transitions.move
         self.waiter = Waiter(use_pidfd)
         self.init_tasks = init_tasks
         self.children = Children(self.waiter, [rule.name for rule in [*rules, *init_tasks]], prefix)
@@ -112,23 +116,26 @@ class Engine:
             status.stop.restart = True
             return None
         status.given_up = False
-        if status.state == STOPPED:
-            self._set_state(rule, MISSING)
         if status.pids or status.children:  # it runs already: never a second copy
+            if status.state in FINAL:  # looked at again at the next check
+                self.move(rule, status, MISSING, "start requested")
             self._check_soon = True
             return None
         if status.starts or status.seen_running:
             status.restarts += 1  # an attempt counts, whether or not the program could run
+        status.planned = False
         try:
             pid = self.children.spawn(rule)
         except OSError as exc:
             # The shell's statuses: 127 for a program that is not there, 126 for one that cannot run.
-            status.last_exit = 127 if isinstance(exc, FileNotFoundError) else 126
+            status.last_exit = status.ended_with = 127 if isinstance(exc, FileNotFoundError) else 126
             status.starts += 1
             logger.warning(
                 "cannot start %r: %s", rule.command, exc.strerror or exc,
                 extra={"rule": rule.name, "event": "start-failed", "status": status.last_exit},
             )
+            ended = after_end(rule, status.ended_with) if rule.restart != ALWAYS else MISSING
+            self.move(rule, status, ended, f"cannot start: {exc.strerror or exc}")
             return None
         status.children.add(pid)
         status.starts += 1
@@ -138,7 +145,8 @@ class Engine:
         status.message = ""
         status.recheck_after = FIRST_RECHECK
         status.settle_until = 0.0
-        self._set_state(rule, STARTING)
+        status.ended_with = None
+        self.move(rule, status, STARTING, f"started pid {pid}")
         self.call_at(self.clock() + FIRST_RECHECK)
         self.hooks.watchdog_process_started(rule=rule, pid=pid)
         return pid
@@ -149,16 +157,21 @@ class Engine:
         if status.stop is not None:
             status.stop.restart = False
         elif status.state != STOPPED:
-            self._begin_stop(rule, reason, restart=False)
+            self._begin_stop(rule, reason, restart=False, planned=True)
 
-    def restart(self, rule: Rule, reason: str = "restart requested") -> None:
-        """Stop ``rule``'s processes like ``stop``, then hand it to the actions to start again."""
+    def restart(self, rule: Rule, reason: str = "restart requested", *, planned: bool = False) -> None:
+        """Stop ``rule``'s processes like ``stop``, then hand it to the actions to start again.
+
+        ``planned``: asked for (an operator, a reload, a plugin's schedule), not a failure.
+        """
         status = self.status[rule.name]
         status.given_up = False
         if status.stop is not None:
+            if not status.stop.restart:  # a stop becomes a restart: this call says what it is
+                status.planned = planned
             status.stop.restart = True
         else:
-            self._begin_stop(rule, reason, restart=True)
+            self._begin_stop(rule, reason, restart=True, planned=planned)
 
     def signal(self, rule: Rule, sig: int) -> int:
         """Send ``sig`` to ``rule``'s processes; return how many received it."""
@@ -196,13 +209,13 @@ class Engine:
         """Record what a check found; a change is logged and reported to ``watchdog_rule_health``."""
         status = self.status[rule.name]
         status.health_detail = detail
-        if health == HEALTHY and not status.passed_check:
-            status.passed_check = True
-            self._update_ready(rule)
-        if status.health == health:
+        changed = status.health != health
+        status.health = health
+        status.passed_check = status.passed_check or health == HEALTHY
+        self._update_ready(rule)  # unhealthy is not ready; a first pass may make it ready
+        if not changed:
             self.hooks.watchdog_rule_health_checked(rule=rule, health=health, detail=detail)
             return
-        status.health = health
         log = logger.warning if health == UNHEALTHY else logger.info
         log("%s%s", health, f" ({detail})" if detail else "", extra={"rule": rule.name, "event": "health"})
         self.hooks.watchdog_rule_health(rule=rule, health=health, detail=detail)
@@ -269,10 +282,10 @@ class Engine:
         if status.stop is not None:
             status.stop.restart = False
             status.stop.reason = reason
-        elif status.state == STOPPED:
+        elif status.state in FINAL:
             self._drop(rule, reason)
         else:
-            self._begin_stop(rule, reason, restart=False)
+            self._begin_stop(rule, reason, restart=False, planned=True)
 
     def _drop(self, rule: Rule, reason: str) -> None:
         del self._removing[rule.name]
@@ -336,7 +349,7 @@ class Engine:
             if self._stop_reason is not None:
                 return self._stop(self._stop_reason)
             if once and (self._settled() or self.clock() >= give_up_by):
-                return EXIT_OK if all(s.state == RUNNING for s in self.status.values()) \
+                return EXIT_OK if all(view.fine(s.state, s.health) for s in self.status.values()) \
                     else EXIT_NOT_RUNNING
             self._wait_until_due(give_up_by if once else None)
             if self._stop_reason is not None:
@@ -394,7 +407,7 @@ class Engine:
                 continue  # an orphan we adopted (PID 1, subreaper), or one of a rule removed since
             status = self.status[rule.name]
             status.children.discard(pid)
-            status.last_exit = returncode
+            status.last_exit = status.ended_with = returncode
             if returncode == 0 and not status.children:
                 status.settle_until = self.clock() + SETTLE_AFTER_START
                 status.recheck_after = FIRST_RECHECK
@@ -455,21 +468,24 @@ class Engine:
                 continue
             if status.state == RUNNING and self._main_process_died(rule, status, procs, snapshot):
                 continue
-            if not procs and status.state != STOPPED:
+            if not procs and status.state not in FINAL:
                 procs = self._stand_ins(rule, status, snapshot)
             self._follow(rule, status, procs, snapshot)
             if status.stop is not None and not self._advance_stop(rule, status, procs, now):
                 continue
-            if status.state == STOPPED:
+            if status.state in FINAL:
                 continue
             if procs:
                 status.seen_running = True
                 status.settle_until = 0.0  # its daemon showed up: a later death is a death
-                if status.state != RUNNING:
-                    self._set_state(rule, RUNNING)
+                if any(proc.pid not in status.children for proc in procs):
+                    status.ended_with = None  # it outlives our command: its end's status is not ours
+                found = ",".join(str(proc.pid) for proc in procs[:8])
+                if self.move(rule, status, RUNNING, f"found pid {found}"):
                     self.hooks.watchdog_rule_found(rule=rule, procs=procs)
             elif not self._looks_missing(rule, procs, now):
-                self._set_state(rule, STARTING)
+                self.move(rule, status, STARTING, "its command runs" if status.children
+                          else "its starter exited 0: waiting for its daemon")
                 next_look = now + status.recheck_after
                 if not status.children:  # look once more when the settling ends
                     next_look = min(next_look, status.settle_until)
@@ -479,13 +495,27 @@ class Engine:
                     self.call_at(now + leftovers.CHILD_IS_SERVICE_AFTER)
             elif self._wait_for_dependencies(rule, status):
                 pass
+            elif self._ended(rule, status):
+                pass
             else:
-                self._set_state(rule, MISSING)
+                if status.state == WAITING:
+                    self.move(rule, status, MISSING, "the rules it comes after are ready")
                 if not status.given_up and not (self._once and status.starts):
                     self.hooks.watchdog_rule_missing(rule=rule, engine=self)
         for rule in self.rules:
             self._update_ready(rule)
         self.hooks.watchdog_checked(engine=self)
+
+    def _ended(self, rule: Rule, status: RuleStatus) -> bool:
+        """A run whose processes are all gone ends as ``--restart`` says; True when that is final."""
+        if status.state not in (STARTING, RUNNING):
+            return False
+        ended = after_end(rule, status.ended_with)
+        reason = how_it_ended(status.ended_with)
+        if rule.restart != ALWAYS:
+            reason += f"; --restart {rule.restart}"
+        self.move(rule, status, ended, reason)
+        return ended != MISSING
 
     def _main_process_died(self, rule: Rule, status: RuleStatus, procs: list[Proc],
                            snapshot: Snapshot) -> bool:
@@ -521,7 +551,7 @@ class Engine:
 
         Only while a rule is not running: a service that runs needs no stand-in.
         """
-        if all(status.state in (RUNNING, STOPPED) for status in self.status.values()):
+        if all(status.state in (RUNNING, *FINAL) for status in self.status.values()):
             return
         known = set(self.children.pids())
         for name, status in self.status.items():
@@ -541,19 +571,14 @@ class Engine:
                         extra={"rule": rule.name, "event": "waiting"})
         status.waiting_for = waiting_for
         if waiting_for:
-            self._set_state(rule, WAITING)
+            self.move(rule, status, WAITING, f"waiting for {', '.join(waiting_for)}")
         return bool(waiting_for)
 
     def _update_ready(self, rule: Rule) -> None:
         """Recompute ``rule``'s readiness; a change is logged, reported, and wakes its dependents."""
-        status = self.status[rule.name]
-        ready = is_ready(rule, status)
-        if ready == status.ready:
-            return
-        status.ready = ready
-        if ready:
-            logger.info("ready", extra={"rule": rule.name, "event": "ready"})
-        self.hooks.watchdog_rule_ready(rule=rule, ready=ready)
+        self.transitions.update_ready(rule, self.status[rule.name])
+
+    def _wake(self) -> None:
         self._check_soon = True
 
     def _watching_for_death(self, rule: Rule) -> bool:
@@ -570,17 +595,12 @@ class Engine:
             if pid not in matched:
                 self.waiter.unwatch(pid)
                 if pid not in status.children and snapshot.get(pid) is None:
+                    status.ended_with = None  # a process we did not start: its status is its parent's
                     self.hooks.watchdog_process_exited(rule=rule, pid=pid, returncode=None)
         for proc in top_processes(procs):
             self.waiter.watch(proc.pid)
         status.pids = tuple(sorted(matched))
         status.parents = {proc.pid: proc.ppid for proc in procs}
-
-    def _set_state(self, rule: Rule, state: str) -> None:
-        status = self.status[rule.name]
-        if status.state != state:
-            status.state = state
-            status.since = time.time()
 
     def _settled(self) -> bool:
         """Nothing is starting, and no waiting rule may start now (``--once``)."""
@@ -590,11 +610,11 @@ class Engine:
 
     # --- one rule's stop and restart --------------------------------------------
 
-    def _begin_stop(self, rule: Rule, reason: str, *, restart: bool) -> None:
+    def _begin_stop(self, rule: Rule, reason: str, *, restart: bool, planned: bool) -> None:
         status = self.status[rule.name]
         status.stop = RuleStop(rule.name, reason, restart, deadline=self.clock() + self.grace)
-        status.reason = reason
-        self._set_state(rule, STOPPING)
+        status.planned = planned
+        self.move(rule, status, STOPPING, reason)
         logger.info("%s (%s), grace %ss", "restarting" if restart else "stopping", reason, self.grace,
                     extra={"rule": rule.name, "event": "restarting" if restart else "stopping"})
         self.hooks.watchdog_rule_stopping(rule=rule, reason=reason)
@@ -616,12 +636,13 @@ class Engine:
             self._drop(rule, stop.reason)
             return False
         if stop.restart:
-            self._set_state(rule, MISSING)
-            logger.info("stopped, starting again (%s)", stop.reason,
+            self.move(rule, status, MISSING, f"stopped to start again: {stop.reason}")
+            logger.info("stopped, starting again (%s)%s", stop.reason,
+                        ", a planned restart: not a failure" if status.planned else "",
                         extra={"rule": rule.name, "event": "restarted"})
-            self.hooks.watchdog_rule_restarted(rule=rule, reason=stop.reason)
+            self.hooks.watchdog_rule_restarted(rule=rule, reason=stop.reason, planned=status.planned)
             return True
-        self._set_state(rule, STOPPED)
+        self.move(rule, status, STOPPED, stop.reason)
         logger.info("stopped (%s); stays down until started", stop.reason,
                     extra={"rule": rule.name, "event": "stopped"})
         self.hooks.watchdog_rule_stopped(rule=rule, reason=stop.reason)
