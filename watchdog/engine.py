@@ -28,10 +28,11 @@ from watchdog.hooks import call_contained, log_failure
 from watchdog.logs import logger
 from watchdog.matchers import Matchers
 from watchdog.rulerun import Transitions, after_end, how_it_ended
-from watchdog.rules import ALWAYS, FORWARDABLE_SIGNALS, Rule
+from watchdog.rules import ALWAYS, FORWARDABLE_SIGNALS, NO, Rule
 from watchdog.shutdown import Shutdown
 from watchdog.snapshot import Proc, Snapshot
 from watchdog.state import (
+    FAILED,
     FINAL,
     HEALTHY,
     MISSING,
@@ -148,6 +149,8 @@ class Engine:
         status.ended_with = None
         self.move(rule, status, STARTING, f"started pid {pid}")
         self.call_at(self.clock() + FIRST_RECHECK)
+        if rule.start_timeout is not None:
+            self.call_later(rule.start_timeout, partial(self._start_timed_out, rule, status, status.starts))
         self.hooks.watchdog_process_started(rule=rule, pid=pid)
         return pid
 
@@ -517,6 +520,18 @@ class Engine:
         self.move(rule, status, ended, reason)
         return ended != MISSING
 
+    def _start_timed_out(self, rule: Rule, status: RuleStatus, start: int) -> None:
+        """``--start-timeout``: a start not ready in time failed (restarted, or failed for good)."""
+        if self.status.get(rule.name) is not status or status.starts != start or status.ready \
+                or status.state not in (STARTING, RUNNING) or self._stop_reason is not None:
+            return  # a later start, a stop, or it is ready: this timer says nothing
+        reason = f"not ready within {rule.start_timeout:g}s of its start (--start-timeout)"
+        logger.warning("%s: the start failed", reason, extra={"rule": rule.name, "event": "start-timeout"})
+        if rule.restart == NO:
+            self._begin_stop(rule, reason, restart=False, planned=False)  # ends failed
+        else:
+            self.restart(rule, reason)
+
     def _main_process_died(self, rule: Rule, status: RuleStatus, procs: list[Proc],
                            snapshot: Snapshot) -> bool:
         """A dead main process that left only its workers: the service is down; restart it."""
@@ -642,7 +657,8 @@ class Engine:
                         extra={"rule": rule.name, "event": "restarted"})
             self.hooks.watchdog_rule_restarted(rule=rule, reason=stop.reason, planned=status.planned)
             return True
-        self.move(rule, status, STOPPED, stop.reason)
+        # A stop asked for ends stopped; one that answers a failure (--start-timeout) failed.
+        self.move(rule, status, STOPPED if status.planned else FAILED, stop.reason)
         logger.info("stopped (%s); stays down until started", stop.reason,
                     extra={"rule": rule.name, "event": "stopped"})
         self.hooks.watchdog_rule_stopped(rule=rule, reason=stop.reason)
