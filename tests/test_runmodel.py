@@ -266,3 +266,13 @@ def test_bad_policies_are_one_line_usage_errors(tmp_path: Path) -> None:
         done = subprocess.run([sys.executable, "-m", "watchdog", "--rule", "a=/bin/true", *args],
                               capture_output=True, text=True, timeout=60, cwd=tmp_path)
         assert done.returncode == 2 and message in done.stderr and len(done.stderr.splitlines()) == 1
+
+
+def test_an_essential_one_shot_ends_the_watchdog_with_its_status(tmp_path: Path, watchdog: Start) -> None:
+    job = script(tmp_path, unique("rm-ess"), "sleep 0.3; exit 3")
+    other = unique("rm-other")
+    wd = watchdog("--rule", f"job={job}", "--rule", f"other={program(tmp_path, other)} 1000",
+                  "--restart", "job=no", "--essential", "job")
+    assert wd.proc.wait(30) == 3
+    assert "essential service failed: stopping every service, exit status 3" in wd.log()
+    assert not pids(other)

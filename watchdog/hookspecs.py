@@ -121,8 +121,9 @@ def watchdog_rule_missing(rule: Rule, engine: EngineAPI) -> None:
 
     Called at every check while that lasts, so an action can wait (backoff)
     and act later: ask for a later check with ``engine.call_at``. Start the
-    command with ``engine.start(rule)``. Not called for a stopped rule, nor for
-    one waiting for rules it comes ``--after`` (state ``waiting``).
+    command with ``engine.start(rule)``. Not called for a rule in a final state
+    (``stopped``, ``exited``, ``failed``), nor for one waiting for rules it
+    comes ``--after`` (state ``waiting``).
     """
 
 
