@@ -8,12 +8,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import Watchdog, pids, program, wait_for
+from helpers import CheckCounts, Watchdog, pids, program, wait_for
 from test_control import ctl, follow_events, socket_of
 from test_ordering import notifier, status_of
 
@@ -59,7 +58,7 @@ def test_wait_for_ready_waits_for_a_late_ready_1_and_times_out_without_one(
     waited = ctl(sock, "wait", "late", "--state", "ready", "--timeout", "30")
     assert waited.returncode == 0, waited.stderr
     assert "late: ready" in wd.log()  # the watchdog had its READY=1 before the wait returned
-    assert "never: running" in wd.log()
+    wd.wait_log("never: running", 30)
     gave_up = ctl(sock, "wait", "never", "--state", "ready", "--timeout", "2")
     assert gave_up.returncode == 1
     assert "timed out after 2s waiting for ready: never is running" in gave_up.stderr
@@ -158,13 +157,14 @@ def test_restart_no_leaves_a_one_shot_exited_or_failed_and_start_runs_it_again(
     runs = tmp_path / "runs"
     good = script(tmp_path, unique("rm-good"), f"echo run >> {runs}; sleep 0.3; exit 0")
     bad = script(tmp_path, unique("rm-bad"), "sleep 0.3; exit 3")
-    wd = watchdog("--rule", f"good={good}", "--rule", f"bad={bad}",
-                  "--restart", "good=no", "--restart", "bad=no", "--interval", "0.5")
+    counts = CheckCounts(tmp_path)
+    wd = watchdog("--rule", f"good={good}", "--rule", f"bad={bad}", "--restart", "good=no",
+                  "--restart", "bad=no", "--interval", "0.2", *counts.args, env=counts.env())
     wait_for(lambda: (s := status_of(wd, "good")) and s["state"] == "exited", 30, "good exited")
     bad_status = wait_for(lambda: (s := status_of(wd, "bad")) and s["state"] == "failed" and s, 30)
     assert bad_status["last_exit"] == 3 and bad_status["reason"] == "exited with status 3; --restart no"
     assert "good: exited (exited with status 0; --restart no)" in wd.log()
-    time.sleep(1.5)  # three --interval checks: a final state is not started again
+    counts.wait(3)  # full checks go by: a final state is not started again
     assert runs.read_text().count("run") == 1
     shown = watchdog_status(wd)
     assert shown.returncode == 1 and "failed" in shown.stdout  # the failed one is not fine
