@@ -27,9 +27,9 @@ class EngineAPI(Protocol):
     def start(self, rule: Rule) -> int | None:
         """Run the rule's command now; its pid, or None when nothing was started.
 
-        A stopped rule is started again; a rule that already runs or is
-        starting is left alone (never two copies); a rule that is stopping
-        starts once its stop is done.
+        A rule in a final state (stopped, exited, failed) is started again;
+        a rule that already runs or is starting is left alone (never two
+        copies); a rule that is stopping starts once its stop is done.
         """
 
     def stop(self, rule: Rule, reason: str = "stop requested") -> None:
