@@ -57,6 +57,7 @@ class FakeProcesses:
         self.spawned: list[tuple[str, int]] = []
         self.ignore_term: set[int] = set()
         self.signals: list[tuple[int, int]] = []
+        self.gone: set[str] = set()  # programs removed: their start fails as exec would
         self.booted = time.clock_gettime(time.CLOCK_BOOTTIME)
 
     # what the engine's Children offers
@@ -67,6 +68,8 @@ class FakeProcesses:
         return list(self.ours)
 
     def spawn(self, rule: Rule) -> int:
+        if rule.program in self.gone:
+            raise FileNotFoundError(2, "No such file or directory")
         pid = self.next_pid
         self.next_pid += 1
         self.ours[pid] = rule
@@ -230,8 +233,8 @@ def test_every_change_goes_through_one_arrow_with_its_own_reason(harness: Harnes
 
 
 def test_the_arrows_leave_final_states_only_by_a_start_or_a_stop() -> None:
-    for final in (STOPPED, EXITED, FAILED):
-        assert ARROWS[final] == {MISSING, STARTING, STOPPING}
+    for final in (STOPPED, EXITED, FAILED):  # to failed: a start that could not run (--restart no)
+        assert ARROWS[final] - {FAILED} == {MISSING, STARTING, STOPPING}
     assert set(ARROWS) == set(RunState)
 
 
@@ -377,3 +380,19 @@ def test_a_start_timeout_fails_the_start_and_counts_as_a_failure() -> None:
     harness.turn(3.0)
     harness.settle()
     assert harness.state("sleep") == FAILED and not harness.processes.running("sleep")
+
+
+def test_a_program_that_cannot_run_under_restart_no_failed_and_is_not_tried_again() -> None:
+    harness = Harness("/bin/true")
+    rule = harness.rule("true")
+    rule.restart = NO
+    harness.processes.gone.add("true")
+    harness.settle()
+    run = harness.engine.status["true"]
+    assert (run.state, run.last_exit, run.reason) == (FAILED, 127, "cannot start: No such file or directory")
+    harness.settle(turns=10, step=1.0)
+    assert run.starts == 1
+    harness.processes.gone.clear()
+    harness.engine.start(rule)  # watchdogctl start, once the program is back
+    harness.settle()
+    assert run.state in (STARTING, RUNNING) and len(harness.processes.spawned) == 1

@@ -55,16 +55,17 @@ from watchdog.state import (
     RunState,
 )
 
-_ANY_START = frozenset({MISSING, STARTING, STOPPING})  # what a final state may become
+# What a final state may become: a start (failed when nothing could run under --restart no), a stop.
+_ANY_START = frozenset({MISSING, STARTING, FAILED, STOPPING})
 ARROWS: dict[RunState, frozenset[RunState]] = {
     MISSING: frozenset({STARTING, RUNNING, WAITING, STOPPING, FAILED}),
-    WAITING: frozenset({MISSING, STARTING, RUNNING, STOPPING}),
+    WAITING: frozenset({MISSING, STARTING, RUNNING, STOPPING, FAILED}),
     STARTING: frozenset({RUNNING, MISSING, WAITING, STOPPING, EXITED, FAILED}),
     RUNNING: frozenset({STARTING, MISSING, WAITING, STOPPING, EXITED, FAILED}),
     STOPPING: frozenset({STOPPED, MISSING, FAILED}),
     STOPPED: _ANY_START,
     EXITED: _ANY_START,
-    FAILED: _ANY_START,
+    FAILED: _ANY_START - {FAILED},
 }
 
 
