@@ -171,6 +171,10 @@ def test_restart_no_leaves_a_one_shot_exited_or_failed_and_start_runs_it_again(
     sock = control_socket(wd)
     assert ctl(sock, "status", "good").returncode == 0  # an exited one is
     assert ctl(sock, "status").returncode == 1
+    assert ctl(sock, "start", "bad").returncode == 0
+    failing = ctl(sock, "wait", "bad", "--state", "exited", "--timeout", "60")  # failed is final
+    assert failing.returncode == 1
+    assert "watchdogctl: bad failed before exited: exited with status 3; --restart no" in failing.stderr
     again = ctl(sock, "start", "good")
     assert again.returncode == 0 and "good: started (pid" in again.stdout
     wait_for(lambda: runs.read_text().count("run") == 2, what="a second run")

@@ -196,6 +196,8 @@ def wait_for_states(client: Client, names: Sequence[str], state: str, timeout: f
                 pending.discard(name)
                 if not pending:
                     return
+            elif where[name] == RunState.FAILED:  # final: nothing comes of waiting longer
+                raise CtlError(EXIT_NOT_RUNNING, f"{name} failed before {state}: {event.get('reason')}")
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
