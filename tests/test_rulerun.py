@@ -25,10 +25,21 @@ from watchdog.logs import logger
 from watchdog.manager import make_plugin_manager
 from watchdog.matchers import Matchers
 from watchdog.readiness import READY_REPORTED
-from watchdog.rulerun import ARROWS, after_end
+from watchdog.rulerun import ARROWS, after_end, decide
 from watchdog.rules import NO, ON_FAILURE, Rule, make_rule
 from watchdog.snapshot import CLOCK_TICKS, Proc, Snapshot
-from watchdog.state import EXITED, FAILED, MISSING, RUNNING, STARTING, STOPPED, STOPPING, RunState
+from watchdog.state import (
+    EXITED,
+    FAILED,
+    MISSING,
+    RUNNING,
+    STARTING,
+    STOPPED,
+    STOPPING,
+    WAITING,
+    RuleStatus,
+    RunState,
+)
 from watchdog.stopping import Targets
 
 FIRST_FAKE_PID = 10_000_000  # above any pid_max: a stray signal can reach no real process
@@ -396,3 +407,20 @@ def test_a_program_that_cannot_run_under_restart_no_failed_and_is_not_tried_agai
     harness.engine.start(rule)  # watchdogctl start, once the program is back
     harness.settle()
     assert run.state in (STARTING, RUNNING) and len(harness.processes.spawned) == 1
+
+
+def test_what_a_check_decides_for_a_rule_whose_processes_are_gone() -> None:
+    rule = make_rule("/bin/true")
+    run = RuleStatus(state=RUNNING, ended_with=-9)
+    db_down = lambda: ("db",)  # noqa: E731
+    nothing = lambda: ()  # noqa: E731
+    assert decide(rule, run, [12], False, db_down) == (RUNNING, "found pid 12")
+    assert decide(rule, run, [], True, db_down)[0] == STARTING
+    assert decide(rule, run, [], False, nothing) == (MISSING, "killed by SIGKILL")
+    assert decide(rule, run, [], False, db_down) == (WAITING, "killed by SIGKILL; waiting for db")
+    rule.restart = NO  # a one-shot that ended is done, whatever it comes after
+    run.ended_with = 0
+    assert decide(rule, run, [], False, db_down) == (EXITED, "exited with status 0; --restart no")
+    waiting = RuleStatus(state=WAITING)
+    assert decide(rule, waiting, [], False, db_down) == (WAITING, "waiting for db")
+    assert decide(rule, waiting, [], False, nothing) == (MISSING, "the rules it comes after are ready")

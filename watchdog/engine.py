@@ -27,7 +27,7 @@ from watchdog.exits import EXIT_INTERNAL_ERROR, EXIT_NOT_RUNNING, EXIT_OK
 from watchdog.hooks import call_contained, log_failure
 from watchdog.logs import logger
 from watchdog.matchers import Matchers
-from watchdog.rulerun import Transitions, after_end, how_it_ended
+from watchdog.rulerun import Transitions, after_end, decide
 from watchdog.rules import ALWAYS, FORWARDABLE_SIGNALS, NO, Rule
 from watchdog.shutdown import Shutdown
 from watchdog.snapshot import Proc, Snapshot
@@ -478,47 +478,35 @@ class Engine:
                 continue
             if status.state in FINAL:
                 continue
-            if procs:
-                status.seen_running = True
-                status.settle_until = 0.0  # its daemon showed up: a later death is a death
-                if any(proc.pid not in status.children for proc in procs):
-                    status.ended_with = None  # it outlives our command: its end's status is not ours
-                found = ",".join(str(proc.pid) for proc in procs[:8])
-                if self.move(rule, status, RUNNING, f"found pid {found}"):
-                    self.hooks.watchdog_rule_found(rule=rule, procs=procs)
-            elif not self._looks_missing(rule, procs, now):
-                self.move(rule, status, STARTING, "its command runs" if status.children
-                          else "its starter exited 0: waiting for its daemon")
-                next_look = now + status.recheck_after
-                if not status.children:  # look once more when the settling ends
-                    next_look = min(next_look, status.settle_until)
-                self.call_at(next_look)
-                status.recheck_after = min(self.interval, status.recheck_after * 2)
-                if status.children:  # a command running under another name: look when it may count
-                    self.call_at(now + leftovers.CHILD_IS_SERVICE_AFTER)
-            elif self._wait_for_dependencies(rule, status):
-                pass
-            elif self._ended(rule, status):
-                pass
-            else:
-                if status.state == WAITING:
-                    self.move(rule, status, MISSING, "the rules it comes after are ready")
-                if not status.given_up and not (self._once and status.starts):
-                    self.hooks.watchdog_rule_missing(rule=rule, engine=self)
+            self._carry_on(rule, status, procs, now)
         for rule in self.rules:
             self._update_ready(rule)
         self.hooks.watchdog_checked(engine=self)
 
-    def _ended(self, rule: Rule, status: RuleStatus) -> bool:
-        """A run whose processes are all gone ends as ``--restart`` says; True when that is final."""
-        if status.state not in (STARTING, RUNNING):
-            return False
-        ended = after_end(rule, status.ended_with)
-        reason = how_it_ended(status.ended_with)
-        if rule.restart != ALWAYS:
-            reason += f"; --restart {rule.restart}"
-        self.move(rule, status, ended, reason)
-        return ended != MISSING
+    def _carry_on(self, rule: Rule, status: RuleStatus, procs: list[Proc], now: float) -> None:
+        """One rule after a check, neither stopping nor final: the model decides, the engine acts."""
+        if procs:
+            status.seen_running = True
+            status.settle_until = 0.0  # its daemon showed up: a later death is a death
+            if any(proc.pid not in status.children for proc in procs):
+                status.ended_with = None  # it outlives our command: its end's status is not ours
+        starting = not procs and not self._looks_missing(rule, procs, now)
+        new, reason = decide(rule, status, [proc.pid for proc in procs], starting,
+                             partial(self._waiting_for, rule, status))
+        changed = self.move(rule, status, new, reason)
+        if new == RUNNING:
+            if changed:
+                self.hooks.watchdog_rule_found(rule=rule, procs=procs)
+        elif new == STARTING:
+            next_look = now + status.recheck_after
+            if not status.children:  # look once more when the settling ends
+                next_look = min(next_look, status.settle_until)
+            self.call_at(next_look)
+            status.recheck_after = min(self.interval, status.recheck_after * 2)
+            if status.children:  # a command running under another name: look when it may count
+                self.call_at(now + leftovers.CHILD_IS_SERVICE_AFTER)
+        elif new == MISSING and not status.given_up and not (self._once and status.starts):
+            self.hooks.watchdog_rule_missing(rule=rule, engine=self)
 
     def _start_timed_out(self, rule: Rule, status: RuleStatus, start: int) -> None:
         """``--start-timeout``: a start not ready in time failed (restarted, or failed for good)."""
@@ -578,16 +566,14 @@ class Engine:
             if starter is not None:
                 starter.left_behind[proc.pid] = started
 
-    def _wait_for_dependencies(self, rule: Rule, status: RuleStatus) -> bool:
-        """A rule --after others that are not all ready waits (``WAITING``), unstarted."""
+    def _waiting_for(self, rule: Rule, status: RuleStatus) -> tuple[str, ...]:
+        """The rules ``--after`` which ``rule`` is and that are not ready (it waits, unstarted)."""
         waiting_for = tuple(name for name in rule.after if not self.status[name].ready)
         if waiting_for != status.waiting_for and waiting_for:
             logger.info("waiting for %s to be ready", ", ".join(waiting_for),
                         extra={"rule": rule.name, "event": "waiting"})
         status.waiting_for = waiting_for
-        if waiting_for:
-            self.move(rule, status, WAITING, f"waiting for {', '.join(waiting_for)}")
-        return bool(waiting_for)
+        return waiting_for
 
     def _update_ready(self, rule: Rule) -> None:
         """Recompute ``rule``'s readiness; a change is logged, reported, and wakes its dependents."""

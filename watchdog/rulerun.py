@@ -36,7 +36,7 @@ from __future__ import annotations
 import logging
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from watchdog.logs import logger
@@ -103,6 +103,39 @@ def after_end(rule: Rule, returncode: int | None) -> RunState:
     if succeeded(rule, returncode):
         return EXITED
     return FAILED if rule.restart == NO else MISSING
+
+
+def decide(rule: Rule, run: RuleStatus, found: Sequence[int], starting: bool,
+           waiting_for: Callable[[], Sequence[str]]) -> tuple[RunState, str]:
+    """What one check makes of a rule that is neither stopping nor in a final state, and why.
+
+    ``found``: the pids of its processes; ``starting``: a command of its own
+    still runs, or a starter's exit 0 is still settling (its daemon may yet
+    appear); ``waiting_for()``: the rules ``--after`` which it is, not ready
+    yet (asked only when it matters). A run that was starting or running and
+    has nothing left ended: ``after_end`` says into what.
+    """
+    if found:
+        return RUNNING, "found pid " + ",".join(map(str, found[:8]))
+    if starting:
+        return STARTING, ("its command runs" if run.children
+                          else "its starter exited 0: waiting for its daemon")
+    ended_now = run.state in (STARTING, RUNNING)
+    reason = run.reason
+    if ended_now:
+        reason = how_it_ended(run.ended_with)
+        if rule.restart != ALWAYS:
+            reason += f"; --restart {rule.restart}"
+        ended = after_end(rule, run.ended_with)
+        if ended != MISSING:
+            return ended, reason  # final: what it comes after no longer matters
+    waits = waiting_for()
+    if waits:
+        why = f"waiting for {', '.join(waits)}"
+        return WAITING, f"{reason}; {why}" if ended_now else why
+    if run.state == WAITING:
+        reason = "the rules it comes after are ready"
+    return MISSING, reason
 
 
 class Transitions:
