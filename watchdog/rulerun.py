@@ -7,23 +7,15 @@ change (the events feed publishes each one), then recomputes readiness.
 
 ::
 
-                       --after rules not ready
-        waiting ◀────────────────────────────────┐
-           │ ready                               │
-           ▼          start                      │      found
-        missing ─────────────────▶ starting ─────┴────────────▶ running
-           ▲  ▲                      │  ▲   processes gone,        │
-           │  │   ended:             │  └── its command still runs ┤
-           │  │   --restart always,  │                             │
-           │  └── on-failure failure ┴─────────────────────────────┤
-           │                         │ ended: success status, or   │
-           │                         ▼ --restart no and a failure  │
-           │                 exited │ failed  ◀────────────────────┘
-           │                     (final)
-           │  restart done
-       stopping ───────────────────▶ stopped (final)
-           ▲   stop done
-           └── engine.stop / engine.restart, from any state
+    waiting ──deps ready──▶ missing ──start──▶ starting ──found──▶ running
+       ▲                     ▲                   │ ◀── gone, its command still runs ──┤
+       │                     └── ended: always, or on-failure after a failure ───────┤
+       └──── ended as above while what it comes after is not ready ──────────────────┤
+              exited (a success) / failed (no, after a failure) ◀── ended ───────────┘
+
+    any state ──engine.stop / engine.restart──▶ stopping ──stop done──▶ stopped
+                                                    └──restart done──▶ missing
+                      (a --start-timeout stop under --restart no ──▶ failed)
 
 A final state (``stopped``, ``exited``, ``failed``) is left only by
 ``engine.start`` (to ``starting``, or ``missing`` when nothing could run) or
