@@ -24,6 +24,7 @@ from watchdog.exits import EXIT_ESSENTIAL_UNKNOWN
 from watchdog.logs import logger
 from watchdog.rules import Rule
 from watchdog.snapshot import Proc
+from watchdog.state import EXITED, FAILED
 
 KEY = "essential"
 
@@ -34,6 +35,7 @@ class Memory:
     asked: bool = False  # the watchdog itself is stopping or restarting it
     last_exit: int | None = None  # the last ended process's status; None: adopted
     gave_up: bool = False  # given up on, to be acted on after the check
+    finished: bool = False  # ended for good (--restart no/on-failure), to be acted on after the check
     ended: bool = False  # the watchdog is stopping because of it
 
 
@@ -110,11 +112,21 @@ def watchdog_rule_gave_up(rule: Rule, reason: str) -> None:
 
 
 @hookimpl
+def watchdog_rule_state(rule: Rule, new: str) -> None:
+    # A one-shot that ended is final (exited, failed): no watchdog_rule_missing follows.
+    mem = essential(rule)
+    if mem is not None and new in (EXITED, FAILED) and not mem.ended:
+        mem.finished = True
+
+
+@hookimpl
 def watchdog_checked(engine: EngineAPI) -> None:
     for rule in engine.rules:
         mem = essential(rule)
         if mem is not None and mem.gave_up:
             end(rule, engine, mem, "was given up on")
+        elif mem is not None and mem.finished:
+            end(rule, engine, mem, engine.status[rule.name].state)
 
 
 def end(rule: Rule, engine: EngineAPI, mem: Memory, how: str) -> None:

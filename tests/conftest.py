@@ -62,6 +62,9 @@ def watchdog(tmp_path: Path) -> Iterator[Callable[..., Watchdog]]:
     for wd in started:
         wd.kill_everything()
     kill_programs_under(tmp_path)
+    # Every real run also checks the rule-run model: no change of state outside its arrows.
+    for wd in started:
+        assert "unexpected change of state" not in wd.log(), wd.log()
 
 
 def kill_programs_under(path: Path) -> None:

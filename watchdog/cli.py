@@ -12,7 +12,7 @@ from typing import Any, NoReturn, cast
 
 import click
 
-from watchdog import __version__, helpsections, ordering, ownership
+from watchdog import __version__, helpsections, ordering, ownership, runpolicy
 from watchdog.ambiguity import check_distinguishable
 from watchdog.config import Config
 from watchdog.configfile import (
@@ -121,6 +121,7 @@ def core_options(strategies: Sequence[str], default_strategy: str) -> list[click
             help="Signal that stops rule NAME (default TERM), e.g. nginx=QUIT.",
         ),
         *ordering.options(),
+        *runpolicy.options(),
         click.Option(
             ["--forward-signals"], multiple=True, metavar="NAME=SIGNALS",
             help="Which of HUP, USR1, USR2, WINCH the watchdog passes on to rule NAME when it "
@@ -227,6 +228,7 @@ class Setup:
             for rule, text in config.per_rule("--forward-signals", options["forward_signals"]):
                 rule.forward_signals = parse_forwarded(f"--forward-signals {rule.name}", text)
             ordering.configure(config)
+            runpolicy.configure(config)
             self.matchers.configure(config, options["match"])
             self.pm.hook.watchdog_configure(config=config)
         except click.UsageError as exc:
