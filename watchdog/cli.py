@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 
 import click
 
-from watchdog import __version__, ordering
+from watchdog import __version__, launch, ordering
 from watchdog.ambiguity import check_distinguishable
 from watchdog.config import Config
 from watchdog.configfile import (
@@ -116,6 +116,7 @@ def core_options(strategies: Sequence[str], default_strategy: str) -> list[click
             help="Signal that stops rule NAME (default TERM), e.g. nginx=QUIT.",
         ),
         *ordering.options(),
+        *launch.options(),
         click.Option(
             ["--forward-signals"], multiple=True, metavar="NAME=SIGNALS",
             help="Which of HUP, USR1, USR2, WINCH the watchdog passes on to rule NAME when it "
@@ -206,6 +207,7 @@ class Setup:
             for rule, text in config.per_rule("--forward-signals", options["forward_signals"]):
                 rule.forward_signals = parse_forwarded(f"--forward-signals {rule.name}", text)
             ordering.configure(config)
+            launch.configure(config)
             self.matchers.configure(config, options["match"])
             self.pm.hook.watchdog_configure(config=config)
         except click.UsageError as exc:

@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from watchdog.launch import Launch
 from watchdog.logs import CONTROL
 
 # What the watchdog passes on to services when it receives them (``docker kill -s HUP``).
@@ -35,9 +36,17 @@ class Rule:
     stop_signal: signal.Signals = signal.SIGTERM
     forward_signals: frozenset[signal.Signals] = frozenset(FORWARDABLE_SIGNALS)
     after: tuple[str, ...] = ()  # rules that must be ready before this one starts (--after)
-    env: dict[str, str] = field(default_factory=dict)  # added to the environment it starts with
+    env: dict[str, str] = field(default_factory=dict)  # set by the watchdog for it (NOTIFY_SOCKET...)
+    launch: Launch = field(default_factory=Launch)  # user, environment, directory, limits (watchdog.launch)
+    grace: float | None = None  # its own --grace; None: the default for all
     settings: dict[str, Any] = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def uid(self) -> int | None:
+        """The uid its processes run as when ``--user`` sets one; None: the watchdog's own."""
+        identity = self.launch.identity
+        return identity.uid if identity is not None else None
 
     def __repr__(self) -> str:
         return f"Rule({self.name!r}, {self.command!r}, strategy={self.strategy!r})"
