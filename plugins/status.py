@@ -58,6 +58,7 @@ class StatusFile:
                 "ready": status.ready, "waiting_for": list(status.waiting_for),
                 "message": status.message,
                 "health": status.health, "health_detail": status.health_detail,
+                **rule.launch.view(), "grace": rule.grace,
             }
             for rule in engine.rules
             for status in (engine.status[rule.name],)

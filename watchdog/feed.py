@@ -32,7 +32,7 @@ def rule_view(rule: Rule, status: RuleStatus) -> dict[str, Any]:
         "state": status.state, "given_up": status.given_up, "pids": list(status.pids),
         "restarts": status.restarts, "last_exit": status.last_exit, "since": status.since,
         "reason": status.reason, "health": status.health, "health_detail": status.health_detail,
-        "ready": is_ready(status),
+        "ready": is_ready(status), **rule.launch.view(), "grace": rule.grace,
     }
 
 
