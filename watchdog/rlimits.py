@@ -31,8 +31,9 @@ def parse_rlimit(flag: str, text: str) -> tuple[str, int, int]:
     """``RESOURCE=SOFT[:HARD]`` to ``(resource name, soft, hard)``."""
     name, sep, values = text.partition("=")
     key = name.strip().lower().removeprefix("rlimit_")
+    flag = f"{flag}={text.strip()}"  # the whole value: a config file's line is found by it
     if not sep or not values.strip():
-        raise click.UsageError(f"{flag}: {text!r}: expected RESOURCE=SOFT[:HARD], e.g. nofile=65536")
+        raise click.UsageError(f"{flag}: expected RESOURCE=SOFT[:HARD], e.g. nofile=65536")
     if key not in RESOURCES:
         raise click.UsageError(f"{flag}: {name.strip()!r} is not a resource limit "
                                f"(one of {', '.join(RESOURCES)})")
@@ -40,7 +41,7 @@ def parse_rlimit(flag: str, text: str) -> tuple[str, int, int]:
     soft = parse_value(flag, soft_text)
     hard = parse_value(flag, hard_text) if hard_text.strip() else soft
     if limit_order(soft) > limit_order(hard):
-        raise click.UsageError(f"{flag}: {key}: the soft limit {soft_text.strip()} is above the hard "
+        raise click.UsageError(f"{flag}: the soft limit {soft_text.strip()} is above the hard "
                                f"limit {hard_text.strip()}")
     check_allowed(flag, key, hard)
     return key, soft, hard
@@ -73,7 +74,7 @@ def check_allowed(flag: str, key: str, hard: int) -> None:
     _, own_hard = resource.getrlimit(RESOURCES[key])
     if limit_order(hard) > limit_order(own_hard):
         own = "unlimited" if own_hard == resource.RLIM_INFINITY else str(own_hard)
-        raise click.UsageError(f"{flag}: {key}: only root can raise the hard limit above the "
+        raise click.UsageError(f"{flag}: only root can raise the hard limit of {key} above the "
                                f"watchdog's own ({own})")
 
 
