@@ -61,14 +61,16 @@ def spawn_launched(argv: Sequence[str], stdout: int | None, stderr: int | None,
                    environ: Mapping[str, str], launch: Launch) -> int:
     """``spawn`` for what posix_spawn cannot do: a directory, a umask, limits, another user.
 
-    subprocess forks and does these in C; the limits and the user switch run in
-    the child (``Launch.preexec``), which then execs the program.
+    subprocess forks and does these in C, the user switch too (supplementary
+    groups, group, user, in that order); with limits, they and the user switch
+    run in Python in the child instead (``Launch.preexec``), limits first.
     """
     try:
         child = Started(
             list(argv), stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, env=environ,
             cwd=launch.directory, umask=-1 if launch.umask is None else launch.umask,
             start_new_session=True, restore_signals=True, close_fds=False, preexec_fn=launch.preexec,
+            **launch.credentials(),
         )
     except subprocess.SubprocessError as exc:  # the preexec function failed: the child is gone
         raise OSError(errno.EPERM, f"cannot set the user or the limits ({exc})") from None
