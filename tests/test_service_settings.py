@@ -463,3 +463,33 @@ grace = 1
     assert limits["Max open files"] == ("512", "1024") and limits["Max processes"] == ("300", "300")
     assert file_status == {"user": user, "uid": pwd.getpwnam(user).pw_uid, "directory": str(place),
                            "grace": 1.0}
+
+
+# --- reload -----------------------------------------------------------------------------------
+
+def test_reload_restarts_a_rule_whose_settings_changed(watchdog: Start, tmp_path: Path) -> None:
+    """A rule's environment or grace is its definition: a reload starts it anew with the new one.
+    The bare default of a grace is the watchdog's own: that takes a restart of the watchdog."""
+    name, other = unique("wdl"), unique("wdk")
+    exe, other_exe = program(tmp_path, name), program(tmp_path, other)
+    config = tmp_path / "c.toml"
+    control = tmp_path / "control.sock"
+
+    def write(colour: str, default_grace: int) -> None:
+        config.write_text(f'grace = {default_grace}\n[rules.svc]\ncommand = "{exe} 1000"\n'
+                          f'env = {{ COLOUR = "{colour}" }}\n[rules.other]\ncommand = "{other_exe} 1000"\n')
+
+    write("blue", 3)
+    wd = watchdog("--config", str(config), "--control-socket", str(control))
+    [first] = wait_for(lambda: pids(name), what="the service")
+    [untouched] = wait_for(lambda: pids(other), what="the other service")
+    wd.wait_log("svc: running")
+    assert facts(first)["environ"]["COLOUR"] == "blue"  # type: ignore[index]
+    write("green", 4)
+    reloaded = ctl(control, "reload")
+    assert reloaded.returncode == 0, reloaded.stderr
+    assert "changed: svc" in reloaded.stdout and "unchanged: other" in reloaded.stdout
+    assert "not applied until the watchdog restarts: grace" in reloaded.stderr
+    [second] = wait_for(lambda: pids(name) - {first}, what="the service started anew")
+    assert facts(second)["environ"]["COLOUR"] == "green"  # type: ignore[index]
+    assert pids(other) == {untouched}
