@@ -229,6 +229,9 @@ def test_gunicorn_as_www_data_reads_its_env_file_again_at_each_restart(
         assert environ["HOME"] == "/app-home" and environ["USER"] == "www-data"
         assert environ["GREETING"] == "hello" and environ["GREETING_SOURCE"] == "flag"
 
+    shown = json.loads(ctl(control, "status", "--json").stdout)["rules"][0]
+    assert (shown["user"], shown["uid"], shown["directory"]) == ("www-data", user.pw_uid, str(app))
+
     env_file.write_text("GREETING=bonjour\nHOME=/app-home\n")
     assert ctl(control, "restart", "web").returncode == 0
     wait_for(lambda: serving("bonjour"), timeout=30, what="gunicorn restarted saying bonjour")
@@ -362,11 +365,14 @@ def usage_error(tmp_path: Path, *args: str, env: dict[str, str] | None = None,
     (["--env", "x=NOVALUE"], "--env x=NOVALUE: expected KEY=VALUE"),
     (["--env-file", "x={tmp}/bad.env"], "--env-file x: {tmp}/bad.env:3: variable name 'BAD KEY' contains"),
     (["--env-file", "x={tmp}/absent.env"], "--env-file x: {tmp}/absent.env: No such file or directory"),
+    (["--env-file", "x={tmp}/fifo.env"], "--env-file x: {tmp}/fifo.env: not a regular file"),
+    (["--user", "x=4294967295"], "--user x: 4294967295 is not a user id"),
     (["--grace", "x=soon"], "Invalid value for '--grace': 'soon' is not a number of seconds"),
     (["--max-restarts", "y=2"], "--max-restarts 'y=2': no rule is named 'y'"),
 ])
 def test_bad_settings_are_one_line_usage_errors(tmp_path: Path, args: list[str], message: str) -> None:
     (tmp_path / "bad.env").write_text("A=1\n# fine\nBAD KEY=2\n")
+    os.mkfifo(tmp_path / "fifo.env")  # would block the watchdog, were it opened as a file is
     args = [arg.replace("{tmp}", str(tmp_path)) for arg in args]
     stderr = usage_error(tmp_path, "--rule", "x=sleep 1", *args)
     assert message.replace("{tmp}", str(tmp_path)) in stderr

@@ -11,6 +11,7 @@ file and the line.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Mapping
 
 # An env file is a few lines; a bigger one is a mistake (or /dev/zero), not configuration.
@@ -22,9 +23,19 @@ class EnvFileError(ValueError):
 
 
 def read_env_file(path: str, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
-    """The variables ``path`` sets; OSError when it cannot be read, EnvFileError for a bad line."""
-    with open(path, "rb") as f:
-        data = f.read(MAX_SIZE + 1)
+    """The variables ``path`` sets; OSError when it cannot be read, EnvFileError for a bad line.
+
+    Read at each start, on the watchdog's loop: a FIFO or a device would block it
+    or fill memory, so the file is opened without blocking and must be a regular one.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise EnvFileError(f"{path}: not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(MAX_SIZE + 1)
+    finally:
+        os.close(fd)
     if len(data) > MAX_SIZE:
         raise EnvFileError(f"{path}: larger than {MAX_SIZE // 1024} KiB")
     try:

@@ -17,6 +17,9 @@ from dataclasses import dataclass
 
 import click
 
+# uid_t and gid_t are 32 bits, and the largest value, (uid_t) -1, means "no change" to set*id.
+MAX_ID = 2**32 - 2
+
 
 @dataclass(frozen=True)
 class Identity:
@@ -82,6 +85,8 @@ def resolve(flag: str, spec: str) -> Identity:
 
 def passwd_entry(flag: str, user: str) -> pwd.struct_passwd | None:
     """The user's passwd entry; None for a number that has none; a usage error for an unknown name."""
+    if user.isdigit() and int(user) > MAX_ID:
+        raise click.UsageError(f"{flag}: {user} is not a user id (0 to {MAX_ID})")
     try:
         if user.isdigit():
             return pwd.getpwuid(int(user))
@@ -94,6 +99,8 @@ def passwd_entry(flag: str, user: str) -> pwd.struct_passwd | None:
 
 def group_id(flag: str, group: str) -> int:
     if group.isdigit():
+        if int(group) > MAX_ID:
+            raise click.UsageError(f"{flag}: {group} is not a group id (0 to {MAX_ID})")
         return int(group)
     try:
         return grp.getgrnam(group).gr_gid
