@@ -262,14 +262,15 @@ def test_each_rule_is_killed_at_its_own_grace(watchdog: Start, tmp_path: Path) -
     wd.wait_log(f"{quick}: running")
     began = time.monotonic()
     wd.proc.send_signal(signal.SIGTERM)
-    wait_for(lambda: not psutil.pid_exists(quick_pid), timeout=5, what="the quick one killed")
+    wait_for(lambda: not psutil.pid_exists(quick_pid), timeout=7, what="the quick one killed")
     quick_after = time.monotonic() - began
     assert psutil.pid_exists(patient_pid), "the patient one was killed with the quick one"
-    wait_for(lambda: not psutil.pid_exists(patient_pid), timeout=12, what="the patient one killed")
+    wait_for(lambda: not psutil.pid_exists(patient_pid), timeout=20, what="the patient one killed")
     patient_after = time.monotonic() - began
     assert wd.proc.wait(10) == 4  # services had to be killed
-    assert 0.9 <= quick_after < 4, quick_after
-    assert 7.9 <= patient_after < 11, patient_after
+    # The lower bounds are the graces; the upper ones only leave room for a loaded machine.
+    assert 0.9 <= quick_after < 7, quick_after
+    assert 7.9 <= patient_after < 20, patient_after
     log = wd.log()
     assert f"still running after the grace, sending SIGKILL: {quick}\n" in log
     assert f"still running after the grace, sending SIGKILL: {patient}\n" in log
