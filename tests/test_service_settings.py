@@ -500,3 +500,17 @@ def test_reload_restarts_a_rule_whose_settings_changed(watchdog: Start, tmp_path
     [second] = wait_for(lambda: pids(name) - {first}, what="the service started anew")
     assert facts(second)["environ"]["COLOUR"] == "green"  # type: ignore[index]
     assert pids(other) == {untouched}
+
+
+def test_what_the_watchdog_sets_for_a_service_wins_over_its_env(watchdog: Start, tmp_path: Path) -> None:
+    name = unique("wdn")
+    env_file = tmp_path / "svc.env"
+    env_file.write_text("NOTIFY_SOCKET=/from/the/file\nFROM_FILE=file\nBOTH=file\n")
+    wd = watchdog(f"{program(tmp_path, name)} 1000", "--notify", name, "--env-file", f"{name}={env_file}",
+                  "--env", f"{name}=NOTIFY_SOCKET=/from/the/flag", "--env", f"{name}=BOTH=flag")
+    [pid] = wait_for(lambda: pids(name), what="the service")
+    environ = facts(pid)["environ"]
+    assert isinstance(environ, dict)
+    assert environ["NOTIFY_SOCKET"].startswith("/") and "from/the" not in environ["NOTIFY_SOCKET"]
+    assert (environ["FROM_FILE"], environ["BOTH"]) == ("file", "flag")
+    wd.stop()
