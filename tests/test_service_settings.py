@@ -514,3 +514,17 @@ def test_what_the_watchdog_sets_for_a_service_wins_over_its_env(watchdog: Start,
     assert environ["NOTIFY_SOCKET"].startswith("/") and "from/the" not in environ["NOTIFY_SOCKET"]
     assert (environ["FROM_FILE"], environ["BOTH"]) == ("file", "flag")
     wd.stop()
+
+
+@needs_root
+def test_a_health_command_runs_as_its_rule_runs(watchdog: Start, tmp_path: Path, public: Path) -> None:
+    """As Docker's HEALTHCHECK and Kubernetes' exec probes run as the container's user."""
+    name = unique("wdh")
+    nobody = pwd.getpwnam("nobody")
+    check = f"test $(id -u) = {nobody.pw_uid} && test $(pwd) = {public} && test $PROBED = yes"
+    wd = watchdog(f"{program(public, name)} 1000", "--user", f"{name}=nobody",
+                  "--directory", f"{name}={public}", "--env", f"{name}=PROBED=yes",
+                  "--health-cmd", f"{name}=sh -c '{check}'", "--health-interval", f"{name}=0.2")
+    wait_for(lambda: pids(name), what="the service")
+    wd.wait_log(f"{name}: healthy", timeout=20)
+    assert "unhealthy" not in wd.log()
