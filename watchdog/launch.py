@@ -136,6 +136,7 @@ def configure(config: Config) -> None:
     options = config.options
     for rule, text in config.per_rule("--user", options.get("user", ())):
         rule.launch.identity = resolve(f"--user {rule.name}", text)
+        rule.uid = rule.launch.identity.uid  # what ownership trusts its processes by
     for rule, text in config.per_rule("--env", options.get("env", ()), repeatable=True):
         key, sep, value = text.partition("=")
         if not sep or not key or any(c.isspace() for c in key) or "\0" in text:

@@ -15,6 +15,10 @@ import click
 from watchdog.launch import Launch
 from watchdog.logs import CONTROL
 
+# Restart policies (--restart NAME=POLICY), in systemd's and Docker's words.
+ALWAYS, ON_FAILURE, NO = "always", "on-failure", "no"
+RESTART_POLICIES = (ALWAYS, ON_FAILURE, NO)
+
 # What the watchdog passes on to services when it receives them (``docker kill -s HUP``).
 FORWARDABLE_SIGNALS = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH)
 
@@ -39,14 +43,14 @@ class Rule:
     env: dict[str, str] = field(default_factory=dict)  # set by the watchdog for it (NOTIFY_SOCKET...)
     launch: Launch = field(default_factory=Launch)  # user, environment, directory, limits (watchdog.launch)
     grace: float | None = None  # its own --grace; None: the default for all
+    # The uid its processes run as (--user, else the watchdog's own): one of another uid, matched
+    # by name, is not the rule's unless it descends from what the rule started (watchdog/ownership.py).
+    uid: int = field(default_factory=os.geteuid)
+    restart: str = ALWAYS  # when its command ends by itself: start it again always, on failure, or no
+    success_exit: frozenset[int] = frozenset({0})  # statuses that count as success (128+N: signal N)
+    start_timeout: float | None = None  # not ready this long after a start: the start failed
     settings: dict[str, Any] = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def uid(self) -> int | None:
-        """The uid its processes run as when ``--user`` sets one; None: the watchdog's own."""
-        identity = self.launch.identity
-        return identity.uid if identity is not None else None
 
     def __repr__(self) -> str:
         return f"Rule({self.name!r}, {self.command!r}, strategy={self.strategy!r})"
