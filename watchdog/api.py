@@ -33,7 +33,7 @@ class EngineAPI(Protocol):
         """
 
     def stop(self, rule: Rule, reason: str = "stop requested") -> None:
-        """The rule's stop signal to its processes (and SIGCONT), SIGKILL at ``--grace``.
+        """The rule's stop signal to its processes (and SIGCONT), SIGKILL at its ``--grace``.
 
         Targets: the process group of each command the watchdog started (for
         as long as it has members, the command itself gone or not) and the top

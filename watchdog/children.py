@@ -30,9 +30,9 @@ class Children:
         try:
             if self.prefixer is not None:
                 stdout, stderr, write_ends = self.prefixer.pipes(rule.name)
-                pid = processes.spawn(rule.argv, stdout, stderr, rule.env)
+                pid = processes.spawn(rule.argv, stdout, stderr, rule.env, rule.launch)
             else:
-                pid = processes.spawn(rule.argv, env=rule.env)
+                pid = processes.spawn(rule.argv, env=rule.env, launch=rule.launch)
         finally:
             for fd in write_ends:  # the child holds them now; EOF comes when it is done
                 os.close(fd)

@@ -12,7 +12,7 @@ from typing import Any, NoReturn, cast
 
 import click
 
-from watchdog import __version__, helpsections, ordering, ownership, runpolicy
+from watchdog import __version__, helpsections, launch, ordering, ownership, runpolicy
 from watchdog.ambiguity import check_distinguishable
 from watchdog.config import Config
 from watchdog.configfile import (
@@ -23,6 +23,7 @@ from watchdog.configfile import (
     locate,
     merge_per_rule,
     read_config_file,
+    takes_default,
 )
 from watchdog.engine import Engine
 from watchdog.events import pidfd_supported
@@ -33,7 +34,7 @@ from watchdog.logs import one_line, setup_logging
 from watchdog.manager import PluginManager, describe_plugins, make_plugin_manager
 from watchdog.matchers import Matchers
 from watchdog.oneline import exit_status
-from watchdog.params import EnvList, Seconds, split_env_values
+from watchdog.params import DefaultOrPerRule, EnvList, Seconds, split_env_values
 from watchdog.rules import make_rules, parse_forwarded, parse_signal
 
 HELP = """Start each COMMAND and keep it running.
@@ -61,6 +62,7 @@ internal error (the services were stopped first).
 ENVVAR_PREFIX = "WATCHDOG"
 DEFAULT_INTERVAL = 60.0  # every exit wakes the loop; the scan is a backstop
 FALLBACK_INTERVAL = 5.0  # without pidfds, the scan is how adopted daemons' deaths are seen
+DEFAULT_GRACE = 8.0
 LOG_LEVELS = {-2: logging.ERROR, -1: logging.WARNING, 0: logging.INFO, 1: logging.DEBUG}
 
 
@@ -113,14 +115,16 @@ def core_options(strategies: Sequence[str], default_strategy: str) -> list[click
         click.Option(["--prefix"], is_flag=True,
                      help="Prefix each line a service writes with its rule name."),
         click.Option(
-            ["--grace"], type=Seconds(), default=8.0, show_default=True,
-            metavar="SECONDS", help="On stop, wait this long before SIGKILL (Docker waits 10).",
+            ["--grace"], multiple=True, metavar="[NAME=]SECONDS", type=DefaultOrPerRule(Seconds()),
+            help="On stop, wait this long before SIGKILL (Docker waits 10); NAME=SECONDS for "
+                 f"one rule, e.g. db=30. [default: {DEFAULT_GRACE:g}]",
         ),
         click.Option(
             ["--stop-signal"], multiple=True, metavar="NAME=SIGNAL",
             help="Signal that stops rule NAME (default TERM), e.g. nginx=QUIT.",
         ),
         *ordering.options(),
+        *launch.options(),
         *runpolicy.options(),
         click.Option(
             ["--forward-signals"], multiple=True, metavar="NAME=SIGNALS",
@@ -206,7 +210,8 @@ class Setup:
             if isinstance(param, click.Option) and param.allow_from_autoenv:
                 param.show_envvar = True
                 if param.multiple and type(param.type) is click.types.StringParamType and param.name:
-                    param.type = EnvList(f"{ENVVAR_PREFIX}_{param.name.upper()}", is_per_rule(param))
+                    assignments = is_per_rule(param) and not takes_default(param)
+                    param.type = EnvList(f"{ENVVAR_PREFIX}_{param.name.upper()}", assignments)
         self.file_defaults: dict[str, Any] = {}
         self.file_rules: list[str] = []
         if config_file is not None:
@@ -227,7 +232,12 @@ class Setup:
                 rule.stop_signal = parse_signal(f"--stop-signal {rule.name}", text)
             for rule, text in config.per_rule("--forward-signals", options["forward_signals"]):
                 rule.forward_signals = parse_forwarded(f"--forward-signals {rule.name}", text)
+            # The bare --grace stays an option (a change takes a restart); NAME=SECONDS goes on the rule.
+            options["grace"], graces = config.parse_with_default("--grace", Seconds(), DEFAULT_GRACE)
+            for rule, grace in graces:
+                rule.grace = grace
             ordering.configure(config)
+            launch.configure(config)
             runpolicy.configure(config)
             self.matchers.configure(config, options["match"])
             self.pm.hook.watchdog_configure(config=config)

@@ -255,6 +255,10 @@ class Engine:
             self._stop_reason = f"giving up on {rule.name}"
             self._check_soon = True  # called from a timer or background callback: the loop must wake
 
+    def grace_of(self, rule: Rule) -> float:
+        """How long ``rule``'s processes get between the stop signal and SIGKILL."""
+        return self.grace if rule.grace is None else rule.grace
+
     def describe(self, rule: Rule) -> str:
         """What ``rule``'s matcher looks for, in words."""
         try:
@@ -646,12 +650,13 @@ class Engine:
     def _begin_stop(self, rule: Rule, reason: str, *, restart: bool, planned: bool,
                     crashed: bool = False) -> None:
         status = self.status[rule.name]
-        status.stop = RuleStop(rule.name, reason, restart, deadline=self.clock() + self.grace,
+        grace = self.grace_of(rule)
+        status.stop = RuleStop(rule.name, reason, restart, deadline=self.clock() + grace,
                                crashed=crashed)
         status.planned = planned
         self.move(rule, status, STOPPING, reason)
         if not crashed:  # a crash's clear-up is no stop anyone asked for
-            logger.info("%s (%s), grace %ss", "restarting" if restart else "stopping", reason, self.grace,
+            logger.info("%s (%s), grace %ss", "restarting" if restart else "stopping", reason, grace,
                         extra={"rule": rule.name, "event": "restarting" if restart else "stopping"})
             self.hooks.watchdog_rule_stopping(rule=rule, reason=reason)
         procs = self.current(rule, self.take_snapshot()) or []

@@ -42,7 +42,10 @@ def watchdog_add_options() -> list[click.Option]:
     """Return click options to add to the ``watchdog`` command.
 
     Their values reach ``watchdog_configure`` as ``config.options[param_name]``.
-    Per-rule flags take ``NAME=VALUE`` and ``multiple=True`` by convention.
+    Per-rule flags take ``NAME=VALUE`` and ``multiple=True`` by convention; a
+    metavar starting ``[NAME=]`` (type ``watchdog.params.DefaultOrPerRule``)
+    also takes a bare value, the default for every rule
+    (``config.parse_with_default``).
     """
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from watchdog.launch import Launch
 from watchdog.logs import CONTROL
 
 # Restart policies (--restart NAME=POLICY), in systemd's and Docker's words.
@@ -39,9 +40,11 @@ class Rule:
     stop_signal: signal.Signals = signal.SIGTERM
     forward_signals: frozenset[signal.Signals] = frozenset(FORWARDABLE_SIGNALS)
     after: tuple[str, ...] = ()  # rules that must be ready before this one starts (--after)
-    env: dict[str, str] = field(default_factory=dict)  # added to the environment it starts with
-    # The uid its processes run as: one of another uid, matched by name, is not the
-    # rule's unless it descends from what the rule started (watchdog/ownership.py).
+    env: dict[str, str] = field(default_factory=dict)  # set by the watchdog for it (NOTIFY_SOCKET...)
+    launch: Launch = field(default_factory=Launch)  # user, environment, directory, limits (watchdog.launch)
+    grace: float | None = None  # its own --grace; None: the default for all
+    # The uid its processes run as (--user, else the watchdog's own): one of another uid, matched
+    # by name, is not the rule's unless it descends from what the rule started (watchdog/ownership.py).
     uid: int = field(default_factory=os.geteuid)
     restart: str = ALWAYS  # when its command ends by itself: start it again always, on failure, or no
     success_exit: frozenset[int] = frozenset({0})  # statuses that count as success (128+N: signal N)

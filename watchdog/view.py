@@ -39,7 +39,7 @@ def rule_view(rule: Rule, status: RuleStatus) -> dict[str, Any]:
         "reason": status.reason, "ready": status.ready, "waiting_for": list(status.waiting_for),
         "message": status.message, "health": status.health, "health_detail": status.health_detail,
         "restart": rule.restart, "success_exit": sorted(rule.success_exit),
-        "start_timeout": rule.start_timeout,
+        "start_timeout": rule.start_timeout, **rule.launch.view(), "grace": rule.grace,
     }
 
 
