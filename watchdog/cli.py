@@ -12,13 +12,14 @@ from typing import Any, NoReturn
 
 import click
 
-from watchdog import __version__, ordering
+from watchdog import __version__, ordering, printconfig
 from watchdog.ambiguity import check_distinguishable
 from watchdog.config import Config
 from watchdog.configfile import (
     ConfigFile,
     check_options,
     collect_rules,
+    drop_unknown,
     is_per_rule,
     locate,
     merge_per_rule,
@@ -28,7 +29,7 @@ from watchdog.engine import Engine
 from watchdog.events import pidfd_supported
 from watchdog.exits import EXIT_NOT_RUNNING, EXIT_OK
 from watchdog.hooks import SafeHooks
-from watchdog.logs import one_line, setup_logging
+from watchdog.logs import logger, one_line, setup_logging
 from watchdog.manager import PluginManager, describe_plugins, make_plugin_manager
 from watchdog.matchers import Matchers
 from watchdog.oneline import exit_status
@@ -136,7 +137,13 @@ def core_options(strategies: Sequence[str], default_strategy: str) -> list[click
         ),
         click.Option(
             ["--config"], metavar="FILE",
-            help="Read options and rules from a TOML file; flags override it.",
+            help="Read options and rules from a TOML file, or from a supervisord configuration "
+                 "(told apart by its sections); flags override it.",
+        ),
+        click.Option(
+            ["--print-config"], is_flag=True,
+            help="Print the resolved options and rules as TOML for --config, with where each "
+                 "value came from, and exit.",
         ),
         click.Option(
             ["--log-format"], type=click.Choice(["text", "json"]), default="text",
@@ -188,6 +195,7 @@ class Setup:
         self.file_defaults: dict[str, Any] = {}
         self.file_rules: list[str] = []
         if config_file is not None:
+            drop_unknown(config_file, self.params)
             self.file_defaults = check_options(config_file, self.params)
             self.file_rules = collect_rules(config_file, self.params)
 
@@ -233,8 +241,15 @@ def make_cli(pm: PluginManager, config_file: ConfigFile | None = None,
             raise click.UsageError("--once and --check exclude each other")
         verbosity = options["verbose"] - options["quiet"]
         setup_logging(options["log_format"], LOG_LEVELS[max(-2, min(1, verbosity))])
+        if config_file is not None:
+            for level, message in config_file.notes:
+                logger.log(level, "%s", message, extra={"event": "config"})
         if options["list_plugins"]:
             click.echo(describe_plugins(pm, options["disable"]))
+            return EXIT_OK
+        if options["print_config"]:
+            click.echo(printconfig.render(click.get_current_context(), setup.params, options,
+                                          config_file, setup.file_rules), nl=False)
             return EXIT_OK
         mode_status = pm.hook.watchdog_main(options=options)
         if mode_status is not None:

@@ -60,6 +60,13 @@ FIRST_RECHECK = 0.05
 SETTLE_AFTER_START = 1.0
 
 
+def initial_status(rule: Rule) -> RuleStatus:
+    """Where a rule starts: missing (so it is started), or stopped until asked (``--autostart``)."""
+    if rule.autostart:
+        return RuleStatus()
+    return RuleStatus(state=STOPPED, reason="autostart=false: starts when asked (watchdogctl start)")
+
+
 class Engine:
     """Keeps every rule's service alive until a stop signal or a give-up."""
 
@@ -86,7 +93,7 @@ class Engine:
         # due at the interval reads everything (see watchdog/tracker.py).
         self.snapshots = Tracker(backstop=interval)
         self.take_snapshot = self.snapshots.take
-        self.status = {rule.name: RuleStatus() for rule in rules}
+        self.status = {rule.name: initial_status(rule) for rule in rules}
         self.waiter = Waiter(use_pidfd)
         self.init_tasks = init_tasks
         self.children = Children(self.waiter, [rule.name for rule in [*rules, *init_tasks]], prefix)
@@ -254,7 +261,7 @@ class Engine:
         if rule.name in self.status:
             raise ValueError(f"a rule named {rule.name!r} exists already")
         self.rules.append(rule)
-        self.status[rule.name] = RuleStatus()
+        self.status[rule.name] = initial_status(rule)
         logger.info("added %r", rule.command, extra={"rule": rule.name, "event": "added"})
         self.hooks.watchdog_rule_added(rule=rule, engine=self)
         self._check_soon = True

@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from watchdog.api import EngineAPI
+from watchdog.groups import group_of
 from watchdog.rules import Rule
 from watchdog.state import RUNNING, UNHEALTHY, RuleStatus
 from watchdog.unixhttp import Connection
@@ -32,7 +33,7 @@ def rule_view(rule: Rule, status: RuleStatus) -> dict[str, Any]:
         "state": status.state, "given_up": status.given_up, "pids": list(status.pids),
         "restarts": status.restarts, "last_exit": status.last_exit, "since": status.since,
         "reason": status.reason, "health": status.health, "health_detail": status.health_detail,
-        "ready": is_ready(status),
+        "ready": is_ready(status), "group": group_of(rule),
     }
 
 

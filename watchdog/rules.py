@@ -35,6 +35,8 @@ class Rule:
     stop_signal: signal.Signals = signal.SIGTERM
     forward_signals: frozenset[signal.Signals] = frozenset(FORWARDABLE_SIGNALS)
     after: tuple[str, ...] = ()  # rules that must be ready before this one starts (--after)
+    priority: int | None = None  # start order, low first; stop order reversed (--priority)
+    autostart: bool = True  # False: stopped until started by request (--autostart NAME=false)
     env: dict[str, str] = field(default_factory=dict)  # added to the environment it starts with
     settings: dict[str, Any] = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=dict)
