@@ -197,8 +197,10 @@ def collect_rules(cf: ConfigFile, params: Iterable[click.Parameter]) -> list[str
                 raise cf.error(f"unknown key (a rule takes command, {allowed})", key, name)
             values = value if isinstance(value, list) else [value]
             if not values or not all(isinstance(item, str | int | float) for item in values):
-                raise cf.error("expected a string, a number, true or false, or a list of them",
-                               key, name)
+                raise cf.error("expected a string or a number (or a list of them)", key, name)
+            takes_bool = (per_rule[param_name].metavar or "").endswith("=BOOL")
+            if not takes_bool and any(isinstance(item, bool) for item in values):
+                raise cf.error("expected a string or a number, not true or false", key, name)
             for item in values:
                 text = ("true" if item else "false") if isinstance(item, bool) else str(item)
                 assignment = f"{name}={text}"
