@@ -236,7 +236,7 @@ def test_the_exit_on_fatal_listener_names_essential_and_on_give_up() -> None:
     path = HERE / "supervisord" / "12-eventlistener.conf"
     done = watchdog_cli("--config", str(path), "--print-config")
     [line] = [line for line in done.stderr.splitlines() if "[eventlistener:" in line]
-    assert "warning" in line and f"{path}:10" in line
+    assert "warning" in line and f"{path}:9: [eventlistener:processes]" in line
     assert "--essential" in line and "--on-give-up exit" in line
 
 
