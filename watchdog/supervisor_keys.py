@@ -221,11 +221,12 @@ def key_value_pairs(value: str) -> dict[str, str]:
 def redirect_stderr(value: str, ctx: Context) -> list[Setting]:
     if not boolean(value):
         return []
-    return [Setting("stderr-to-stdout", True, wanted_for="the command's stderr joins its stdout")]
+    return [Setting("log-stderr", "stdout", wanted_for="the command's stderr joins its stdout")]
 
 
 STDOUT_DEVICES = ("/dev/stdout", "/dev/fd/1")
 STDERR_DEVICES = ("/dev/stderr", "/dev/fd/2")
+RELAYED = "the output is relayed to the watchdog's own stdout and stderr as well"
 
 
 def logfile(stream: str) -> Convert:
@@ -239,19 +240,22 @@ def logfile(stream: str) -> Convert:
         if stream == "stderr" and boolean_or_none(ctx.values.get("redirect_stderr", "false")):
             return [Setting("", None, "stderr is redirected into stdout: stderr_logfile is unused")]
         if path in own_devices:
-            return []  # the watchdog passes it through to its own, the container's log
+            return []  # the watchdog relays it to its own, the container's log
         if path in other_devices:
-            raise Unhonoured(f"the watchdog passes a command's {stream} to its own {stream}, "
+            raise Unhonoured(f"the watchdog relays a command's {stream} to its own {stream}, "
                              f"never to the other stream")
         if path.lower() in ("none", "off"):
-            return [Setting(key, "/dev/null", wanted_for=wanted)]
+            return [Setting("", None, f"{stream}_logfile=NONE: {RELAYED}, not discarded")]
         if path.lower() == "syslog":
-            raise Unhonoured("no syslog: the watchdog passes the output through to its own")
+            raise Unhonoured("no syslog: the output is relayed to the watchdog's own")
+        note = RELAYED
+        if stream == "stdout" and "stderr_logfile" not in ctx.values \
+                and not boolean_or_none(ctx.values.get("redirect_stderr", "false")):
+            note += "; stderr goes to this file too (supervisord: an AUTO file)"
         if path.lower() == "auto":
             path = os.path.join(ctx.childlogdir, f"{ctx.name}-{stream}.log")
-            return [Setting(key, path, "supervisord adds a random part to an AUTO file's name",
-                            wanted_for=wanted), *rotation(stream, ctx)]
-        return [Setting(key, path, wanted_for=wanted), *rotation(stream, ctx)]
+            note += "; supervisord adds a random part to an AUTO file's name"
+        return [Setting(key, path, note, wanted_for=wanted), *rotation(stream, ctx)]
 
     return convert
 
@@ -351,11 +355,12 @@ KEYS: list[Key] = [
     Key("program", "umask", "the umask (octal)", "`umask`", umask),
     Key("program", "environment", "`KEY=\"value\",...` added to the environment",
         "`env = [\"KEY=value\", ...]`, after [supervisord]'s", environment),
-    Key("program", "redirect_stderr", "stderr into the stdout log", "`stderr-to-stdout`",
+    Key("program", "redirect_stderr", "stderr into the stdout log", "`log-stderr = \"stdout\"`",
         redirect_stderr),
     Key("program", "stdout_logfile", "where stdout goes: a file, AUTO (default), NONE, /dev/stdout",
-        "/dev/stdout, /dev/fd/1: passed to the watchdog's stdout (its default, also when the key is "
-        "absent); a file: `log-file`; AUTO: `log-file` in childlogdir; NONE: `log-file = \"/dev/null\"`",
+        "/dev/stdout, /dev/fd/1: relayed to the watchdog's stdout (always so, also when the key is "
+        "absent); a file: `log-file` (stderr too, unless stderr_logfile); AUTO: `log-file` in "
+        "childlogdir; NONE: nothing more",
         logfile("stdout")),
     Key("program", "stdout_logfile_maxbytes", "rotate the file at this size (default 50MB, 0: never)",
         "`log-max-bytes`", maxbytes),

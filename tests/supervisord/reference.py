@@ -17,8 +17,8 @@ from supervisor.options import EventListenerPoolConfig, ServerOptions
 
 
 def logfile(value: object) -> str | None:
-    if value is None:
-        return "/dev/null"
+    if value is None:  # NONE: the watchdog relays the output anyway, and writes no file
+        return None
     if value is Automatic:  # written AUTO, or no key at all: the test tells them apart
         return "AUTO"
     if value in ("/dev/stdout", "/dev/fd/1", "/dev/stderr", "/dev/fd/2"):
@@ -60,7 +60,7 @@ def main(path: str) -> None:
             if proc.environment:
                 keys["env"] = sorted(f"{key}={value}" for key, value in proc.environment.items())
             if proc.redirect_stderr:
-                keys["stderr-to-stdout"] = True
+                keys["log-stderr"] = "stdout"
             out = logfile(proc.stdout_logfile)
             if out is not None:
                 keys["log-file"] = out
