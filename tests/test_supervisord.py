@@ -327,3 +327,50 @@ def test_a_group_section_is_a_group_for_watchdogctl(tmp_path: Path, watchdog: St
     assert rules["nginx"]["restarts"] == 1 and rules["php"]["restarts"] == 1
     assert rules["cron"]["restarts"] == 0
     assert wd.stop() == 0
+
+
+MASTER = """
+import os, signal, sys, time
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+time.sleep(0.5)  # the watchdog has seen the master alone by now
+for _ in range(2):
+    if os.fork() == 0:
+        signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+        while True:
+            time.sleep(1)
+while True:
+    time.sleep(1)
+"""
+
+
+def test_a_dead_masters_workers_are_the_rules_and_it_starts_again(tmp_path: Path, watchdog: Start) -> None:
+    """php-fpm's shape: kill -9 of the master leaves workers that hold its socket."""
+    script = tmp_path / "master.py"
+    script.write_text(MASTER)
+    conf = write(tmp_path, f"[supervisord]\n[program:fpm]\ncommand={sys.executable} {script}\n"
+                           "autorestart=true\n")
+    wd = watchdog("--config", str(conf))
+    first = wait_for(lambda: settled(tmp_path, set()), 20, "the master running")["fpm"]["pids"]
+    [master] = first
+
+    def workers(pid: int) -> list[int]:
+        found = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    stat = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(stat[3]) == pid and stat[0] != "Z":  # same process group as the master
+                    found.append(int(entry))
+        return [p for p in found if p != pid]
+
+    old_workers = wait_for(lambda: len(workers(master)) == 2 and workers(master), 10, "two workers")
+    os.kill(master, signal.SIGKILL)
+    wd.wait_log("main process", 15)  # the log says why it restarts
+    new = wait_for(lambda: [p for p in status(tmp_path)["fpm"]["pids"] if p not in (master, *old_workers)],
+                   15, "a new master")
+    assert new
+    wait_for(lambda: not any(os.path.exists(f"/proc/{p}") and open(f"/proc/{p}/stat").read().split()[2] != "Z"
+                             for p in old_workers), 15, "the old workers gone")
+    assert wd.stop() == 0
