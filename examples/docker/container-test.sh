@@ -537,6 +537,12 @@ scenario_supervisord() {
       case "$(tr "\0" " " <"$d/cmdline" 2>/dev/null)" in "$0"*) echo "${d#/proc/}";; esac
     done' "$2"
   }
+  # The time (ms) of the first line of supervisord's log in container $1 at or after $2 (ms)
+  # that matches $3: its lines begin "2026-12-02 13:35:19,323".
+  sv_log_ms() {
+    logs "$1" | grep -E -- "$3" | while read -r day time _; do date -d "$day ${time/,/.}" +%s%3N; done \
+      | awk -v since="$2" '!found && $1 >= since { print; found = 1 } END { exit !found }'
+  }
   local worker_cmd="/bin/sh -c while true; do date"
   local runner c http old code worker_times=() fpm_times=()
   for runner in supervisord watchdog; do
@@ -557,11 +563,26 @@ scenario_supervisord() {
     # A worker copy: both restart it.
     old=$(pids_of $c "$worker_cmd" | head -n 1)
     began=$(now_ms)
-    pm exec $c kill -9 "$old"
+    # The kill's own time, taken in the container (the host's clock) just before it.
+    local killed
+    killed=$(pm exec $c sh -c 'date +%s%3N; kill -9 "$0"' "$old")
     if wait_for 30 two_workers "$old"; then
       took=$(($(now_ms) - began))
       pass "$c: kill -9 of a worker copy (pid $old): running again after $(seconds $took) s"
-      worker_times+=("$runner $(seconds $took) s")
+      # From the kill to the new copy's start in the runner's own log.
+      local name spawned
+      if [ $runner = supervisord ]; then
+        name=$(logs $c | grep -oE "spawned: '[^']+' with pid $old\$" | cut -d"'" -f2)
+        spawned=$(sv_log_ms $c "$killed" "INFO spawned: '$name'")
+      else
+        name=$(logs $c | grep -oE "watchdog: [^ ]+: started .* pid=$old\$" | cut -d' ' -f2 | tr -d :)
+        spawned=$(log_ms $c "$killed" "$name: started")
+      fi
+      if [ -n "$spawned" ] && [ -n "$killed" ]; then
+        worker_times+=("$runner $((spawned - killed)) ms")
+      else
+        worker_times+=("$runner: no start in its log")
+      fi
     else
       fail "$c: kill -9 of a worker copy (pid $old): not running again after 30 s"
       worker_times+=("$runner: not back in 30 s")
@@ -598,7 +619,7 @@ scenario_supervisord() {
       figure "$c: had already exited (code $(exit_code $c)): its exit_on_fatal event listener ended supervisord"
     fi
   done
-  figure "supervisord image, kill -9 of a worker copy until it runs again: ${worker_times[*]}"
+  figure "supervisord image, kill -9 of a worker copy until its new copy starts (each one's log): ${worker_times[*]}"
   figure "supervisord image, kill -9 of php-fpm's master until a new one serves: ${fpm_times[*]}"
 }
 
