@@ -10,6 +10,7 @@ from ``KEYS`` (``markdown_table``), and a test keeps the two equal.
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -54,6 +55,7 @@ class Key:
     watchdog: str  # what the watchdog does (README)
     convert: Convert | None = None  # None: read while building rules, or nothing to set
     default: str | None = None  # supervisord's default, converted too when it matters
+    difference: str = ""  # where the watchdog deliberately does otherwise (README)
 
 
 def boolean(value: str) -> bool:
@@ -199,8 +201,6 @@ def environment(value: str, ctx: Context) -> list[Setting]:
 
 def key_value_pairs(value: str) -> dict[str, str]:
     """``KEY="a,b",OTHER=c`` as supervisord reads it (its ``dict_of_key_value_pairs``)."""
-    import shlex
-
     lexer = shlex.shlex(value)
     lexer.wordchars += "/.+-():"
     try:
@@ -328,27 +328,31 @@ KEYS: list[Key] = [
     Key("program", "process_name", "the process's name (`%(program_name)s` by default)",
         "the rule's name"),
     Key("program", "numprocs", "how many copies to run",
-        "one rule per copy, named by `process_name`, all in the group of the program's name"),
+        "one rule per copy, named by `process_name`, all in the group of the program's name",
+        difference='each copy is a rule of its own: `watchdogctl restart worker_01`, or `worker:*` for all'),
     Key("program", "numprocs_start", "the first `%(process_num)d`", "the same"),
     Key("program", "priority", "start order, low first (default 999); stop in reverse",
         "`priority`: started in ascending order without waiting for readiness "
-        "(use `after` to wait); stopped in reverse", priority),
+        "(use `after` to wait); stopped in reverse", priority,
+        difference='supervisord does not wait either; `after` can'),
     Key("program", "autostart", "start with supervisord (default true)",
         "`autostart = false`: the rule is stopped until `watchdogctl start NAME`", autostart),
     Key("program", "autorestart", "restart always, never, or on an unexpected exit (default)",
-        "`restart = always | no | on-failure`", autorestart, default="unexpected"),
+        "`restart`: always, no or on-failure", autorestart, default="unexpected"),
     Key("program", "exitcodes", "the expected exit statuses (default 0)",
         "`success-exit` with `restart = on-failure`", exitcodes),
     Key("program", "startsecs", "a run shorter than this is a failed start (default 1)",
         "`stable-after`: a shorter run is a failure (backoff, `max-restarts`)", startsecs, default="1"),
     Key("program", "startretries", "failed starts before giving up, FATAL (default 3)",
         "`max-restarts`: then the rule is given up (`--on-give-up exit` to end the container)",
-        startretries, default="3"),
+        startretries, default="3",
+        difference='startretries=0 gives up after one retry, not at once (0 means never to the watchdog)'),
     Key("program", "stopsignal", "the stop signal (default TERM)", "`stop-signal`", stopsignal),
     Key("program", "stopwaitsecs", "seconds between stop signal and KILL (default 10)",
         "the rule's `grace`", stopwaitsecs, default="10"),
     Key("program", "stopasgroup", "send the stop signal to the process group",
-        "always so: a command runs in a process group of its own, which is signalled", as_group),
+        "always so: a command runs in a process group of its own, which is signalled", as_group,
+        difference='stopasgroup=false still signals the group'),
     Key("program", "killasgroup", "send KILL to the process group", "always so", as_group),
     Key("program", "user", "run as this user", "`user`", user),
     Key("program", "directory", "the working directory", "`directory`", directory),
@@ -361,7 +365,8 @@ KEYS: list[Key] = [
         "/dev/stdout, /dev/fd/1: relayed to the watchdog's stdout (always so, also when the key is "
         "absent); a file: `log-file` (stderr too, unless stderr_logfile); AUTO: `log-file` in "
         "childlogdir; NONE: nothing more",
-        logfile("stdout")),
+        logfile("stdout"),
+        difference='no key: relayed, not an AUTO file; NONE: still relayed; a file: relayed as well'),
     Key("program", "stdout_logfile_maxbytes", "rotate the file at this size (default 50MB, 0: never)",
         "`log-max-bytes`", maxbytes),
     Key("program", "stdout_logfile_backups", "rotated files kept (default 10)", "`log-backups`",
@@ -387,13 +392,17 @@ KEYS: list[Key] = [
     Key("program", "serverurl", "SUPERVISOR_SERVER_URL for the command", "ignored (a comment)",
         ignored("no SUPERVISOR_SERVER_URL: watchdogctl finds the control socket itself")),
     Key("supervisord", "environment", "`KEY=\"value\",...` for every program",
-        "every rule's `env`, before the program's own"),
+        "every rule's `env`, before the program's own",
+        difference='`%(host_node_name)s` expands here too (supervisord refuses it)'),
     Key("supervisord", "minfds", "raise the open-files limit to at least this (default 1024)",
-        "every rule's `rlimit = [\"nofile=N\"]`", minfds),
+        "every rule's `rlimit = [\"nofile=N\"]`", minfds,
+        difference='sets the limit; supervisord only raises it'),
     Key("supervisord", "minprocs", "raise the process limit to at least this (default 200)",
-        "every rule's `rlimit = [\"nproc=N\"]`", minprocs),
+        "every rule's `rlimit = [\"nproc=N\"]`", minprocs,
+        difference='sets the limit; supervisord only raises it'),
     Key("supervisord", "user", "the user supervisord switches to", "every rule's `user` (where the "
-        "program sets none); the watchdog itself stays who it is", user),
+        "program sets none); the watchdog itself stays who it is", user,
+        difference='the watchdog does not drop its own privileges'),
     Key("supervisord", "umask", "supervisord's umask, which programs inherit",
         "every rule's `umask` (where the program sets none)", umask),
     Key("supervisord", "nodaemon", "stay in the foreground",
@@ -442,9 +451,10 @@ SECTIONS_TABLE = [
 
 def markdown_table() -> str:
     """The README's table: every key, what supervisord does, what the watchdog does."""
-    lines = ["| Section | Key | In supervisord | Under the watchdog |", "|---|---|---|---|"]
+    lines = ["| Section | Key | In supervisord | Under the watchdog | Difference |", "|---|---|---|---|---|"]
     for key in KEYS:
-        lines.append(f"| [{key.section}] | `{key.name}` | {key.meaning} | {key.watchdog} |")
+        cells = [f"[{key.section}]", f"`{key.name}`", key.meaning, key.watchdog, key.difference]
+        lines.append("| " + " | ".join(cells) + " |")
     for section, meaning, watchdog in SECTIONS_TABLE:
-        lines.append(f"| {section} | | {meaning} | {watchdog} |")
+        lines.append(f"| {section} | | {meaning} | {watchdog} | |")
     return "\n".join(lines)
