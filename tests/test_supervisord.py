@@ -374,3 +374,17 @@ def test_a_dead_masters_workers_are_the_rules_and_it_starts_again(tmp_path: Path
     wait_for(lambda: not any(os.path.exists(f"/proc/{p}") and open(f"/proc/{p}/stat").read().split()[2] != "Z"
                              for p in old_workers), 15, "the old workers gone")
     assert wd.stop() == 0
+
+
+def test_reload_reads_the_supervisord_file_again(tmp_path: Path, watchdog: Start) -> None:
+    conf = write(tmp_path, "[supervisord]\n[program:one]\ncommand=/bin/sleep 1001\n")
+    wd = watchdog("--config", str(conf))
+    wait_for(lambda: settled(tmp_path, set()), 20, "one running")
+    conf.write_text("[supervisord]\n[program:one]\ncommand=/bin/sleep 1001\n"
+                    "[program:two]\ncommand=/bin/sleep 1002\npriority=1\n")
+    done = control(tmp_path, "reload")
+    assert done.returncode == 0, done.stderr
+    assert "added: two" in done.stdout
+    rules = wait_for(lambda: settled(tmp_path, set()), 20, "two running")
+    assert set(rules) == {"one", "two"}
+    assert wd.stop() == 0
