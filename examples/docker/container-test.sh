@@ -603,7 +603,10 @@ scenario_supervisord() {
         fail "$c: kill -9 of php-fpm's master (pid $old): no new master serving after 30 s"
         show_logs $c
       else
-        figure "$c: php-fpm not back after kill -9 of its master: $(logs $c | grep -m1 -o 'ERROR: Another FPM instance.*') then $(logs $c | grep -m1 -o 'gave up: php-fpm entered FATAL.*')"
+        local failed fatal=""
+        failed=$(logs $c | grep -c 'Another FPM instance seems to already listen')
+        logs_have $c "gave up: php-fpm entered FATAL" && fatal=", then FATAL (gave up)"
+        figure "$c: php-fpm not back after kill -9 of its master: $failed starts failed, the old workers holding its socket$fatal"
       fi
     fi
     if [ $runner = watchdog ]; then
