@@ -37,7 +37,8 @@ BUILTIN = {
     "basename": RULES, "regex": RULES, "pidfile": RULES, "child": RULES,
     "respawn": KEEPING_ALIVE, "essential": ORDER, "notify": ORDER,
     "health": HEALTH, "health_cmd": HEALTH, "health_http": HEALTH, "health_tcp": HEALTH,
-    "limits": HEALTH, "control": CONTROL, "status": CONTROL, "log": OUTPUT, "groups": CONTROL,
+    "limits": HEALTH, "control": CONTROL, "probes": CONTROL, "status": CONTROL, "log": OUTPUT,
+    "groups": CONTROL,
 }
 
 

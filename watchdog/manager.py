@@ -36,6 +36,7 @@ BUILTIN_PLUGINS = {
     "essential": "watchdog.plugins.essential",
     "notify": "watchdog.plugins.notify:Notify",
     "control": "watchdog.plugins.control:Control",
+    "probes": "watchdog.plugins.probes:Probes",
     "health": "watchdog.plugins.health:Health",
     "health_cmd": "watchdog.plugins.health_cmd",
     "health_http": "watchdog.plugins.health_http",
