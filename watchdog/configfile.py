@@ -48,6 +48,11 @@ def is_per_rule(param: click.Parameter) -> bool:
     return bool(param.multiple and (getattr(param, "metavar", None) or "").startswith("NAME="))
 
 
+def takes_default(param: click.Parameter) -> bool:
+    """A per-rule flag whose bare ``VALUE`` is the default for every rule (metavar ``[NAME=]...``)."""
+    return bool(param.multiple and (getattr(param, "metavar", None) or "").startswith("[NAME=]"))
+
+
 def param_key(key: str) -> str:
     return key.replace("-", "_")
 
@@ -220,7 +225,8 @@ def drop_unknown(cf: ConfigFile, params: Iterable[click.Parameter]) -> None:
     known = {param.name: param for param in params if param.name not in NOT_IN_FILE}
     unknown: list[tuple[str | None, str]] = [
         (None, key) for key in cf.options
-        if param_key(key) not in known or is_per_rule(known[param_key(key)])]
+        if param_key(key) not in known
+        or (is_per_rule(known[param_key(key)]) and not takes_default(known[param_key(key)]))]
     unknown += [(rule, key) for rule, table in cf.rules.items() for key in table
                 if key != "command" and (param_key(key) not in known
                                          or not is_per_rule(known[param_key(key)]))]

@@ -18,7 +18,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from watchdog.configfile import NOT_IN_FILE, ConfigFile, is_per_rule, merge_per_rule
+from watchdog.configfile import NOT_IN_FILE, ConfigFile, is_per_rule, merge_per_rule, takes_default
 from watchdog.rules import split_assignment, split_command
 
 BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
@@ -75,6 +75,9 @@ def render(ctx: click.Context, params: Sequence[click.Parameter], options: dict[
     out.extend(f"# {text}" for text in comments.get((None, None), []))
     for param in params:
         name = param.name
+        if isinstance(param, click.Option) and name and name not in NOT_PRINTED and takes_default(param):
+            out.extend(bare_default(ctx, param, options, cf, comments))
+            continue
         if not isinstance(param, click.Option) or not name or name in NOT_PRINTED or is_per_rule(param):
             continue
         source = ctx.get_parameter_source(name)
@@ -99,6 +102,20 @@ def render(ctx: click.Context, params: Sequence[click.Parameter], options: dict[
             value = values[0] if len(values) == 1 else values
             out.append(line(key, value, [*dict.fromkeys(origins), *comments.get((name, key), [])]))
     return "\n".join(out).lstrip("\n") + "\n"
+
+
+def bare_default(ctx: click.Context, param: click.Option, options: dict[str, Any], cf: ConfigFile | None,
+                 comments: dict[tuple[str | None, str | None], list[str]]) -> list[str]:
+    """A per-rule flag's bare value (``--grace 8``): the default for every rule, a top-level key."""
+    name = str(param.name)
+    key = name.replace("_", "-")
+    from_file = cf.per_rule.get(name, []) if cf is not None else []
+    bare = [value for value in merge_per_rule(options.get(name, ()), from_file) if "=" not in value]
+    if not bare:
+        return []
+    value = bare[-1]
+    origin = cf.origins.get((name, value), "") if cf is not None and value in from_file else ""
+    return [line(key, typed(value), [origin or source_of(ctx, name), *comments.get((None, key), [])])]
 
 
 def rule_commands(ctx: click.Context, options: dict[str, Any], cf: ConfigFile | None,
@@ -128,6 +145,8 @@ def per_rule_settings(ctx: click.Context, params: Sequence[click.Parameter], opt
             continue
         from_file = cf.per_rule.get(name, []) if cf is not None else []
         for assignment in merge_per_rule(options.get(name, ()), from_file):
+            if "=" not in assignment:  # a bare value: the default for every rule (--grace 8)
+                continue
             rule, text = split_assignment("--" + name.replace("_", "-"), assignment)
             origin = cf.origins.get((name, assignment), "") if cf is not None else ""
             values, origins = found.setdefault(rule, {}).setdefault(name.replace("_", "-"), ([], []))
