@@ -388,3 +388,13 @@ def test_reload_reads_the_supervisord_file_again(tmp_path: Path, watchdog: Start
     rules = wait_for(lambda: settled(tmp_path, set()), 20, "two running")
     assert set(rules) == {"one", "two"}
     assert wd.stop() == 0
+
+
+def test_a_program_that_cannot_run_is_an_error_naming_its_line(tmp_path: Path) -> None:
+    conf = write(tmp_path, "[supervisord]\n[program:x]\ncommand=wd-no-such-program --flag\n")
+    done = watchdog_cli("--config", str(conf))
+    assert done.returncode == 2
+    [error] = [line for line in done.stderr.splitlines() if line.startswith("watchdog: ")
+               and "warning" not in line]
+    assert error.startswith(f"watchdog: {conf}:3: [program:x] command: ")
+    assert "wd-no-such-program is not found on PATH" in error

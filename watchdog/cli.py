@@ -216,8 +216,11 @@ class Setup:
     def configure(self, options: dict[str, Any], reread: Callable[[], Config] | None = None) -> Config:
         """Rules from the parsed flags, each given its matcher and its plugins' settings."""
         config_file = self.config_file
-        rules = make_rules(options["commands"], options["rule"], shell=options["shell"],
-                           from_file=self.file_rules)
+        try:
+            rules = make_rules(options["commands"], options["rule"], shell=options["shell"],
+                               from_file=self.file_rules)
+        except click.UsageError as exc:
+            raise self.located(exc) from None
         if config_file is not None:
             for name, values in config_file.per_rule.items():
                 options[name] = merge_per_rule(options[name], values)
@@ -237,6 +240,16 @@ class Setup:
             raise click.UsageError(f"{where}: {exc.message}") from None
         check_distinguishable(rules, self.matchers)
         return config
+
+
+    def located(self, exc: click.UsageError) -> click.UsageError:
+        """A bad command of the file's, with the file and line it came from."""
+        if self.config_file is not None:
+            for value in self.file_rules:
+                name, _, command = value.partition("=")
+                if repr(command) in exc.message:
+                    return click.UsageError(f"{self.config_file.where('command', name)}: {exc.message}")
+        return exc
 
 
 def make_cli(pm: PluginManager, config_file: ConfigFile | None = None,
