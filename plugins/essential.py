@@ -3,10 +3,11 @@
 As tini does for its one child: the container lives as long as its main
 service. A service "ends" when nothing matches it any more after it was
 started or seen running, other than by a stop or restart the watchdog asked
-for; giving up on it counts too. The exit status is that of the rule's
-command when the last process that ended was one the watchdog started
-(128 + N when killed by signal N, as a shell says it), else
-``EXIT_ESSENTIAL_UNKNOWN`` (an adopted daemon's status goes to its parent).
+for; giving up on it counts too. The exit status is that of the last of the
+rule's processes that ended, when the watchdog reaped it: a command it
+started, or a daemon re-parented to it (128 + N when killed by signal N, as a
+shell says it), else ``EXIT_ESSENTIAL_UNKNOWN`` (a process of the host's
+adopted by name: its status goes to its own parent).
 In a config file: ``essential = ["app"]``.
 """
 
@@ -131,7 +132,7 @@ def watchdog_checked(engine: EngineAPI) -> None:
 def end(rule: Rule, engine: EngineAPI, mem: Memory, how: str) -> None:
     mem.ended, mem.gave_up = True, False
     code = exit_status(mem.last_exit)
-    known = "" if mem.last_exit is not None else " (its status cannot be known: not started by the watchdog)"
+    known = "" if mem.last_exit is not None else " (its status cannot be known: adopted, not reaped here)"
     logger.warning("essential service %s: stopping every service, exit status %d%s", how, code, known,
                    extra={"rule": rule.name, "event": "essential-ended", "status": code})
     engine.give_up(rule, f"essential service {how}", code)

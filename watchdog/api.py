@@ -35,8 +35,9 @@ class EngineAPI(Protocol):
     def stop(self, rule: Rule, reason: str = "stop requested") -> None:
         """The rule's stop signal to its processes (and SIGCONT), SIGKILL at ``--grace``.
 
-        Targets: the process group of each command the watchdog started and
-        the top of each matched process tree. The rule is ``stopping``, then
+        Targets: the process group of each command the watchdog started (for
+        as long as it has members, the command itself gone or not) and the top
+        of each matched process tree; SIGCONT reaches every process. The rule is ``stopping``, then
         ``stopped``, and no action starts it again until ``start``.
         """
 

@@ -27,7 +27,8 @@ from watchdog.exits import EXIT_INTERNAL_ERROR, EXIT_NOT_RUNNING, EXIT_OK
 from watchdog.hooks import call_contained, log_failure
 from watchdog.logs import logger
 from watchdog.matchers import Matchers
-from watchdog.rulerun import Transitions, after_end, decide
+from watchdog.ownership import Ownership
+from watchdog.rulerun import Transitions, after_end, decide, how_it_ended
 from watchdog.rules import ALWAYS, FORWARDABLE_SIGNALS, NO, Rule
 from watchdog.shutdown import Shutdown
 from watchdog.snapshot import Proc, Snapshot
@@ -77,6 +78,7 @@ class Engine:
         prefix: bool = False,
         clock: Callable[[], float] = time.monotonic,
         init_tasks: Sequence[Rule] = (),
+        scope: int | None = None,
     ) -> None:
         self.rules = rules
         self.hooks = hooks
@@ -86,7 +88,9 @@ class Engine:
         self.clock = clock
         # Snapshots: an event re-reads only what it can have changed; the check
         # due at the interval reads everything (see watchdog/tracker.py).
-        self.snapshots = Tracker(backstop=interval)
+        # ``scope``: the pid whose descendants alone matchers see (watchdog/ownership.py).
+        self.snapshots = Tracker(backstop=interval, scope=scope)
+        self.ownership = Ownership()
         self.take_snapshot = self.snapshots.take
         self.status = {rule.name: RuleStatus() for rule in rules}
         # Every change of a rule's run state goes through here (watchdog.rulerun).
@@ -139,6 +143,7 @@ class Engine:
             self.move(rule, status, ended, f"cannot start: {exc.strerror or exc}")
             return None
         status.children.add(pid)
+        self.ownership.started(rule, pid)
         status.starts += 1
         status.started_wall = time.time()
         status.stand_in_noted = False
@@ -158,7 +163,8 @@ class Engine:
         """Stop ``rule``'s processes (stop signal, ``--grace``, KILL); it stays down until ``start``."""
         status = self.status[rule.name]
         if status.stop is not None:
-            status.stop.restart = False
+            status.stop.restart = status.stop.crashed = False  # a clear-up becomes this stop
+            status.planned = True
         elif status.state != STOPPED:
             self._begin_stop(rule, reason, restart=False, planned=True)
 
@@ -296,6 +302,7 @@ class Engine:
         self.rules.remove(rule)
         for pid in status.pids:
             self.waiter.unwatch(pid)
+        self.ownership.forget(rule)  # a rule added under its name starts afresh
         logger.info("removed (%s)", reason, extra={"rule": rule.name, "event": "removed"})
         self.hooks.watchdog_rule_removed(rule=rule, reason=reason)
         replacement = self._replacing.pop(rule.name, None)
@@ -406,6 +413,7 @@ class Engine:
     def reap(self) -> bool:
         reaped = self.children.reap()
         for pid, rule, returncode in reaped:
+            self.ownership.reaped(pid, returncode)  # a daemon's stage or a master: did it hand over?
             if rule is None or rule not in self.rules:
                 continue  # an orphan we adopted (PID 1, subreaper), or one of a rule removed since
             status = self.status[rule.name]
@@ -426,7 +434,11 @@ class Engine:
         except Exception as exc:
             log_failure(f"matcher {rule.strategy}", f"matching rule {rule.name}", exc)
             return None
-        adopted = self.status[rule.name].adopted
+        status = self.status[rule.name]
+        if not self.matchers.proves_ownership(rule):
+            roots = {*status.children, *status.pids, *status.adopted, *status.left_behind}
+            procs = self.ownership.trusted(rule, procs, roots, snapshot)
+        adopted = status.adopted
         for pid, start_ticks in list(adopted.items()):  # engine.adopt: while that very process lives
             proc = snapshot.get(pid)
             if proc is None or proc.start_ticks != start_ticks:
@@ -493,6 +505,8 @@ class Engine:
         starting = not procs and not self._looks_missing(rule, procs, now)
         new, reason = decide(rule, status, [proc.pid for proc in procs], starting,
                              partial(self._waiting_for, rule, status))
+        if new in (MISSING, *FINAL) and self._clear_leftovers(rule):
+            return  # what the ended run left is stopped first; then the policy decides
         changed = self.move(rule, status, new, reason)
         if new == RUNNING:
             if changed:
@@ -522,16 +536,31 @@ class Engine:
 
     def _main_process_died(self, rule: Rule, status: RuleStatus, procs: list[Proc],
                            snapshot: Snapshot) -> bool:
-        """A dead main process that left only its workers: the service is down; restart it."""
-        dead, workers = leftovers.orphaned_workers(status, procs, snapshot)
+        """A dead main process that left only its workers: the service is down, as after
+        any crash (``--essential`` ends with it); its workers are stopped first."""
+        dead, workers = self.ownership.orphaned_workers(rule, procs, snapshot)
         if not workers:
             return False
         logger.warning("main process %d died and left %d of its workers (pid %s): nothing serves; "
                        "stopping them to start the service again", dead, len(workers),
                        ",".join(str(proc.pid) for proc in workers),
                        extra={"rule": rule.name, "event": "orphaned-workers"})
-        status.parents = {}
-        self.restart(rule, f"main process {dead} died")
+        self.ownership.seen(rule, [])
+        if dead in status.pids:  # not a child of ours, whose exit reap reported
+            status.pids = tuple(pid for pid in status.pids if pid != dead)
+            self.waiter.unwatch(dead)
+            self.hooks.watchdog_process_exited(rule=rule, pid=dead, returncode=self.ownership.exit_of(dead))
+        self._begin_stop(rule, f"main process {dead} died", restart=False, planned=False, crashed=True)
+        return True
+
+    def _clear_leftovers(self, rule: Rule) -> bool:
+        """Stop what a run that ended left in its commands' process groups (a shell's
+        ``&`` job) before the rule counts as missing and runs again; True if any."""
+        if self.status[rule.name].given_up or not self.ownership.live_groups(rule):
+            return False
+        logger.warning("its command ended and left processes in its process group: stopping them "
+                       "before it runs again", extra={"rule": rule.name, "event": "leftovers"})
+        self._begin_stop(rule, "its command ended", restart=False, planned=False, crashed=True)
         return True
 
     def _stand_ins(self, rule: Rule, status: RuleStatus, snapshot: Snapshot) -> list[Proc]:
@@ -595,13 +624,15 @@ class Engine:
         for pid in status.pids:
             if pid not in matched:
                 self.waiter.unwatch(pid)
-                if pid not in status.children and snapshot.get(pid) is None:
-                    status.ended_with = None  # a process we did not start: its status is its parent's
-                    self.hooks.watchdog_process_exited(rule=rule, pid=pid, returncode=None)
+                if pid not in status.children and snapshot.get(pid) is None \
+                        and not (status.stop is not None and status.stop.crashed):  # the clear-up's own
+                    # Not started by us: its status is known only if it came to us to be reaped.
+                    status.ended_with = self.ownership.exit_of(pid)
+                    self.hooks.watchdog_process_exited(rule=rule, pid=pid, returncode=status.ended_with)
         for proc in top_processes(procs):
             self.waiter.watch(proc.pid)
         status.pids = tuple(sorted(matched))
-        status.parents = {proc.pid: proc.ppid for proc in procs}
+        self.ownership.seen(rule, procs)
 
     def _settled(self) -> bool:
         """Nothing is starting, and no waiting rule may start now (``--once``)."""
@@ -611,16 +642,19 @@ class Engine:
 
     # --- one rule's stop and restart --------------------------------------------
 
-    def _begin_stop(self, rule: Rule, reason: str, *, restart: bool, planned: bool) -> None:
+    def _begin_stop(self, rule: Rule, reason: str, *, restart: bool, planned: bool,
+                    crashed: bool = False) -> None:
         status = self.status[rule.name]
-        status.stop = RuleStop(rule.name, reason, restart, deadline=self.clock() + self.grace)
+        status.stop = RuleStop(rule.name, reason, restart, deadline=self.clock() + self.grace,
+                               crashed=crashed)
         status.planned = planned
         self.move(rule, status, STOPPING, reason)
-        logger.info("%s (%s), grace %ss", "restarting" if restart else "stopping", reason, self.grace,
-                    extra={"rule": rule.name, "event": "restarting" if restart else "stopping"})
-        self.hooks.watchdog_rule_stopping(rule=rule, reason=reason)
+        if not crashed:  # a crash's clear-up is no stop anyone asked for
+            logger.info("%s (%s), grace %ss", "restarting" if restart else "stopping", reason, self.grace,
+                        extra={"rule": rule.name, "event": "restarting" if restart else "stopping"})
+            self.hooks.watchdog_rule_stopping(rule=rule, reason=reason)
         procs = self.current(rule, self.take_snapshot()) or []
-        status.stop.advance(self.clock(), status.children, procs, rule.stop_signal, self.signaller)
+        status.stop.advance(self.clock(), self.groups_of(rule), procs, rule.stop_signal, self.signaller)
         self.call_at(status.stop.deadline)
         self._check_soon = True
 
@@ -628,7 +662,7 @@ class Engine:
         """Move a stop on; True once it is done and the rule is handed back (restart)."""
         stop = status.stop
         assert stop is not None
-        if not stop.advance(now, status.children, procs, rule.stop_signal, self.signaller):
+        if not stop.advance(now, self.groups_of(rule), procs, rule.stop_signal, self.signaller):
             self.call_at(stop.deadline)
             return False
         status.stop = None
@@ -636,6 +670,12 @@ class Engine:
         if self._removing.get(rule.name) is rule:  # a start asked meanwhile does not keep it
             self._drop(rule, stop.reason)
             return False
+        if stop.crashed and not stop.restart:
+            # The run had ended; what it left is gone now: the restart policy decides, and a
+            # missing rule goes on through this check to be called missing.
+            ended = after_end(rule, status.ended_with)
+            self.move(rule, status, ended, f"{how_it_ended(status.ended_with)}; what it left is stopped")
+            return ended == MISSING
         if stop.restart:
             self.move(rule, status, MISSING, f"stopped to start again: {stop.reason}")
             logger.info("stopped, starting again (%s)%s", stop.reason,
@@ -652,8 +692,13 @@ class Engine:
 
     # --- signals to services and the final stop ----------------------------------
 
+    def groups_of(self, rule: Rule) -> set[int]:
+        """The process groups of ``rule``'s commands: those that run, and those whose
+        command is gone but whose members live on (what a stop must reach too)."""
+        return self.status[rule.name].children | self.ownership.live_groups(rule)
+
     def _targets(self, rule: Rule, snapshot: Snapshot) -> Targets:
-        return Targets.of(self.status[rule.name].children, self.current(rule, snapshot) or [])
+        return Targets.of(self.groups_of(rule), self.current(rule, snapshot) or [])
 
     def _forward(self, sig: int) -> None:
         receivers = [rule for rule in self.rules if sig in rule.forward_signals]

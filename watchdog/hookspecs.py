@@ -184,9 +184,10 @@ def watchdog_process_started(rule: Rule, pid: int) -> None:
 def watchdog_process_exited(rule: Rule, pid: int, returncode: int | None) -> None:
     """A process of ``rule`` ended.
 
-    ``returncode`` is the exit status of a command the engine started
-    (negative: killed by that signal), or None for a matched process the
-    engine did not start, whose status only its parent can know.
+    ``returncode`` is the exit status of a process the engine reaped: a
+    command it started, or a daemon re-parented to it (negative: killed by
+    that signal); None for a matched process it did not reap, whose status
+    only its own parent can know.
     """
 
 

@@ -17,6 +17,10 @@ change (the events feed publishes each one), then recomputes readiness.
                                                     └──restart done──▶ missing
                       (a --start-timeout stop under --restart no ──▶ failed)
 
+    starting/running ──ended, leaving processes (a dead master's workers, a shell's
+    `&` job)──▶ stopping ──they are gone──▶ what "ended" leads to above (missing,
+    exited or failed)
+
 A final state (``stopped``, ``exited``, ``failed``) is left only by
 ``engine.start`` (to ``starting``, or ``missing`` when nothing could run) or
 ``engine.restart``. ``failed`` is also where a ``--restart no`` rule goes
@@ -54,7 +58,7 @@ ARROWS: dict[RunState, frozenset[RunState]] = {
     WAITING: frozenset({MISSING, STARTING, RUNNING, STOPPING, FAILED}),
     STARTING: frozenset({RUNNING, MISSING, WAITING, STOPPING, EXITED, FAILED}),
     RUNNING: frozenset({STARTING, MISSING, WAITING, STOPPING, EXITED, FAILED}),
-    STOPPING: frozenset({STOPPED, MISSING, FAILED}),
+    STOPPING: frozenset({STOPPED, MISSING, EXITED, FAILED}),  # EXITED: a clear-up after a success
     STOPPED: _ANY_START,
     EXITED: _ANY_START,
     FAILED: _ANY_START - {FAILED},

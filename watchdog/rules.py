@@ -40,6 +40,9 @@ class Rule:
     forward_signals: frozenset[signal.Signals] = frozenset(FORWARDABLE_SIGNALS)
     after: tuple[str, ...] = ()  # rules that must be ready before this one starts (--after)
     env: dict[str, str] = field(default_factory=dict)  # added to the environment it starts with
+    # The uid its processes run as: one of another uid, matched by name, is not the
+    # rule's unless it descends from what the rule started (watchdog/ownership.py).
+    uid: int = field(default_factory=os.geteuid)
     restart: str = ALWAYS  # when its command ends by itself: start it again always, on failure, or no
     success_exit: frozenset[int] = frozenset({0})  # statuses that count as success (128+N: signal N)
     start_timeout: float | None = None  # not ready this long after a start: the start failed

@@ -68,7 +68,6 @@ class RuleStatus:
     health: str = UNKNOWN
     health_detail: str = ""  # the last check's result in words: "HTTP 500", "timed out after 5 s"
     stop: RuleStop | None = None  # the stop in progress, while STOPPING
-    parents: dict[int, int] = field(default_factory=dict)  # matched pid -> its parent, last check
     left_behind: dict[int, float] = field(default_factory=dict)  # pid -> start time (leftovers.py)
     stand_in_noted: bool = False  # the advice for a service under another name was given
     started_wall: float = 0.0  # time.time() of the last start
