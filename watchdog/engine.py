@@ -549,7 +549,8 @@ class Engine:
         if dead in status.pids:  # not a child of ours, whose exit reap reported
             status.pids = tuple(pid for pid in status.pids if pid != dead)
             self.waiter.unwatch(dead)
-            self.hooks.watchdog_process_exited(rule=rule, pid=dead, returncode=self.ownership.exit_of(dead))
+            status.ended_with = self.ownership.exit_of(dead)  # reaped here when re-parented to us
+            self.hooks.watchdog_process_exited(rule=rule, pid=dead, returncode=status.ended_with)
         self._begin_stop(rule, f"main process {dead} died", restart=False, planned=False, crashed=True)
         return True
 
