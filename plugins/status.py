@@ -58,6 +58,7 @@ class StatusFile:
                 "ready": status.ready, "waiting_for": list(status.waiting_for),
                 "message": status.message,
                 "health": status.health, "health_detail": status.health_detail,
+                "last_output": status.last_output,  # the last lines of the last run that ended
             }
             for rule in engine.rules
             for status in (engine.status[rule.name],)

@@ -32,7 +32,7 @@ def rule_view(rule: Rule, status: RuleStatus) -> dict[str, Any]:
         "state": status.state, "given_up": status.given_up, "pids": list(status.pids),
         "restarts": status.restarts, "last_exit": status.last_exit, "since": status.since,
         "reason": status.reason, "health": status.health, "health_detail": status.health_detail,
-        "ready": is_ready(status),
+        "ready": is_ready(status), "last_output": status.last_output,
     }
 
 
@@ -82,6 +82,17 @@ class Feed:
         data = self.line(engine, name, event, previous)
         for connection, names in list(self.followers.items()):
             if not names or name in names:
+                connection.send(data)
+
+    def exited(self, rule: Rule, pid: int, returncode: int | None, output: list[dict[str, Any]]) -> None:
+        """Event ``exited``: the service (not one worker of it) ended, with its last lines."""
+        if not self.followers:
+            return
+        entry = {"time": time.time(), "event": "exited", "rule": rule.name, "pid": pid,
+                 "status": returncode, "last_output": output}
+        data = (json.dumps(entry) + "\n").encode()
+        for connection, names in list(self.followers.items()):
+            if not names or rule.name in names:
                 connection.send(data)
 
     def line(self, engine: EngineAPI, name: str, event: str, previous: str | None) -> bytes:

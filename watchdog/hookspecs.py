@@ -160,12 +160,15 @@ def watchdog_process_started(rule: Rule, pid: int) -> None:
 
 
 @hookspec
-def watchdog_process_exited(rule: Rule, pid: int, returncode: int | None) -> None:
+def watchdog_process_exited(rule: Rule, pid: int, returncode: int | None, engine: EngineAPI) -> None:
     """A process of ``rule`` ended.
 
     ``returncode`` is the exit status of a command the engine started
     (negative: killed by that signal), or None for a matched process the
     engine did not start, whose status only its parent can know.
+    ``engine.status[rule.name].pids`` are the rule's processes still running
+    (none: the service ended), and ``.last_output`` the last lines its run
+    wrote (stderr first) when the service ended.
     """
 
 

@@ -30,7 +30,7 @@ BUILTIN_PLUGINS = {
     "regex": "watchdog.plugins.regex",
     "pidfile": "watchdog.plugins.pidfile",
     "respawn": "watchdog.plugins.respawn:Respawn",
-    "log": "watchdog.plugins.log",
+    "log": "watchdog.plugins.log:Log",
     "status": "watchdog.plugins.status:Status",
     "essential": "watchdog.plugins.essential",
     "notify": "watchdog.plugins.notify:Notify",

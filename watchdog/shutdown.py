@@ -110,7 +110,7 @@ class Shutdown:
                     self.engine.waiter.watch(proc.pid)
             self.engine.waiter.wait(wave_deadline - now)
         self._finish_reaping()
-        self.engine.children.drain_output()
+        self.engine.close_output()
         logger.info("stopped in %.2fs", self.engine.clock() - began)
         if self.engine.exit_code is not None:
             code = self.engine.exit_code
