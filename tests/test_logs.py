@@ -307,8 +307,8 @@ def test_the_watchdog_never_blocks_on_a_stalled_reader_of_its_own_output(tmp_pat
         # 4 MiB for a stderr pipe of 64 KiB: it is full, and more lines wait or are dropped.
         for _ in range(3):  # each restart is logged into the full stderr pipe
             os.kill(before, signal.SIGKILL)
-            [after] = wait_for(lambda: list(pids(name("wo")) - {before}), 10, "a restart")
-            wait_for(lambda: str(after) in status_file.read_text(), 10, "the status file updated")
+            [after] = wait_for(lambda gone=before: list(pids(name("wo")) - {gone}), 10, "a restart")
+            wait_for(lambda pid=after: str(pid) in status_file.read_text(), 10, "the status file updated")
             before = after
         os.set_blocking(proc.stderr.fileno(), False)
         seen = b""
