@@ -328,3 +328,28 @@ def test_the_watchdog_never_blocks_on_a_stalled_reader_of_its_own_output(tmp_pat
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_worker_that_ends_while_its_service_runs_is_a_debug_line(tmp_path: Path, watchdog: Start) -> None:
+    master = tmp_path / name("m")
+    record = tmp_path / "worker"
+    master.write_text(f"#!{sys.executable}\n"
+                      "import os, signal, time\n"
+                      "signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # workers reap themselves\n"
+                      "if os.fork() == 0:\n"
+                      f"    open({str(record)!r}, 'w').write(str(os.getpid()))\n"
+                      "    time.sleep(1.5)\n"
+                      "    os._exit(0)\n"
+                      "time.sleep(1000)\n")
+    master.chmod(0o755)
+    wd = watchdog(str(master), "--interval", "0.3", "--log-format", "json", "-v")
+    wait_for(lambda: record.exists() and record.read_text(), what="the worker")
+    worker = int(record.read_text())
+    wait_for(lambda: not psutil.pid_exists(worker), 10, "the worker's end")
+
+    def about_worker() -> list[dict]:
+        return [entry for entry in map(json.loads, wd.log().splitlines()) if entry.get("pid") == worker]
+
+    [entry] = wait_for(about_worker, 10, "the worker's end in the log")
+    assert entry["level"] == "debug" and entry["event"] == "exited"
+    assert "runs on" in entry["message"] and "output" not in entry

@@ -102,6 +102,8 @@ class Engine:
         self.log_files = log_files
         if log_files is not None:
             self.output.files = log_files.write
+            self.output.files_busy = log_files.busy
+            log_files.wake = self.waiter.wake
         self.output.on_ready = self._ready_from_output
         self.children = Children(self.output)
         self.signaller = Signaller(self.waiter)
@@ -396,6 +398,7 @@ class Engine:
             exited = self.waiter.wait(0 if self._check_soon else wake_at - self.clock())
             for writer in self.writers:  # lines other threads logged meanwhile
                 writer.poll()
+            self.output.resume()  # pipes left unread while their log files had too much to write
             reaped = self.reap()
             for signum in self.waiter.take_signals():
                 if signum in STOP_SIGNALS:

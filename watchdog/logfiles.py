@@ -1,10 +1,13 @@
 """``--log-file``: services' lines written to files by a thread of their own, rotated by size.
 
-The loop only queues (``write``): a slow or full disk never holds it up. The
-queue holds at most ``MAX_QUEUED`` bytes; beyond that, lines are dropped and
-counted, as they are when the disk is full. Either way one warning says so,
-writing resumes by itself with the next lines, and once it does one line
-says how many were lost.
+The loop only queues (``write``): a slow or full disk never holds it up.
+When ``MAX_QUEUED`` bytes wait, the loop stops reading the pipes of the rules
+that write files (``busy``) until half of it is written, so a service that
+writes faster than its disk takes is slowed down, as s6-log and svlogd slow
+it, and its file loses nothing; the loop goes on with everything else. A
+full disk (or any other write error) drops lines and counts them: one
+warning says so, writing resumes by itself with the next lines that fit, and
+once it does one line says how many were lost.
 
 Rotation follows supervisord's ``stdout_logfile_maxbytes`` and ``_backups``:
 ``PATH`` is renamed ``PATH.1`` (``PATH.1`` to ``PATH.2``, and so on up to
@@ -26,12 +29,16 @@ import os
 import queue
 import stat
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from watchdog.logs import logger
 from watchdog.output import OutputSettings
 
 MAX_QUEUED = 8 * 1024 * 1024
+# Beyond this the queue drops, whatever the loop does: a bound that holds even
+# for a caller that ignores ``busy``.
+HARD_LIMIT = 4 * MAX_QUEUED
 _REOPEN = object()
 _STOP = object()
 
@@ -48,6 +55,8 @@ class LogFiles:
 
     def __init__(self, max_queued: int = MAX_QUEUED) -> None:
         self.max_queued = max_queued
+        self.wake: Callable[[], None] | None = None  # the loop's, to resume reading when there is room
+        self.want_room = False
         self.queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self.queued = 0
         self.lock = threading.Lock()
@@ -62,7 +71,7 @@ class LogFiles:
     def write(self, path: str, data: bytes, settings: OutputSettings) -> None:
         """Queue whole lines for ``path``; drop and count them when too much waits."""
         with self.lock:
-            if self.queued + len(data) > self.max_queued:
+            if self.queued + len(data) > HARD_LIMIT:
                 first = path not in self.overflowed
                 self.overflowed.add(path)
                 self.dropped[path] = self.dropped.get(path, 0) + data.count(b"\n")
@@ -76,6 +85,14 @@ class LogFiles:
         if self.thread is None:
             self.thread = threading.Thread(target=self._run, name="watchdog-log-files", daemon=True)
             self.thread.start()
+
+    def busy(self) -> bool:
+        """Enough waits to be written: stop reading the pipes that feed files until ``wake``."""
+        with self.lock:
+            if self.queued < self.max_queued:
+                return False
+            self.want_room = True
+            return True
 
     def reopen(self) -> None:
         """Close every file; each is opened again (created if gone) at its next line."""
@@ -104,6 +121,11 @@ class LogFiles:
             path, data, settings = item
             with self.lock:
                 self.queued -= len(data)
+                room = self.want_room and self.queued < self.max_queued // 2
+                if room:
+                    self.want_room = False
+            if room and self.wake is not None:
+                self.wake()
             try:
                 self._write(path, data, settings)
             except Exception as exc:  # a bug here must not end the thread, and with it every file
