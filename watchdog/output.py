@@ -95,6 +95,13 @@ def rfc3339(when: float) -> bytes:
     return datetime.fromtimestamp(when, UTC).isoformat(timespec="milliseconds").encode()
 
 
+def with_lead(data: bytes, lead: bytes) -> bytes:
+    """``lead`` before each line of whole-line ``data``: one pass, no object per line."""
+    if not lead:
+        return data
+    return lead + data[:-1].replace(b"\n", b"\n" + lead) + b"\n"
+
+
 def split_lines(data: bytes) -> list[bytes]:
     """The lines of whole-line ``data``, without their newlines."""
     return data.split(b"\n")[:-1]
@@ -395,14 +402,12 @@ class Capture:
         target.memory.add(chunk)
         stamp = rfc3339(now) + b" " if self.timestamps else b""
         lead = stamp + target.label
-        out = head if not lead else lead + (b"\n" + lead).join(split_lines(head)) + b"\n"
-        self.sinks[relay.stream].write(out)
+        self.sinks[relay.stream].write(with_lead(head, lead))
         settings = target.settings
         if self.files is not None and (settings.file is not None or settings.file_stderr is not None):
             path = settings.file_stderr if relay.stream == STDERR and settings.file_stderr else settings.file
             if path is not None:
-                self.files(path, head if not stamp else
-                           stamp + (b"\n" + stamp).join(split_lines(head)) + b"\n", settings)
+                self.files(path, with_lead(head, stamp), settings)
         for follower in list(self.followers):
             follower(chunk)
         pattern = target.awaiting_ready

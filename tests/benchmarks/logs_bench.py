@@ -200,7 +200,8 @@ def restart_latencies(work: Path, kills: int, flood: bool, flags: tuple[str, ...
     if flood:
         path, start_file = writer(work, "flood", 0, forever=True)
         commands.append(str(path))
-    argv = [sys.executable, "-m", "watchdog", *commands, "--no-control-socket", "-q", "--backoff-max", "0", *flags]
+    argv = [sys.executable, "-m", "watchdog", *commands, "--no-control-socket", "-q",
+            "--backoff-max", "0", *flags]
     with started(argv,
                  subprocess.DEVNULL, work, {"WATCHDOG_STATUS_FILE": str(work / "status-lat.json")}):
         if start_file is not None:
