@@ -353,3 +353,55 @@ def test_a_worker_that_ends_while_its_service_runs_is_a_debug_line(tmp_path: Pat
     [entry] = wait_for(about_worker, 10, "the worker's end in the log")
     assert entry["level"] == "debug" and entry["event"] == "exited"
     assert "runs on" in entry["message"] and "output" not in entry
+
+
+def test_reload_reopens_log_files_for_logrotate(tmp_path: Path, watchdog: Start) -> None:
+    svc = counter(tmp_path, "ro", pause=0.05)
+    path = tmp_path / "svc.log"
+    config = tmp_path / "watchdog.toml"
+    config.write_text(f'[rules.{name("ro")}]\ncommand = "{svc}"\nlog-file = "{path}"\n')
+    wd = watchdog("--config", str(config))
+    sock = socket_of(wd)
+    wait_for(lambda: path.exists() and "ro out 3" in path.read_text(), what="lines in the file")
+    rotated = tmp_path / "svc.log.1"
+    path.rename(rotated)  # logrotate without copytruncate: the watchdog still writes the old file
+    wait_for(lambda: rotated.stat().st_size > 0 and not path.exists(), what="lines in the renamed file")
+    done = ctl(sock, "reload")
+    assert done.returncode == 0, done.stderr
+    wait_for(lambda: path.exists() and "ro out" in path.read_text(), what="a new file after reload")
+    first_new = int(next(line for line in path.read_text().splitlines() if " out " in line).split()[-1])
+    last_old = max(int(line.split()[-1]) for line in rotated.read_text().splitlines() if " out " in line)
+    assert first_new == last_old + 1  # not a line lost between the two files
+
+
+def test_the_writer_drops_the_oldest_lines_when_its_reader_stalls_and_says_how_many() -> None:
+    from watchdog.writer import NonBlockingWriter
+
+    read_end, write_end = os.pipe()
+    try:
+        writer = NonBlockingWriter(write_end, "a pipe", max_pending=4096)
+        assert writer.fd != write_end  # a file of its own: the inherited one stays blocking
+        assert os.get_blocking(write_end)
+        lines = [b"line %05d\n" % i for i in range(20000)]  # 220,000 bytes: more than pipe and queue
+        for line in lines:
+            writer.write(line)
+        assert writer.dropped_lines > 0 and writer.pending_bytes <= 4096
+        dropped = writer.dropped_lines
+        received = b""
+        os.set_blocking(read_end, False)
+        while b"were dropped" not in received:
+            try:
+                received += os.read(read_end, 1 << 20)
+            except BlockingIOError:
+                writer.pump()  # as the loop does when the pipe is writable again
+        got = received.splitlines()
+        assert got[-1].endswith(f"{dropped} lines ({dropped * 11} bytes) for a pipe were dropped: "
+                                "its reader did not keep up".encode())
+        kept = got[:-1]
+        assert len(kept) + dropped == len(lines)
+        assert kept[-1] == b"line 19999"  # the newest lines are kept, the oldest waiting ones go
+        assert kept == sorted(kept)
+    finally:
+        writer.close()
+        os.close(read_end)
+        os.close(write_end)

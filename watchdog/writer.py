@@ -207,6 +207,14 @@ class NonBlockingWriter:
             except (OSError, ValueError, KeyError):
                 pass
 
+    def close(self) -> None:
+        """Give back the descriptor opened for it (the inherited one stays open)."""
+        self.detach()
+        if self.own_fd and self.fd >= 0:
+            os.close(self.fd)
+        self.fd = -1
+        self.broken = True
+
     def flush(self, timeout: float) -> None:
         """At exit: wait up to ``timeout`` for what is queued to go out, then give it up."""
         deadline = time.monotonic() + timeout
