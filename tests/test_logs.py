@@ -405,3 +405,18 @@ def test_the_writer_drops_the_oldest_lines_when_its_reader_stalls_and_says_how_m
         writer.close()
         os.close(read_end)
         os.close(write_end)
+
+
+def test_log_stderr_stdout_joins_the_two_streams_in_the_order_written(
+    tmp_path: Path, watchdog: Start
+) -> None:
+    svc = script(tmp_path, "j", "for i in 1 2 3 4 5 6; do echo \"out $i\"; echo \"err $i\" >&2; done\n"
+                                "sleep 1000\n")
+    path = tmp_path / "joined.log"
+    wd = watchdog(str(svc), "--log-stderr", f"{name('j')}=stdout", "--log-file", f"{name('j')}={path}")
+    sock = socket_of(wd)
+    expected = [f"{stream} {i}" for i in range(1, 7) for stream in ("out", "err")]
+    wait_for(lambda: path.exists() and path.read_text().splitlines() == expected, what="the joined file")
+    entries = logs(sock, name("j"), "-n", "-1")
+    assert [e["line"] for e in entries] == expected and {e["stream"] for e in entries} == {"stdout"}
+    assert logs(sock, name("j"), "--stderr") == []

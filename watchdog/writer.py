@@ -31,8 +31,6 @@ from collections.abc import Callable
 
 # Docker's default max-buffer-size for its non-blocking mode is 1 MB.
 MAX_PENDING = 1024 * 1024
-# One write() call at most: a pipe takes 64 KiB by default.
-WRITE_SIZE = 65536
 
 Register = Callable[[int, Callable[[], None]], None]
 
@@ -105,7 +103,7 @@ class NonBlockingWriter:
         try:
             if self.is_socket:
                 return _send_socket(self.fd, data)
-            return os.write(self.fd, data[:WRITE_SIZE])
+            return os.write(self.fd, data)
         except (BlockingIOError, InterruptedError):
             return 0
         except OSError as exc:
@@ -241,7 +239,7 @@ class NonBlockingWriter:
 def _send_socket(fd: int, data: bytes | memoryview) -> int:
     sock = socket.socket(fileno=fd)
     try:
-        return sock.send(data[:WRITE_SIZE], socket.MSG_DONTWAIT)
+        return sock.send(data, socket.MSG_DONTWAIT)
     finally:
         sock.detach()  # the descriptor stays ours; the object was only a way to call send
 
