@@ -10,7 +10,8 @@ from one run: throughput (MB/s), the relay's CPU seconds per GB, its RSS
 growth, and the median restart latency of another rule killed ``--kills``
 times during a flood against the same while idle.
 
-A run ends when the relay has written every byte (``/proc/PID/io`` wchar,
+Each relay runs ``--rounds`` times, round by round, and the medians are
+shown. A run ends when the relay has written every byte (``/proc/PID/io`` wchar,
 so /dev/null counts too); its CPU is read from ``/proc`` at that moment,
 less what it had used when the service began writing.
 """
@@ -235,6 +236,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mib", type=int, default=1024, help="MiB each service writes (default 1024)")
     parser.add_argument("--kills", type=int, default=20, help="restarts timed, flood and idle (default 20)")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each relay, medians shown (default 3)")
     args = parser.parse_args()
     total = args.mib * 2 ** 20 // LINE * LINE  # whole lines: a partial one waits for its newline
     work = Path(tempfile.mkdtemp(prefix="wd-logs-bench-"))
@@ -255,12 +257,18 @@ def main() -> None:
                                   "--log-max-bytes", "lgw-wd=0",
                                   label="watchdog --log-file (+ /dev/null)", copies=2)),
         ]
-        for what, step in steps:
-            print(f"... {what}", file=sys.stderr, flush=True)
-            results.append(step())
-            for leftover in work.glob("*.out"):
-                leftover.unlink()
-            (work / "svc.log").unlink(missing_ok=True)
+        runs: list[list[Result]] = [[] for _ in steps]
+        for round_ in range(args.rounds):  # round by round: a busy minute on the machine hits every relay
+            for index, (what, step) in enumerate(steps):
+                print(f"... {what} ({round_ + 1}/{args.rounds})", file=sys.stderr, flush=True)
+                runs[index].append(step())
+                for leftover in work.glob("*.out"):
+                    leftover.unlink()
+                (work / "svc.log").unlink(missing_ok=True)
+        for measured in runs:
+            results.append(Result(measured[0].name, statistics.median(r.mb_s for r in measured),
+                                  statistics.median(r.cpu_per_gb for r in measured),
+                                  max(r.rss_growth_mib for r in measured)))
         print("... restart latency, idle and during a flood", file=sys.stderr, flush=True)
         idle = restart_latencies(work, args.kills, flood=False)
         flooded = restart_latencies(work, args.kills, flood=True)
@@ -270,7 +278,8 @@ def main() -> None:
     by_name = {r.name: r for r in results}
     cat_file = results[0].mb_s
     supervisord = results[2].mb_s
-    print(f"\n{args.mib} MiB of {LINE}-byte lines, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}\n")
+    print(f"\n{args.mib} MiB of {LINE}-byte lines, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; "
+          f"medians of {args.rounds} runs (RSS: the largest)\n")
     print(f"{'relay':48} {'MB/s':>8} {'CPU s/GB':>9} {'RSS +MiB':>9}")
     for r in by_name.values():
         print(f"{r.name:48} {r.mb_s:8.0f} {r.cpu_per_gb:9.2f} {r.rss_growth_mib:9.1f}")
