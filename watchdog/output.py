@@ -44,6 +44,9 @@ MAX_LINE = 65536
 # and read this much at a time: a flood then costs a sixteenth of the wake-ups. Only
 # pipes that were full pay for it, so quiet services keep the kernel's 64 KiB.
 BIG_PIPE = 1024 * 1024
+# Lines that are copied (for a prefix, a timestamp, a file, a follower) are copied in
+# pieces of at most this much: more than a line (MAX_LINE), less than malloc's mmap threshold.
+PIECE = MAX_LINE + 1
 F_SETPIPE_SZ = 1031
 # Reads per wake-up: a service writing faster than the relay copies must not keep
 # PID 1 from its other work; the selector wakes again while the pipe holds data.
@@ -61,7 +64,7 @@ STDERR = "stderr"
 
 
 class Sink(Protocol):
-    def write(self, data: bytes, /) -> object: ...
+    def write(self, data: bytes | memoryview, /) -> object: ...
 
 
 class Chunk(NamedTuple):
@@ -206,7 +209,14 @@ class RelayTarget:
 
 
 class LineRelay:
-    """One pipe's reading end, whole lines at a time to the capture."""
+    """One pipe's reading end, whole lines at a time to the capture.
+
+    It reads into a buffer of its own, reused from read to read: a flood costs
+    no allocation per read, and the partial line at the end of one read is moved
+    to the front of the buffer so that the next read completes it in place. What
+    the capture is handed (``emit``) is a view of that buffer, valid until the
+    next read: whatever keeps it copies it.
+    """
 
     def __init__(self, fd: int, target: RelayTarget, stream: str, run: int, capture: Capture) -> None:
         self.fd = fd
@@ -215,10 +225,15 @@ class LineRelay:
         self.run = run
         self.pid = 0
         self.capture = capture
-        self.partial = b""  # never MAX_LINE bytes or more between reads
         self.read_size = CHUNK
+        self.buffer = bytearray(CHUNK + MAX_LINE)
+        self.kept = 0  # bytes of a partial line at the front of the buffer, never MAX_LINE or more
         os.set_blocking(fd, False)
         capture.waiter.add_reader(fd, self.read_available)
+
+    @property
+    def partial(self) -> bytes:
+        return bytes(self.buffer[:self.kept])
 
     def read_available(self, reads: int = READS_PER_WAKE, may_pause: bool = True) -> None:
         """Take up to ``reads`` chunks of what the pipe holds now; close on end of file.
@@ -231,48 +246,61 @@ class LineRelay:
                 self.capture.pause(self)
                 return
             try:
-                data = os.read(self.fd, self.read_size)
+                count = os.readv(self.fd, [memoryview(self.buffer)[self.kept:self.kept + self.read_size]])
             except BlockingIOError:
                 return
             except OSError:
-                data = b""
-            if not data:
+                count = 0
+            if not count:
                 self.close()
                 return
-            if len(data) == self.read_size == CHUNK:
+            self._lines(self.kept + count)
+            if count == self.read_size == CHUNK:
                 self._grow()
-            self.feed(data)
 
     def _grow(self) -> None:
         try:
             fcntl.fcntl(self.fd, F_SETPIPE_SZ, BIG_PIPE)
         except OSError:  # over the user's pipe-user-pages-soft, or an older kernel
             self.read_size = 2 * CHUNK  # still half the wake-ups for what a full pipe holds
-            return
-        self.read_size = BIG_PIPE
+        else:
+            self.read_size = BIG_PIPE
+        grown = bytearray(self.read_size + MAX_LINE)
+        grown[:self.kept] = self.buffer[:self.kept]
+        self.buffer = grown
 
     def feed(self, data: bytes) -> None:
-        end = data.rfind(b"\n")
-        if end < 0:
-            self.partial += data
-            self._cut_partial()
-            return
-        if self.partial:
-            head = self.partial + memoryview(data)[:end + 1]
-        else:
-            head = data if end == len(data) - 1 else data[:end + 1]
-        self.partial = data[end + 1:]
-        if len(head) > MAX_LINE and has_long_line(head):
-            head = b"".join(cut_long(line) for line in split_lines(head))
-        self.capture.emit(self, head)
-        self._cut_partial()
+        """Lines from ``data`` as if read from the pipe (any length)."""
+        for start in range(0, len(data), self.read_size):
+            piece = data[start:start + self.read_size]
+            self.buffer[self.kept:self.kept + len(piece)] = piece
+            self._lines(self.kept + len(piece))
 
-    def _cut_partial(self) -> None:
-        if len(self.partial) >= MAX_LINE:
-            whole = len(self.partial) - len(self.partial) % MAX_LINE
-            head = b"".join(self.partial[i:i + MAX_LINE] + b"\n" for i in range(0, whole, MAX_LINE))
-            self.partial = self.partial[whole:]
-            self.capture.emit(self, head)
+    def _lines(self, filled: int) -> None:
+        """Hand the whole lines among the first ``filled`` bytes on; keep the rest in front."""
+        buffer = self.buffer
+        end = buffer.rfind(b"\n", 0, filled) + 1
+        if end:
+            if end > MAX_LINE and has_long_line(buffer, end):
+                self.capture.emit(self, b"".join(cut_long(line) for line in split_lines(bytes(buffer[:end]))))
+            elif not self.capture.copies(self.target):
+                self.capture.emit(self, memoryview(buffer)[:end])  # relayed as read: no copy at all
+            else:
+                # Copied a piece at a time: pieces under malloc's mmap threshold reuse the
+                # heap, where a megabyte's copy would cost a page fault per 4 KiB.
+                start = 0
+                while start < end:
+                    stop = buffer.rfind(b"\n", start, start + PIECE) + 1 if end - start > PIECE else end
+                    self.capture.emit(self, bytes(buffer[start:stop]))
+                    start = stop
+        whole = (filled - end) - (filled - end) % MAX_LINE  # a partial line of MAX_LINE or more: cut
+        if whole:
+            self.capture.emit(self, b"".join(bytes(buffer[i:i + MAX_LINE]) + b"\n"
+                                             for i in range(end, end + whole, MAX_LINE)))
+        rest = end + whole
+        self.kept = filled - rest
+        if rest and self.kept:
+            buffer[:self.kept] = buffer[rest:filled]
 
     def close(self) -> None:
         if self.fd < 0:
@@ -283,20 +311,20 @@ class LineRelay:
             self.capture.waiter.remove_reader(self.fd)
         os.close(self.fd)
         self.fd = -1
-        if self.partial:
+        if self.kept:
             head = self.partial + b"\n"
-            self.partial = b""
+            self.kept = 0
             self.capture.emit(self, head)
         if self in self.target.relays:
             self.target.relays.remove(self)
 
 
-def has_long_line(data: bytes) -> bool:
-    """Whether a line of ``data`` may be longer than ``MAX_LINE``: any such line holds a
+def has_long_line(data: bytes | bytearray, end: int) -> bool:
+    """Whether a line of ``data[:end]`` may be longer than ``MAX_LINE``: any such line holds a
     whole stretch of half that size without a newline, and ordinary text is ruled out
     with one short search per half ``MAX_LINE`` rather than a look at every line."""
     half = MAX_LINE // 2
-    return any(data.find(b"\n", start, start + half) < 0 for start in range(0, len(data) - half + 1, half))
+    return any(data.find(b"\n", start, start + half) < 0 for start in range(0, end - half + 1, half))
 
 
 def cut_long(line: bytes) -> bytes:
@@ -393,31 +421,47 @@ class Capture:
 
     # --- what was read ---------------------------------------------------------------------
 
-    def emit(self, relay: LineRelay, head: bytes) -> None:
-        """Whole lines from ``relay``: relay them, keep them, write them, tell followers."""
+    def emit(self, relay: LineRelay, head: bytes | memoryview) -> None:
+        """Whole lines from ``relay``: relay them, keep them, write them, tell followers.
+
+        ``head`` may be a view of the relay's buffer: it is copied where it is kept.
+        """
         target = relay.target
         now = time.time()
         self.seq += 1
-        chunk = Chunk(self.seq, now, target.name, relay.stream, relay.run, relay.pid, head)
-        target.memory.add(chunk)
+        memory = target.memory
+        settings = target.settings
+        writes_file = self.files is not None and (settings.file or settings.file_stderr) is not None
+        whole = head if isinstance(head, bytes) else None  # what keeps all of the lines needs bytes
+        if memory.capacity > 0:
+            kept = whole if whole is not None and len(whole) <= memory.capacity \
+                else bytes(head[-memory.capacity:])
+            memory.add(Chunk(self.seq, now, target.name, relay.stream, relay.run, relay.pid, kept))
         stamp = rfc3339(now) + b" " if self.timestamps else b""
         lead = stamp + target.label
-        self.sinks[relay.stream].write(with_lead(head, lead))
-        settings = target.settings
-        if self.files is not None and (settings.file is not None or settings.file_stderr is not None):
+        self.sinks[relay.stream].write(with_lead(whole, lead) if whole is not None and lead else head)
+        if writes_file and whole is not None and self.files is not None:
             path = settings.file_stderr if relay.stream == STDERR and settings.file_stderr else settings.file
             if path is not None:
-                self.files(path, with_lead(head, stamp), settings)
-        for follower in list(self.followers):
-            follower(chunk)
+                self.files(path, with_lead(whole, stamp), settings)
+        if self.followers and whole is not None:
+            chunk = Chunk(self.seq, now, target.name, relay.stream, relay.run, relay.pid, whole)
+            for follower in list(self.followers):
+                follower(chunk)
         pattern = target.awaiting_ready
-        if pattern is not None and relay.run == target.ready_run:
-            for line in split_lines(head):
+        if pattern is not None and whole is not None and relay.run == target.ready_run:
+            for line in split_lines(whole):
                 if pattern.search(line.decode("utf-8", "replace")):
                     target.awaiting_ready = None
                     if self.on_ready is not None:
                         self.on_ready(target.name)
                     break
+
+    def copies(self, target: RelayTarget) -> bool:
+        """Whether lines of ``target`` are kept whole beyond its memory (else relayed as read)."""
+        settings = target.settings
+        return bool(self.followers or self.timestamps or self.prefix or target.awaiting_ready
+                    or (self.files is not None and (settings.file or settings.file_stderr)))
 
     # --- a disk slower than a service -------------------------------------------------
 

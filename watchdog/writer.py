@@ -81,18 +81,18 @@ class NonBlockingWriter:
 
     # --- writing ----------------------------------------------------------------------
 
-    def write(self, data: bytes) -> None:
-        """Send ``data`` (whole lines) now, or queue it; drop the oldest lines when too much waits."""
+    def write(self, data: bytes | memoryview) -> None:
+        """Send ``data`` (whole lines) now, or queue a copy; drop the oldest lines when too much waits."""
         if not data or self.broken:
             return
         with self.lock:
+            view = memoryview(data)
             if not self.pending:
-                view = memoryview(data)
                 while view and (sent := self._send(view)):
                     view = view[sent:]
                 if not view or self.broken:
                     return
-                data = bytes(view)
+            data = bytes(view)
             self.pending.append(data)
             self.pending_bytes += len(data)
             self._trim()
