@@ -8,11 +8,20 @@ each failure in a row doubles the wait before the next start (0.25 s, 0.5 s,
 1 s ... up to ``--backoff-max``), and a run that lasts ``--stable-after``
 seconds resets the count. ``--max-restarts N`` gives up after N failures in a
 row; ``--on-give-up exit`` then stops every service and exits with status 3.
+
+``--stable-after``, ``--backoff-max`` and ``--max-restarts`` take a bare
+value, the default for every rule, or ``NAME=VALUE`` for one rule:
+``--max-restarts 5 --max-restarts migrate=1``.
+
+A planned restart (``engine.restart(..., planned=True)``: ``watchdogctl
+restart``, a plugin's schedule) is no failure: the next start is at once and
+the failures in a row start again from zero. A restart that answers a failure
+(an unhealthy check, a missed notify ping, ``--start-timeout``) counts.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import click
 
@@ -21,12 +30,15 @@ from watchdog.api import EngineAPI
 from watchdog.config import Config
 from watchdog.exits import EXIT_GAVE_UP
 from watchdog.logs import logger
-from watchdog.params import Seconds
-from watchdog.rules import Rule
+from watchdog.params import DefaultOrPerRule, Seconds
+from watchdog.rules import ALWAYS, Rule
 from watchdog.snapshot import Proc
 from watchdog.state import HEALTHY, MISSING, UNHEALTHY
 
 FIRST_BACKOFF = 0.25
+POLICY = "respawn.policy"  # rule.settings key: the rule's own Policy, when a flag names it
+# 2.0 ** n overflows a float past n = 1023; 64 doublings of FIRST_BACKOFF pass any --backoff-max.
+MAX_DOUBLINGS = 64
 
 
 @dataclass
@@ -40,7 +52,7 @@ class Policy:
         """Seconds to wait before the next start after ``failures`` failures in a row."""
         if failures <= 1:
             return 0.0
-        return min(self.backoff_max, FIRST_BACKOFF * 2.0 ** (failures - 2))
+        return min(self.backoff_max, FIRST_BACKOFF * 2.0 ** min(failures - 2, MAX_DOUBLINGS))
 
 
 @dataclass
@@ -74,19 +86,20 @@ class Respawn:
         defaults = Policy()
         return [
             click.Option(
-                ["--stable-after"], type=Seconds(), default=defaults.stable_after,
-                show_default=True, metavar="SECONDS",
-                help="A run this long resets the crash-loop backoff.",
+                ["--stable-after"], multiple=True, metavar="[NAME=]SECONDS", type=DefaultOrPerRule(Seconds()),
+                help="A run this long resets the crash-loop backoff; NAME=SECONDS for one rule. "
+                     f"[default: {defaults.stable_after:g}]",
             ),
             click.Option(
-                ["--backoff-max"], type=Seconds(), default=defaults.backoff_max,
-                show_default=True, metavar="SECONDS",
-                help="Longest wait between restarts of a crash-looping command (0: no backoff).",
+                ["--backoff-max"], multiple=True, metavar="[NAME=]SECONDS", type=DefaultOrPerRule(Seconds()),
+                help="Longest wait between restarts of a crash-looping command (0: no backoff); "
+                     f"NAME=SECONDS for one rule. [default: {defaults.backoff_max:g}]",
             ),
             click.Option(
-                ["--max-restarts"], type=click.IntRange(min=0), default=defaults.max_restarts,
-                show_default=True, metavar="N",
-                help="Give up on a rule after N failed restarts in a row (0: never).",
+                ["--max-restarts"], multiple=True, metavar="[NAME=]N",
+                type=DefaultOrPerRule(click.IntRange(min=0)),
+                help="Give up on a rule after N failed restarts in a row (0: never); NAME=N for one "
+                     f"rule. [default: {defaults.max_restarts}]",
             ),
             click.Option(
                 ["--on-give-up"], type=click.Choice(["continue", "exit"]), default="continue",
@@ -97,14 +110,25 @@ class Respawn:
 
     @hookimpl
     def watchdog_configure(self, config: Config) -> None:
-        options = config.options
         defaults = Policy()
-        self.policy = Policy(
-            stable_after=options.get("stable_after", defaults.stable_after),
-            backoff_max=options.get("backoff_max", defaults.backoff_max),
-            max_restarts=options.get("max_restarts", defaults.max_restarts),
-            exit_on_give_up=options.get("on_give_up") == "exit",
-        )
+        stable_after, stable_afters = config.parse_with_default("--stable-after", Seconds(),
+                                                                defaults.stable_after)
+        backoff_max, backoff_maxes = config.parse_with_default("--backoff-max", Seconds(),
+                                                               defaults.backoff_max)
+        max_restarts, max_restartses = config.parse_with_default(
+            "--max-restarts", click.IntRange(min=0), defaults.max_restarts)
+        self.policy = Policy(stable_after, backoff_max, max_restarts,
+                             exit_on_give_up=config.options.get("on_give_up") == "exit")
+        for field_name, pairs in (("stable_after", stable_afters), ("backoff_max", backoff_maxes),
+                                  ("max_restarts", max_restartses)):
+            for rule, value in pairs:
+                own = rule.settings.get(POLICY, self.policy)
+                rule.settings[POLICY] = replace(own, **{field_name: value})
+
+    def policy_of(self, rule: Rule) -> Policy:
+        """The rule's own policy where a flag names it, else the run's."""
+        own: Policy = rule.settings.get(POLICY, self.policy)
+        return own
 
     @hookimpl
     def watchdog_started(self, engine: EngineAPI) -> None:
@@ -143,7 +167,7 @@ class Respawn:
     @hookimpl
     def watchdog_rule_missing(self, rule: Rule, engine: EngineAPI) -> None:
         mem = memory(rule)
-        policy = self.policy
+        policy = self.policy_of(rule)
         now = engine.clock()
         if not mem.settled:
             self.settle(rule, mem, engine, now)
@@ -162,7 +186,7 @@ class Respawn:
 
     def gave_up(self, rule: Rule, mem: Memory, engine: EngineAPI, how: str) -> bool:
         """Give up on ``rule`` once its failures in a row pass ``--max-restarts``."""
-        policy = self.policy
+        policy = self.policy_of(rule)
         if not policy.max_restarts or mem.failures <= policy.max_restarts:
             return False
         reason = f"{policy.max_restarts} restarts in a row {how}"
@@ -171,8 +195,12 @@ class Respawn:
 
     def settle(self, rule: Rule, mem: Memory, engine: EngineAPI, now: float) -> None:
         """Count how the last start ended, and set when the next one may happen."""
-        policy = self.policy
+        policy = self.policy_of(rule)
         mem.settled = True
+        if engine.status[rule.name].planned:
+            mem.failures = 0
+            mem.not_before = now
+            return
         started = mem.started_at if mem.started_at is not None else now
         # A run that ended unhealthy was stable only while its checks said healthy.
         ended = (mem.healthy_at or started) if mem.unhealthy else now
@@ -184,7 +212,9 @@ class Respawn:
         # A command killed before it was seen says nothing about matching; one that
         # exited by itself and left nothing to match is a configuration problem, if
         # it happens again (once may be a daemon killed before it could be seen).
-        exited_unmatched = not mem.found and mem.last_exit is not None and mem.last_exit >= 0
+        # A command meant to end (--restart on-failure) says nothing about matching either.
+        exited_unmatched = not mem.found and mem.last_exit is not None and mem.last_exit >= 0 \
+            and rule.restart == ALWAYS
         if exited_unmatched and mem.failures >= 2 and not mem.warned:
             mem.warned = True
             ways = engine.ways_to_match(rule)

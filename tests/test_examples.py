@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from watchdog.cli import make_cli
+from watchdog.cli import DEFAULT_GRACE, make_cli
 from watchdog.manager import make_plugin_manager
 from watchdog.rules import make_rules
 
@@ -144,6 +144,11 @@ def watchdog_params(args: list[str]) -> dict[str, Any]:
         return ctx.params
 
 
+def longest_grace(values: tuple[str, ...]) -> float:
+    """The longest of ``--grace`` values, bare (every rule's) or ``NAME=SECONDS`` (one rule's)."""
+    return max((float(value.rpartition("=")[2]) for value in values), default=DEFAULT_GRACE)
+
+
 def seconds(duration: str) -> float:
     """A Compose duration such as ``10s``, ``1m30s`` or ``500ms``, in seconds."""
     units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001, "us": 1e-6}
@@ -193,7 +198,7 @@ def test_compose_checks_health_with_watchdog_status() -> None:
 
 def test_compose_waits_longer_than_the_watchdog_grace_before_killing() -> None:
     service = compose_service()
-    grace = watchdog_params(service["command"])["grace"]
+    grace = longest_grace(watchdog_params(service["command"])["grace"])
     assert seconds(service["stop_grace_period"]) > grace
 
 
@@ -217,17 +222,35 @@ def test_the_pod_runs_the_image_with_the_default_commands_as_arguments() -> None
     assert container["image"] == IMAGE
     assert "command" not in container, "a command would replace ENTRYPOINT [\"watchdog\"]"
     assert list(watchdog_params(container["args"])["commands"]) == exec_form("CMD")
-    assert sorted(port["containerPort"] for port in container["ports"]) == [22, 80]
+    assert sorted(port["containerPort"] for port in container["ports"]) == [22, 80, PROBE_PORT]
 
 
-@pytest.mark.parametrize("probe", ["livenessProbe", "readinessProbe"])
-def test_the_pod_probes_run_watchdog_status(probe: str) -> None:
-    assert pod_container()[probe]["exec"]["command"] == STATUS_COMMAND
+PROBE_PORT = 8081
+PROBES = {"startupProbe": "/startupz", "readinessProbe": "/readyz", "livenessProbe": "/livez"}
+
+
+@pytest.mark.parametrize("probe", list(PROBES))
+def test_the_pod_probes_ask_the_watchdogs_probe_endpoints(probe: str) -> None:
+    container = pod_container()
+    assert watchdog_params(container["args"])["probe_address"] == str(PROBE_PORT)
+    # A number, not the port's name: podman 4 resolves only numbers when it plays the pod.
+    assert container[probe]["httpGet"] == {"path": PROBES[probe], "port": PROBE_PORT}
+
+
+def test_the_pod_ends_with_its_containers_fields() -> None:
+    """container-test.sh appends a volume mount to the container and volumes to the spec."""
+    last = [line for line in POD.read_text().splitlines() if line.strip()][-1]
+    assert re.match(r" {8}\S", last), f"the last line is not one of the container's fields: {last!r}"
+
+
+def test_the_kubernetes_readme_keeps_the_exec_probe_as_the_alternative() -> None:
+    readme = (KUBERNETES / "README.md").read_text()
+    assert 'command: ["watchdog", "--status"]' in readme
 
 
 def test_the_pod_termination_grace_period_exceeds_the_watchdog_grace() -> None:
     pod = load_yaml(POD)
-    grace = watchdog_params(pod_container()["args"])["grace"]
+    grace = longest_grace(watchdog_params(pod_container()["args"])["grace"])
     assert pod["spec"]["terminationGracePeriodSeconds"] > grace
 
 

@@ -30,7 +30,7 @@ class Children:
         """Start ``rule``'s command; raises OSError when it cannot be executed."""
         stdout, stderr, write_ends, run = self.capture.pipes(rule.name, rule.settings.get(SETTINGS_KEY))
         try:
-            pid = processes.spawn(rule.argv, stdout, stderr, rule.env)
+            pid = processes.spawn(rule.argv, stdout, stderr, rule.env, rule.launch)
         finally:
             for fd in write_ends:  # the child holds them now; EOF comes when it is done
                 os.close(fd)

@@ -8,11 +8,11 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 import click
 
-from watchdog import __version__, logoptions, ordering
+from watchdog import __version__, helpsections, launch, logoptions, ordering, ownership, runpolicy
 from watchdog.ambiguity import check_distinguishable
 from watchdog.config import Config
 from watchdog.configfile import (
@@ -23,17 +23,19 @@ from watchdog.configfile import (
     locate,
     merge_per_rule,
     read_config_file,
+    takes_default,
 )
 from watchdog.engine import Engine
 from watchdog.events import pidfd_supported
 from watchdog.exits import EXIT_NOT_RUNNING, EXIT_OK
+from watchdog.helpsections import format_sections
 from watchdog.hooks import SafeHooks
 from watchdog.logfiles import LogFiles
 from watchdog.logs import one_line, setup_logging
 from watchdog.manager import PluginManager, describe_plugins, make_plugin_manager
 from watchdog.matchers import Matchers
 from watchdog.oneline import exit_status
-from watchdog.params import EnvList, Seconds, split_env_values
+from watchdog.params import DefaultOrPerRule, EnvList, Seconds, split_env_values
 from watchdog.rules import make_rules, parse_forwarded, parse_signal
 from watchdog.writer import outputs
 
@@ -62,6 +64,7 @@ internal error (the services were stopped first).
 ENVVAR_PREFIX = "WATCHDOG"
 DEFAULT_INTERVAL = 60.0  # every exit wakes the loop; the scan is a backstop
 FALLBACK_INTERVAL = 5.0  # without pidfds, the scan is how adopted daemons' deaths are seen
+DEFAULT_GRACE = 8.0
 LOG_LEVELS = {-2: logging.ERROR, -1: logging.WARNING, 0: logging.INFO, 1: logging.DEBUG}
 
 
@@ -87,6 +90,10 @@ class WatchdogCommand(click.Command):
             sys.exit(code or 0)
         return code
 
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        sections = self.setup.sections if self.setup is not None else {}
+        format_sections(ctx, formatter, self.get_params(ctx), sections)
+
 
 def core_options(strategies: Sequence[str], default_strategy: str) -> list[click.Parameter]:
     return [
@@ -111,19 +118,29 @@ def core_options(strategies: Sequence[str], default_strategy: str) -> list[click
         click.Option(["--prefix"], is_flag=True,
                      help="Prefix each line a service writes with its rule name."),
         click.Option(
-            ["--grace"], type=Seconds(), default=8.0, show_default=True,
-            metavar="SECONDS", help="On stop, wait this long before SIGKILL (Docker waits 10).",
+            ["--grace"], multiple=True, metavar="[NAME=]SECONDS", type=DefaultOrPerRule(Seconds()),
+            help="On stop, wait this long before SIGKILL (Docker waits 10); NAME=SECONDS for "
+                 f"one rule, e.g. db=30. [default: {DEFAULT_GRACE:g}]",
         ),
         click.Option(
             ["--stop-signal"], multiple=True, metavar="NAME=SIGNAL",
             help="Signal that stops rule NAME (default TERM), e.g. nginx=QUIT.",
         ),
         *ordering.options(),
+        *launch.options(),
+        *runpolicy.options(),
         *logoptions.options(),
         click.Option(
             ["--forward-signals"], multiple=True, metavar="NAME=SIGNALS",
             help="Which of HUP, USR1, USR2, WINCH the watchdog passes on to rule NAME when it "
                  "receives them, e.g. web=HUP,USR1 or worker=none (default: all four).",
+        ),
+        click.Option(
+            ["--scope"], type=click.Choice(ownership.SCOPES),
+            help="Which processes matchers look at: the watchdog's own descendants, or every "
+                 "process on the host. As PID 1 of a namespace: the whole namespace. "
+                 "[default: descendants; host with --once and --check, which start nothing "
+                 "that outlives them as their own]",
         ),
         click.Option(
             ["--no-pidfd"], is_flag=True,
@@ -149,11 +166,11 @@ def core_options(strategies: Sequence[str], default_strategy: str) -> list[click
         click.Option(["-v", "--verbose"], count=True, help="More log lines (debug)."),
         click.Option(["-q", "--quiet"], count=True, help="Fewer log lines: -q warnings, -qq errors."),
         click.Option(
-            ["--list-plugins"], is_flag=True,
+            ["--list-plugins"], is_flag=True, allow_from_autoenv=False,
             help="List every plugin: name, origin, hooks, and whether it is disabled.",
         ),
         click.Option(
-            ["--version"], is_flag=True, expose_value=False, is_eager=True,
+            ["--version"], is_flag=True, expose_value=False, is_eager=True, allow_from_autoenv=False,
             callback=show_version, help="Show the version and exit.",
         ),
     ]
@@ -181,14 +198,24 @@ class Setup:
         # The earliest plugin's matcher (the built-in basename, unless disabled) is the default.
         default_matcher = next(iter(self.matchers.by_name))
         self.params = core_options(list(self.matchers.by_name), default_matcher)
-        self.params.extend(self.matchers.options())
-        for options in pm.hook.watchdog_add_options():
-            self.params.extend(options)
+        matcher_flags = self.matchers.options()
+        self.params.extend(matcher_flags)
+        # Where each option shows in --help: matcher flags with the rules, a plugin's under its heading.
+        self.sections = {**helpsections.CORE, **{p.name: helpsections.RULES for p in matcher_flags if p.name}}
+        for impl in reversed(pm.hook.watchdog_add_options.get_hookimpls()):  # pluggy's call order
+            for param in cast(list[click.Parameter], impl.function()):
+                self.params.append(param)
+                if param.name:
+                    self.sections[param.name] = helpsections.plugin_section(impl.plugin_name)
         for param in self.params:
-            if isinstance(param, click.Option):  # every option can come from WATCHDOG_<OPTION>
+            # Every option can come from WATCHDOG_<OPTION>, but for one-off actions
+            # (--version, --status...): an image that sets WATCHDOG_VERSION=1 must
+            # still start its services.
+            if isinstance(param, click.Option) and param.allow_from_autoenv:
                 param.show_envvar = True
                 if param.multiple and type(param.type) is click.types.StringParamType and param.name:
-                    param.type = EnvList(f"{ENVVAR_PREFIX}_{param.name.upper()}", is_per_rule(param))
+                    assignments = is_per_rule(param) and not takes_default(param)
+                    param.type = EnvList(f"{ENVVAR_PREFIX}_{param.name.upper()}", assignments)
         self.file_defaults: dict[str, Any] = {}
         self.file_rules: list[str] = []
         if config_file is not None:
@@ -209,7 +236,13 @@ class Setup:
                 rule.stop_signal = parse_signal(f"--stop-signal {rule.name}", text)
             for rule, text in config.per_rule("--forward-signals", options["forward_signals"]):
                 rule.forward_signals = parse_forwarded(f"--forward-signals {rule.name}", text)
+            # The bare --grace stays an option (a change takes a restart); NAME=SECONDS goes on the rule.
+            options["grace"], graces = config.parse_with_default("--grace", Seconds(), DEFAULT_GRACE)
+            for rule, grace in graces:
+                rule.grace = grace
             ordering.configure(config)
+            launch.configure(config)
+            runpolicy.configure(config)
             logoptions.configure(config)
             self.matchers.configure(config, options["match"])
             self.pm.hook.watchdog_configure(config=config)
@@ -253,6 +286,7 @@ def make_cli(pm: PluginManager, config_file: ConfigFile | None = None,
             use_pidfd=use_pidfd, prefix=options["prefix"], timestamps=options["timestamps"],
             log_files=LogFiles(),
             init_tasks=ordering.init_tasks(options["init"], options["shell"]),
+            scope=ownership.scope_root(options["scope"], options["once"] or options["check"]),
         )
         if options["check"]:
             missing = engine.missing_rules()

@@ -43,7 +43,16 @@ MAX_NESTING = 32
 
 def is_per_rule(param: click.Parameter) -> bool:
     """Per-rule flags take ``NAME=VALUE`` and may repeat (the hookspecs' convention)."""
-    return bool(param.multiple and (getattr(param, "metavar", None) or "").startswith("NAME="))
+    metavar = getattr(param, "metavar", None) or ""
+    return bool(param.multiple and metavar.startswith(("NAME=", "[NAME=]")))
+
+
+def takes_default(param: click.Parameter) -> bool:
+    """A per-rule flag whose bare ``VALUE`` is the default for every rule (``--grace 8 --grace db=30``).
+
+    In a file it is a top-level key as well as a key of a rule's table.
+    """
+    return bool(param.multiple and (getattr(param, "metavar", None) or "").startswith("[NAME=]"))
 
 
 def param_key(key: str) -> str:
@@ -150,6 +159,16 @@ def check_options(cf: ConfigFile, params: Iterable[click.Parameter]) -> dict[str
     defaults = {}
     for key, value in cf.options.items():
         param = by_name.get(param_key(key))
+        if param is not None and param.name and takes_default(param):
+            if not isinstance(value, str | int | float) or isinstance(value, bool):
+                raise cf.error("expected a string or a number", key)
+            try:
+                param.type.convert(str(value), param, ctx)
+            except click.BadParameter as exc:
+                raise cf.error(exc.format_message(), key) from None
+            cf.per_rule.setdefault(param.name, []).append(str(value))
+            cf.origins[(param.name, str(value))] = cf.where(key)
+            continue
         if param is None or is_per_rule(param):
             hint = " (per-rule flags go in [rules.NAME] tables)" if param is not None else ""
             raise cf.error(f"unknown option{hint}", key)
@@ -177,12 +196,26 @@ def collect_rules(cf: ConfigFile, params: Iterable[click.Parameter]) -> list[str
             if param_name not in per_rule:
                 allowed = ", ".join(sorted(k.replace("_", "-") for k in per_rule))
                 raise cf.error(f"unknown key (a rule takes command, {allowed})", key, name)
-            if not isinstance(value, str | int | float) or isinstance(value, bool):
-                raise cf.error("expected a string or a number", key, name)
-            assignment = f"{name}={value}"
-            cf.per_rule.setdefault(param_name, []).append(assignment)
-            cf.origins[(param_name, assignment)] = cf.where(key, name)
+            for item in table_values(cf, value, key, name):
+                assignment = f"{name}={item}"
+                cf.per_rule.setdefault(param_name, []).append(assignment)
+                cf.origins[(param_name, assignment)] = cf.where(key, name)
     return commands
+
+
+def table_values(cf: ConfigFile, value: Any, key: str, rule: str) -> list[str]:
+    """A rule's key as flag values: a string or a number is one; an array is one per item
+    (``env-file = ["a", "b"]``); a table is ``KEY=VALUE`` per entry (``env = {PORT = 8000}``)."""
+    def scalar(item: Any) -> bool:
+        return isinstance(item, str | int | float) and not isinstance(item, bool)
+
+    if scalar(value):
+        return [str(value)]
+    if isinstance(value, list) and all(scalar(item) for item in value):
+        return [str(item) for item in value]
+    if isinstance(value, dict) and all(scalar(item) for item in value.values()):
+        return [f"{k}={v}" for k, v in value.items()]
+    raise cf.error("expected a string, a number, an array of them, or a table of them", key, rule)
 
 
 def locate(cf: ConfigFile, message: str) -> str | None:
@@ -195,7 +228,14 @@ def locate(cf: ConfigFile, message: str) -> str | None:
 
 
 def merge_per_rule(given: Iterable[str], from_file: Iterable[str]) -> list[str]:
-    """Flag values first; the file's only for rules the flags did not name."""
+    """Flag values first; the file's only for rules the flags did not name (and its bare
+    default only when the flags give none)."""
     given = list(given)
-    named = {value.partition("=")[0].strip() for value in given}
-    return given + [value for value in from_file if value.partition("=")[0] not in named]
+    named = {target(value) for value in given}
+    return given + [value for value in from_file if target(value) not in named]
+
+
+def target(value: str) -> str:
+    """The rule a ``NAME=VALUE`` value is for; "" for a bare default."""
+    name, sep, _ = value.partition("=")
+    return name.strip() if sep else ""

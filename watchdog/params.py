@@ -12,8 +12,10 @@ import click
 
 if TYPE_CHECKING:  # generic for type checkers in recent click, a plain class at run time
     FloatParam = click.ParamType[float]
+    AnyParam = click.ParamType[Any]
 else:
     FloatParam = click.ParamType
+    AnyParam = click.ParamType
 
 
 class Seconds(FloatParam):
@@ -70,6 +72,23 @@ def split_env_values(envvar: str, text: str, assignments: bool) -> list[str]:
     if assignments and not all("=" in word for word in words):
         return [text.strip()]
     return words
+
+
+class DefaultOrPerRule(click.types.StringParamType):
+    """``VALUE`` (the default for every rule) or ``NAME=VALUE`` (one rule's), each checked by
+    ``inner`` as it is given; the text is kept, for ``Config.parse_with_default`` to read."""
+
+    def __init__(self, inner: AnyParam) -> None:
+        self.inner = inner
+        self.name = f"[NAME=]{inner.name}"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value).strip()
+        name, sep, rest = text.partition("=")
+        if sep and not name.strip():
+            self.fail(f"{text!r}: expected VALUE or NAME=VALUE", param, ctx)
+        self.inner.convert(rest if sep else text, param, ctx)
+        return text
 
 
 SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024 ** 2, "mb": 1024 ** 2,

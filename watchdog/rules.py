@@ -12,7 +12,12 @@ from typing import Any
 
 import click
 
+from watchdog.launch import Launch
 from watchdog.logs import CONTROL
+
+# Restart policies (--restart NAME=POLICY), in systemd's and Docker's words.
+ALWAYS, ON_FAILURE, NO = "always", "on-failure", "no"
+RESTART_POLICIES = (ALWAYS, ON_FAILURE, NO)
 
 # What the watchdog passes on to services when it receives them (``docker kill -s HUP``).
 FORWARDABLE_SIGNALS = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH)
@@ -35,7 +40,15 @@ class Rule:
     stop_signal: signal.Signals = signal.SIGTERM
     forward_signals: frozenset[signal.Signals] = frozenset(FORWARDABLE_SIGNALS)
     after: tuple[str, ...] = ()  # rules that must be ready before this one starts (--after)
-    env: dict[str, str] = field(default_factory=dict)  # added to the environment it starts with
+    env: dict[str, str] = field(default_factory=dict)  # set by the watchdog for it (NOTIFY_SOCKET...)
+    launch: Launch = field(default_factory=Launch)  # user, environment, directory, limits (watchdog.launch)
+    grace: float | None = None  # its own --grace; None: the default for all
+    # The uid its processes run as (--user, else the watchdog's own): one of another uid, matched
+    # by name, is not the rule's unless it descends from what the rule started (watchdog/ownership.py).
+    uid: int = field(default_factory=os.geteuid)
+    restart: str = ALWAYS  # when its command ends by itself: start it again always, on failure, or no
+    success_exit: frozenset[int] = frozenset({0})  # statuses that count as success (128+N: signal N)
+    start_timeout: float | None = None  # not ready this long after a start: the start failed
     settings: dict[str, Any] = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=dict)
 
@@ -92,7 +105,7 @@ def make_rules(
         if name not in taken:
             rules.append(make_rule(command, name=name, shell=shell))
     if not rules:
-        raise click.UsageError("no command given: try watchdog '/usr/sbin/sshd' 'apache2ctl start'")
+        raise click.UsageError("no command given: try watchdog /usr/sbin/sshd '/etc/init.d/apache2 start'")
     seen: dict[str, Rule] = {}
     for rule in rules:
         check_name(rule)
