@@ -14,12 +14,14 @@ import socket
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from typing import Any, NoReturn
 from urllib.parse import urlencode
 
 import click
 
 from watchdog import __version__, view
+from watchdog.logs import one_line
 from watchdog.oneline import exit_status
 from watchdog.params import Seconds
 from watchdog.state import RunState
@@ -187,7 +189,7 @@ def wait_for_states(client: Client, names: Sequence[str], state: str, timeout: f
     try:
         for event in stream:
             name = event.get("rule")
-            if name not in pending:
+            if name not in pending or "state" not in event:  # an ``exited`` event: no state of its own
                 continue
             if event.get("event") == "removed":
                 raise CtlError(EXIT_UNKNOWN_RULE, f"{name}: removed while waiting")
@@ -247,7 +249,7 @@ class CtlGroup(click.Group):
 @click.version_option(__version__, prog_name="watchdogctl", message="%(prog)s %(version)s")
 @click.pass_context
 def cli(ctx: click.Context, socket_path: str | None, request_timeout: float) -> None:
-    """Control a running watchdog: status, start, stop, restart, signal, reload, events, wait."""
+    """Control a running watchdog: status, start, stop, restart, signal, reload, events, logs, wait."""
     ctx.obj = Client(socket_path or default_socket(), request_timeout)
 
 
@@ -266,6 +268,12 @@ def status(client: Client, names: tuple[str, ...], as_json: bool) -> int:
     content = client.call("GET", "/v1/status" + (f"?{query}" if query else ""))
     rules = content.get("rules", [])
     click.echo(json.dumps(content, indent=1) if as_json else view.format_table(rules))
+    if names and not as_json:
+        for rule in rules:
+            if rule.get("last_output"):
+                click.echo(f"\n{rule.get('name')}: the last lines of its last run")
+                for entry in rule["last_output"]:
+                    click.echo(format_line({**entry, "rule": rule.get("name")}, True))
     return view.exit_status(rules)
 
 
@@ -384,6 +392,77 @@ def events(client: Client, names: tuple[str, ...]) -> int:
     for event in client.events(names):
         click.echo(json.dumps(event))
         sys.stdout.flush()
+    return EXIT_OK
+
+
+def parse_since(text: str, now: float) -> float:
+    """``--since``: ``90s``, ``10m``, ``2h``, ``1d`` ago, an RFC 3339 time, or a Unix time."""
+    spelled = text.strip()
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if spelled[-1:].lower() in units:
+        try:
+            return now - float(spelled[:-1]) * units[spelled[-1].lower()]
+        except ValueError:
+            pass
+    try:
+        return float(spelled)
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(spelled.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: give 10m, 2h, 1d, an RFC 3339 time or a Unix time",
+                                 param_hint="--since") from None
+    if when.tzinfo is None:
+        when = when.astimezone()  # local time, as date(1) shows it
+    return when.timestamp()
+
+
+def format_line(entry: dict[str, Any], timestamps: bool) -> str:
+    """``web stderr | the line``, control characters escaped (a service's line may hold any)."""
+    stamp = ""
+    if timestamps:
+        stamp = datetime.fromtimestamp(float(entry.get("time", 0)), UTC).isoformat(
+            timespec="milliseconds") + " "
+    return one_line(f"{stamp}{entry.get('rule')} {entry.get('stream')} | {entry.get('line', '')}")
+
+
+@cli.command()
+@click.argument("names", nargs=-1, metavar="[NAME...]")
+@click.option("-n", "--lines", "count", type=int, default=30, show_default=True, metavar="N",
+              help="How many of the last lines kept to show first (-1: all).")
+@click.option("-f", "--follow", is_flag=True, help="Then print each new line as it is written.")
+@click.option("--since", metavar="TIME", help="Only lines written since TIME: 10m, 2h, 1d, an RFC 3339 "
+                                              "time, or a Unix time.")
+@click.option("--stdout", "stream", flag_value="stdout", help="Only the services' stdout.")
+@click.option("--stderr", "stream", flag_value="stderr", help="Only the services' stderr.")
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object per line: time, rule, stream, run, pid, line.")
+@click.option("-t", "--timestamps", is_flag=True, help="Show when each line was read.")
+@click.pass_obj
+def logs(client: Client, names: tuple[str, ...], count: int, follow: bool, since: str | None,
+         stream: str | None, as_json: bool, timestamps: bool) -> int:
+    """What the services wrote (kept in the watchdog's memory), several rules interleaved.
+
+    Each line says its rule and stream; -f follows until interrupted.
+    """
+    query: list[tuple[str, str]] = [("rule", name) for name in names]
+    query.append(("n", str(count)))
+    if since is not None:
+        query.append(("since", repr(parse_since(since, time.time()))))
+    if stream is not None:
+        query.append(("stream", stream))
+    if follow:
+        query.append(("follow", "1"))
+    connection, response = client.open("GET", "/v1/logs?" + urlencode(query),
+                                       timeout=None if follow else client.timeout)
+    try:
+        for entry in EventStream(connection, response):
+            click.echo(json.dumps(entry) if as_json else format_line(entry, timestamps))
+            if follow:
+                sys.stdout.flush()
+    finally:
+        connection.close()
     return EXIT_OK
 
 

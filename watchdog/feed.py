@@ -79,6 +79,17 @@ class Feed:
             if not names or name in names:
                 connection.send(data)
 
+    def exited(self, rule: Rule, pid: int, returncode: int | None, output: list[dict[str, Any]]) -> None:
+        """Event ``exited``: the service (not one worker of it) ended, with its last lines."""
+        if not self.followers:
+            return
+        entry = {"time": time.time(), "event": "exited", "rule": rule.name, "pid": pid,
+                 "status": returncode, "last_output": output}
+        data = (json.dumps(entry) + "\n").encode()
+        for connection, names in list(self.followers.items()):
+            if not names or rule.name in names:
+                connection.send(data)
+
     def line(self, engine: EngineAPI, name: str, event: str, previous: str | None,
              override: dict[str, Any] | None = None) -> bytes:
         entry: dict[str, Any] = {"time": time.time(), "event": event, "rule": name, "previous": previous}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import shlex
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -88,3 +89,21 @@ class DefaultOrPerRule(click.types.StringParamType):
             self.fail(f"{text!r}: expected VALUE or NAME=VALUE", param, ctx)
         self.inner.convert(rest if sep else text, param, ctx)
         return text
+
+
+SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024 ** 2, "mb": 1024 ** 2,
+              "mib": 1024 ** 2, "g": 1024 ** 3, "gb": 1024 ** 3, "gib": 1024 ** 3}
+SIZE = re.compile(r"\s*(\d+)\s*([a-zA-Z]*)\s*")
+
+
+def parse_size(flag: str, text: str, maximum: int) -> int:
+    """Bytes from ``1048576``, ``64K``, ``50MB`` or ``1GiB`` (supervisord's KB, MB and GB are
+    1024-based too); a usage error beyond ``maximum``."""
+    found = SIZE.fullmatch(text)
+    unit = found.group(2).lower() if found else ""
+    if found is None or unit not in SIZE_UNITS:
+        raise click.UsageError(f"{flag}: {text!r} is not a size (bytes, or with K, M or G: 64K, 50MB)")
+    size = int(found.group(1)) * SIZE_UNITS[unit]
+    if size > maximum:
+        raise click.UsageError(f"{flag}: {text!r} is more than the maximum, {maximum // 1024 ** 2} MiB")
+    return size

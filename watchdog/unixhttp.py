@@ -177,6 +177,7 @@ class Connection:
     watching: str = ""  # "r", "w" or "": how the loop watches our fd now
     deadline: Timer | None = None
     on_close: list[Callable[[], None]] = field(default_factory=list)
+    on_drained: Callable[[], None] | None = None  # a stream's backlog went out: send more
     refusal: str | None = None  # why this peer may not be served
 
     def __post_init__(self) -> None:
@@ -290,6 +291,8 @@ class Connection:
             self.close()
         elif self.phase == "streaming":
             self._watch("r")  # to see the client leave while nothing is to be sent
+            if self.on_drained is not None:
+                self.on_drained()
 
     def _timed_out(self) -> None:
         self.deadline = None
