@@ -20,8 +20,10 @@ from urllib.parse import urlencode
 import click
 
 from watchdog import __version__
-from watchdog.oneline import exit_status
+from watchdog.oneline import exit_status, one_line, printable
 from watchdog.params import Seconds
+from watchdog.safefiles import owner_words, trusted_uid
+from watchdog.unixhttp import PEERCRED
 
 EXIT_OK = 0
 EXIT_NOT_RUNNING = 1  # status: a rule is not running; wait: timed out; signal: no process got it
@@ -79,9 +81,17 @@ class UnixConnection(http.client.HTTPConnection):
         sock.settimeout(self.timeout)
         try:
             sock.connect(self.socket_path)
+            _, uid, _ = PEERCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                                         PEERCRED.size))
         except OSError:
             sock.close()
             raise
+        # Whoever serves the socket answers for the watchdog: a socket another user put
+        # where ours should be would have us print its lies (and run our reload).
+        if not trusted_uid(uid):
+            sock.close()
+            raise CtlError(EXIT_NO_WATCHDOG, f"not trusting {self.socket_path}: it is served by "
+                                             f"{owner_words(uid)}")
         self.sock = sock
 
 
@@ -231,7 +241,7 @@ class CtlGroup(click.Group):
             code = exit_status(lambda: super(CtlGroup, self).main(
                 args, prog_name, standalone_mode=False, **extra), "watchdogctl", lambda: EXIT_OK)
         except CtlError as exc:
-            click.echo(f"watchdogctl: {exc.message}", err=True)
+            click.echo(f"watchdogctl: {one_line(exc.message)}", err=True)
             code = exc.code
         except BrokenPipeError:  # ``watchdogctl events | head``
             sys.stderr.close()
@@ -269,7 +279,7 @@ def status(client: Client, names: tuple[str, ...], as_json: bool) -> int:
     """Each rule's state, as `watchdog --status` shows it (exit 1 when one is not running)."""
     query = urlencode([("rule", name) for name in names])
     content = client.call("GET", "/v1/status" + (f"?{query}" if query else ""))
-    rules = content.get("rules", [])
+    rules = printable(content.get("rules", []))  # what services said, without terminal escapes
     click.echo(json.dumps(content, indent=1) if as_json else status_plugin().format_table(rules))
     return EXIT_OK if all(rule.get("state") == "running" for rule in rules) else EXIT_NOT_RUNNING
 
@@ -278,7 +288,7 @@ def act(client: Client, verb: str, names: Sequence[str], wait_timeout: float | N
     answer = client.call("POST", f"/v1/{verb}", {"rules": list(names)})
     for result in answer.get("results", []):
         pid = f" (pid {result['pid']})" if result.get("pid") else ""
-        click.echo(f"{result.get('rule')}: {result.get('result')}{pid}")
+        click.echo(one_line(f"{result.get('rule')}: {result.get('result')}{pid}"))
     if wait_timeout is not None:
         wait_for_states(client, names, "stopped" if verb == "stop" else "ready", wait_timeout)
     return EXIT_OK
@@ -320,9 +330,9 @@ def send_signal(client: Client, name: str, signal_name: str) -> int:
     answer = client.call("POST", "/v1/signal", {"rule": name, "signal": signal_name})
     count = int(answer.get("processes", 0))
     if not count:
-        click.echo(f"watchdogctl: {name}: no process to send {answer.get('signal')} to", err=True)
+        click.echo(one_line(f"watchdogctl: {name}: no process to send {answer.get('signal')} to"), err=True)
         return EXIT_NOT_RUNNING
-    click.echo(f"{name}: sent {answer.get('signal')} to {count} process{'es' if count > 1 else ''}")
+    click.echo(one_line(f"{name}: sent {answer.get('signal')} to {count} process{'es' if count > 1 else ''}"))
     return EXIT_OK
 
 
@@ -337,10 +347,10 @@ def reload(client: Client) -> int:
     answer = client.call("POST", "/v1/reload")
     for what in ("added", "removed", "changed", "unchanged"):
         if answer.get(what):
-            click.echo(f"{what}: {', '.join(answer[what])}")
+            click.echo(one_line(f"{what}: {', '.join(map(str, answer[what]))}"))
     if answer.get("not_applied"):
-        click.echo("watchdogctl: not applied until the watchdog restarts: "
-                   + ", ".join(answer["not_applied"]), err=True)
+        click.echo(one_line("watchdogctl: not applied until the watchdog restarts: "
+                            + ", ".join(map(str, answer["not_applied"]))), err=True)
     return EXIT_OK
 
 

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from watchdog.logs import logger
+from watchdog.safefiles import check_directory, directory_mode
 from watchdog.timers import Timer
 
 MAX_REQUEST = 64 * 1024
@@ -366,18 +367,6 @@ class Server:
 # --- the listening socket ------------------------------------------------------------------
 
 
-def check_directory(directory: str) -> None:
-    """Refuse a directory that someone else could use to swap our socket for theirs."""
-    info = os.stat(directory)
-    if not stat.S_ISDIR(info.st_mode):
-        raise ValueError(f"{directory} is not a directory")
-    if info.st_uid not in (0, os.geteuid()):
-        raise ValueError(f"{directory} belongs to uid {info.st_uid}, neither root nor us")
-    if info.st_mode & 0o022:
-        raise ValueError(f"{directory} is writable by other users (mode {info.st_mode & 0o7777:o}): "
-                         "give the socket a directory of its own")
-
-
 def listen(path: str) -> socket.socket:
     """A listening socket at ``path``, mode 0600, in a directory only root or we can change.
 
@@ -387,7 +376,7 @@ def listen(path: str) -> socket.socket:
     ValueError saying why.
     """
     directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, mode=0o755 if os.geteuid() == 0 else 0o700, exist_ok=True)
+    os.makedirs(directory, mode=directory_mode(), exist_ok=True)
     check_directory(directory)
     try:
         existing = os.lstat(path)
