@@ -20,7 +20,8 @@ from urllib.parse import urlencode
 import click
 
 from watchdog import __version__
-from watchdog.oneline import exit_status, one_line, printable
+from watchdog.logs import one_line
+from watchdog.oneline import exit_status, printable
 from watchdog.params import Seconds
 from watchdog.safefiles import owner_words, trusted_uid
 from watchdog.unixhttp import PEERCRED
