@@ -217,7 +217,7 @@ class Control:
             logger.warning("reload refused, nothing changed: %s", message, extra={"event": "reload"})
             connection.respond(422, {"error": message})
             return
-        except Exception as exc:  # a plugin's bug while configuring: still nothing changed
+        except BaseException as exc:  # a plugin's bug while configuring: still nothing changed
             message = f"{type(exc).__name__}: {exc}"
             logger.error("reload failed, nothing changed: %s", message, extra={"event": "reload"})
             connection.respond(500, {"error": f"reload failed, nothing changed: {message}"})

@@ -85,7 +85,7 @@ def run_round(checks: list[Probe], target: Target) -> Result:
     for check in checks:
         try:
             result = check(target)
-        except Exception as exc:  # a probe's bug is a failed check, not a crashed schedule
+        except BaseException as exc:  # a probe's bug is a failed check, not a crashed schedule
             result = Result(False, f"probe error: {failure_words(exc, target.timeout)}")
         if not result.ok:
             return result
@@ -253,7 +253,7 @@ class Health:
             return
         try:
             result = future.result()
-        except Exception as exc:
+        except BaseException as exc:  # a probe that called sys.exit: a failed check too
             result = Result(False, f"probe error: {exc}")
         self.verdict(rule, result)
         self.next_round(rule, this.generation)

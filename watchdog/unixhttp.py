@@ -350,7 +350,7 @@ class Server:
             self.handler(request, connection)
         except HTTPError as exc:
             connection.fail(exc)
-        except Exception as exc:
+        except BaseException as exc:  # a handler that calls sys.exit is a bug like any other
             logger.error("control: %s %s failed: %s: %s", request.method, request.path,
                          type(exc).__name__, exc, extra={"event": "control-error"})
             connection.fail(HTTPError(500, f"internal error: {type(exc).__name__}: {exc}"))
