@@ -205,6 +205,7 @@ class Control:
             raise HTTPError(409, "a reload is still in progress: try again when it is done")
         self.reloading = True
         logger.info("reloading at the request of uid %d", request.peer.uid, extra={"event": "reload"})
+        connection.answer_later()  # however long the configuration takes to read, its client hears
         engine.run_in_background(self.reread, partial(self.reloaded, connection))
 
     def reloaded(self, connection: Connection, future: Future[Config]) -> None:

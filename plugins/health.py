@@ -36,6 +36,7 @@ from watchdog.config import Config
 from watchdog.exits import EXIT_UNHEALTHY
 from watchdog.health import Probe, Result, Target, failure_words, probes, seconds_text
 from watchdog.logs import logger
+from watchdog.params import MAX_SECONDS, MAX_SECONDS_TEXT
 from watchdog.rules import Rule
 from watchdog.state import HEALTHY, RUNNING, UNHEALTHY, UNKNOWN
 from watchdog.timers import Timer
@@ -101,6 +102,8 @@ def parse_seconds(flag: str, name: str, text: str, *, zero: bool = False) -> flo
     if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
         raise click.UsageError(f"{flag} {name}={text}: expected a number of seconds "
                                f"{'>= 0' if zero else '> 0'}")
+    if value > MAX_SECONDS:
+        raise click.UsageError(f"{flag} {name}={text}: at most {MAX_SECONDS_TEXT} seconds")
     return value
 
 

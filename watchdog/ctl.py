@@ -99,9 +99,10 @@ class UnixConnection(http.client.HTTPConnection):
 class Client:
     """Requests to one control socket, their failures turned into exit statuses."""
 
-    def __init__(self, path: str, timeout: float = TIMEOUT) -> None:
+    def __init__(self, path: str, timeout: float = TIMEOUT, timeout_given: bool = True) -> None:
         self.path = path
         self.timeout = timeout
+        self.timeout_given = timeout_given  # --timeout on the command line, not its default
 
     def open(self, method: str, url: str, body: Any = None,
              timeout: float | None = TIMEOUT) -> tuple[UnixConnection, http.client.HTTPResponse]:
@@ -124,8 +125,9 @@ class Client:
             self.fail(response)
         return connection, response
 
-    def call(self, method: str, url: str, body: Any = None) -> Any:
-        connection, response = self.open(method, url, body, self.timeout)
+    def call(self, method: str, url: str, body: Any = None, timeout: float | None = -1.0) -> Any:
+        """The JSON answer; ``timeout`` (None: none) for this call instead of ``self.timeout``."""
+        connection, response = self.open(method, url, body, self.timeout if timeout == -1.0 else timeout)
         try:
             return decode(response.read())
         except (OSError, http.client.HTTPException) as exc:
@@ -264,7 +266,8 @@ class CtlGroup(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, socket_path: str | None, request_timeout: float) -> None:
     """Control a running watchdog: status, start, stop, restart, signal, reload, events, wait."""
-    ctx.obj = Client(socket_path or default_socket(), request_timeout)
+    given = ctx.get_parameter_source("request_timeout") is not click.core.ParameterSource.DEFAULT
+    ctx.obj = Client(socket_path or default_socket(), request_timeout, given)
 
 
 names_argument = click.argument("names", nargs=-1, required=True, metavar="NAME...")
@@ -344,8 +347,9 @@ def reload(client: Client) -> int:
 
     New rules start, removed ones stop, changed ones restart; the others are
     not touched. A configuration with an error changes nothing (exit 6).
+    Waits for the answer however long the reload takes, unless --timeout.
     """
-    answer = client.call("POST", "/v1/reload")
+    answer = client.call("POST", "/v1/reload", timeout=client.timeout if client.timeout_given else None)
     for what in ("added", "removed", "changed", "unchanged"):
         if answer.get(what):
             click.echo(one_line(f"{what}: {', '.join(map(str, answer[what]))}"))

@@ -4,11 +4,14 @@ Every socket is non-blocking and the loop calls us only when one is ready,
 so a client that sends half a request, or stops reading its answer, costs
 a file descriptor and a little memory until its deadline, never a wait.
 Limits: a request is at most ``MAX_REQUEST`` bytes and must arrive within
-``REQUEST_TIME``; its answer must be taken within ``RESPONSE_TIME``; at most
-``MAX_CONNECTIONS`` clients at once (more get 503). One request per
-connection (``Connection: close``). A streamed answer (``stream``, chunked)
-has no deadline, but a client that lets ``MAX_BACKLOG`` bytes pile up
-unread is dropped.
+``REQUEST_TIME``; its answer must be taken within ``RESPONSE_TIME`` (a
+handler that will answer later may lift that: ``Connection.answer_later``);
+at most ``MAX_CONNECTIONS`` clients at once. Up to ``MAX_CONNECTIONS`` more
+are told 503 (once their request is in, or after ``BUSY_TIME``: an answer
+sent while a client still writes would reach it as a reset); beyond those, a
+connection is closed at once. One request per connection (``Connection:
+close``). A streamed answer (``stream``, chunked) has no deadline, but a
+client that lets ``MAX_BACKLOG`` bytes pile up unread is dropped.
 
 The peer's credentials (``SO_PEERCRED``) are read at accept; ``authorize``
 decides, and anyone it refuses gets 403 with a JSON error.
@@ -36,6 +39,7 @@ MAX_REQUEST = 64 * 1024
 REQUEST_TIME = 10.0
 RESPONSE_TIME = 30.0
 MAX_CONNECTIONS = 64
+BUSY_TIME = 1.0
 MAX_BACKLOG = 1024 * 1024
 ACCEPT_BATCH = 16  # accepts per wake-up, so a flood of clients cannot hold the loop
 RECV_SIZE = 65536
@@ -86,6 +90,8 @@ class Request:
             return json.loads(self.body)
         except ValueError as exc:
             raise HTTPError(400, f"the body is not JSON: {exc}") from None
+        except RecursionError:  # the parser recurses once per [ or {
+            raise HTTPError(400, "the body is JSON nested too deeply") from None
 
 
 def parse_request(data: bytes, peer: Peer) -> Request | None:
@@ -109,7 +115,7 @@ def parse_request(data: bytes, peer: Peer) -> Request | None:
     if "transfer-encoding" in headers:
         raise HTTPError(411, "chunked request bodies are not accepted: send Content-Length")
     length_text = headers.get("content-length", "0")
-    if not length_text.isdigit():
+    if not (length_text.isascii() and length_text.isdigit()):  # "²" is a digit to str.isdigit
         raise HTTPError(400, f"bad Content-Length: {length_text[:20]!r}")
     length = int(length_text)
     if end + 4 + length > MAX_REQUEST:
@@ -151,10 +157,12 @@ class Connection:
     deadline: Timer | None = None
     on_close: list[Callable[[], None]] = field(default_factory=list)
     refusal: str | None = None  # why this peer may not be served
+    refusal_status: int = 403  # 503 for a client beyond the limit
 
     def __post_init__(self) -> None:
         self.fd = self.sock.fileno()
-        self.deadline = self.server.loop.call_later(REQUEST_TIME, self._timed_out)
+        busy = self.refusal_status == 503
+        self.deadline = self.server.loop.call_later(BUSY_TIME if busy else REQUEST_TIME, self._timed_out)
         self._watch("r")
 
     @property
@@ -173,6 +181,12 @@ class Connection:
 
     def fail(self, error: HTTPError) -> None:
         self.respond(error.status, {"error": error.message, **error.extra})
+
+    def answer_later(self) -> None:
+        """No deadline for this answer: the handler answers when its work ends (a reload),
+        however long that takes. The client may give up meanwhile; it costs a descriptor."""
+        if self.phase == "handling":
+            self._cancel_deadline()
 
     def stream(self, content_type: str = "application/x-ndjson") -> None:
         """Start a chunked answer with no deadline; ``send`` adds to it, ``close`` ends it."""
@@ -209,8 +223,11 @@ class Connection:
         self._cancel_deadline()
         self.sock.close()
         self.server.connections.discard(self)
+        self.server.turned_away.discard(self)
+        self.out = bytearray()  # a dropped client's backlog goes now, not when the last reference does
         for callback in self.on_close:
             callback()
+        self.on_close.clear()
 
     # --- the loop's callbacks ---------------------------------------------------------
 
@@ -263,7 +280,10 @@ class Connection:
         self.deadline = None
         if self.phase == "reading":
             self.begin_answer()
-            self.fail(HTTPError(408, f"no whole request within {REQUEST_TIME:g}s"))
+            if self.refusal_status == 503:  # a busy answer need not wait for the request
+                self.fail(HTTPError(503, self.refusal or "busy"))
+            else:
+                self.fail(HTTPError(408, f"no whole request within {REQUEST_TIME:g}s"))
             if not self.closed:
                 self.close()  # no more waiting for a client that does not read either
         else:
@@ -300,6 +320,7 @@ class Server:
         self.handler = handler
         self.authorize = authorize  # None: allowed; else why not
         self.connections: set[Connection] = set()
+        self.turned_away: set[Connection] = set()  # beyond the limit, to be told 503
         self._paused = False
         sock.setblocking(False)
         loop.add_reader(sock.fileno(), self._accept)
@@ -317,17 +338,15 @@ class Server:
             client.setblocking(False)
             peer = Peer(*PEERCRED.unpack(client.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
                                                             PEERCRED.size)))
-            if len(self.connections) >= MAX_CONNECTIONS:
-                try:
-                    client.send(json_response(503, {"error": f"busy: {MAX_CONNECTIONS} clients already"}))
-                except OSError:
-                    pass
+            # A refused client still sends its request before it gets the 403 (or the
+            # 503): an answer sent before it is done writing would reach it as a reset.
+            if len(self.connections) < MAX_CONNECTIONS:
+                self.connections.add(Connection(self, client, peer, refusal=self.authorize(peer)))
+            elif len(self.turned_away) < MAX_CONNECTIONS:
+                self.turned_away.add(Connection(self, client, peer, refusal_status=503, refusal=(
+                    f"busy: {MAX_CONNECTIONS} clients already; try again later")))
+            else:
                 client.close()
-                continue
-            # A refused client still sends its request before it gets the 403: an
-            # answer sent before it is done writing would reach it as a broken pipe.
-            connection = Connection(self, client, peer, refusal=self.authorize(peer))
-            self.connections.add(connection)
 
     def _pause(self, exc: OSError) -> None:
         """Out of descriptors: a level-triggered reader would fire at once again, so wait a second."""
@@ -344,7 +363,7 @@ class Server:
 
     def dispatch(self, request: Request, connection: Connection) -> None:
         if connection.refusal is not None:
-            connection.fail(HTTPError(403, connection.refusal))
+            connection.fail(HTTPError(connection.refusal_status, connection.refusal))
             return
         try:
             self.handler(request, connection)
@@ -356,7 +375,7 @@ class Server:
             connection.fail(HTTPError(500, f"internal error: {type(exc).__name__}: {exc}"))
 
     def close(self) -> None:
-        for connection in list(self.connections):
+        for connection in [*self.connections, *self.turned_away]:
             connection.close()
         if not self._paused:
             self.loop.remove_reader(self.sock.fileno())
