@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -18,11 +19,15 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import click
 import pytest
 from helpers import PROGRAMS, Watchdog, pids, program, wait_for
+from hypothesis import given
+from hypothesis import strategies as st
 from test_control import ctl, raw, socket_of, status_code
 
 from watchdog.events import Waiter
+from watchdog.rules import split_command
 
 Start = Callable[..., Watchdog]
 
@@ -140,3 +145,17 @@ def test_a_reload_that_takes_longer_than_30s_still_gets_its_answer(
     assert time.monotonic() - began >= 33
     wait_for(lambda: pids("wd-bd-added"), what="the added rule's service")
     assert json.loads(ctl(sock, "status", "--json").stdout)["rules"][1]["name"] == "wd-bd-added"
+
+
+@given(st.text(alphabet=st.sampled_from("ab /'\"\\\t\n\r\x0b\x0c\xa0\u2028#;$"), max_size=30))
+def test_the_quick_split_of_commands_is_shlexs_split(text: str) -> None:
+    # Loading 10,000 rules is linear and quick partly because plain commands skip shlex.
+    try:
+        expected = shlex.split(text)
+    except ValueError:
+        expected = None
+    try:
+        got = split_command(text)
+    except click.UsageError:
+        got = None
+    assert got == (expected or None)

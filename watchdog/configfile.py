@@ -56,9 +56,10 @@ class ConfigFile:
     text: str
     options: dict[str, Any]
     rules: dict[str, dict[str, Any]]
-    # "NAME=VALUE" per per-rule parameter, with where each came from
+    # "NAME=VALUE" per per-rule parameter, with the key and rule each came from (its
+    # line is looked up only for an error: a lookup per value made loading quadratic)
     per_rule: dict[str, list[str]] = field(default_factory=dict)
-    origins: dict[tuple[str, str], str] = field(default_factory=dict)
+    origins: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
 
     def where(self, key: str, rule: str | None = None) -> str:
         """``FILE:LINE: key`` for messages."""
@@ -181,16 +182,16 @@ def collect_rules(cf: ConfigFile, params: Iterable[click.Parameter]) -> list[str
                 raise cf.error("expected a string or a number", key, name)
             assignment = f"{name}={value}"
             cf.per_rule.setdefault(param_name, []).append(assignment)
-            cf.origins[(param_name, assignment)] = cf.where(key, name)
+            cf.origins[(param_name, assignment)] = (key, name)
     return commands
 
 
 def locate(cf: ConfigFile, message: str) -> str | None:
     """Where in the file the value a plugin complains about came from, if it did."""
-    for (_, assignment), where in cf.origins.items():
+    for (_, assignment), (key, rule) in cf.origins.items():
         name, _, value = assignment.partition("=")
         if name in message and value in message:
-            return where
+            return cf.where(key, rule)
     return None
 
 
