@@ -257,3 +257,20 @@ def test_terminal_escapes_a_health_check_prints_are_shown_escaped(tmp_path: Path
                          capture_output=True, text=True, timeout=30)
     assert "pwned" in ctl.stdout and "\x1b" not in ctl.stdout and "\x07" not in ctl.stdout, ctl
     assert wd.stop() == 0
+
+
+@needs_root
+@needs_unprivileged
+def test_another_user_may_still_read_roots_status_file(public_dir: Path, watchdog: Start,
+                                                       tmp_path: Path) -> None:
+    # A HEALTHCHECK run as the image's USER reads root's file: root is trusted by everyone.
+    run_dir = public_dir / "run"
+    run_dir.mkdir(mode=0o755)
+    status_file = run_dir / "status.json"
+    exe = program(tmp_path, "wd-tr-shared")
+    wd = watchdog(f"{exe} 1000", "--status-file", str(status_file), "--no-control-socket")
+    wait_for(status_file.exists, what="the status file")
+    assert stat.S_IMODE(status_file.stat().st_mode) == 0o644
+    shown = run_status(status_file, user=as_nobody())
+    assert shown.returncode == 0 and "wd-tr-shared" in shown.stdout, shown
+    assert wd.stop() == 0
