@@ -125,9 +125,9 @@ class Client:
             self.fail(response)
         return connection, response
 
-    def call(self, method: str, url: str, body: Any = None, timeout: float | None = -1.0) -> Any:
-        """The JSON answer; ``timeout`` (None: none) for this call instead of ``self.timeout``."""
-        connection, response = self.open(method, url, body, self.timeout if timeout == -1.0 else timeout)
+    def call(self, method: str, url: str, body: Any = None, *, wait_forever: bool = False) -> Any:
+        """The JSON answer, within ``self.timeout`` unless ``wait_forever``."""
+        connection, response = self.open(method, url, body, None if wait_forever else self.timeout)
         try:
             return decode(response.read())
         except (OSError, http.client.HTTPException) as exc:
@@ -349,7 +349,7 @@ def reload(client: Client) -> int:
     not touched. A configuration with an error changes nothing (exit 6).
     Waits for the answer however long the reload takes, unless --timeout.
     """
-    answer = client.call("POST", "/v1/reload", timeout=client.timeout if client.timeout_given else None)
+    answer = client.call("POST", "/v1/reload", wait_forever=not client.timeout_given)
     for what in ("added", "removed", "changed", "unchanged"):
         if answer.get(what):
             click.echo(one_line(f"{what}: {', '.join(map(str, answer[what]))}"))
