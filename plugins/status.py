@@ -27,7 +27,14 @@ from watchdog.exits import EXIT_NO_WATCHDOG, EXIT_NOT_RUNNING, EXIT_OK
 from watchdog.logs import logger
 from watchdog.oneline import printable
 from watchdog.rules import Rule
-from watchdog.safefiles import Untrusted, default_directory, read_trusted, remove_if_ours, write_atomically
+from watchdog.safefiles import (
+    Identity,
+    Untrusted,
+    default_directory,
+    read_trusted,
+    remove_if_ours,
+    write_atomically,
+)
 from watchdog.snapshot import DEAD_STATES, Snapshot, is_watchdog_argv, read_stat
 
 
@@ -44,7 +51,7 @@ class StatusFile:
         self.path = path
         self.started = time.time()
         self._last: dict[str, Any] | None = None  # what the file holds, once written
-        self._written: tuple[int, int] | None = None  # its device and inode, to remove only ours
+        self._written: Identity | None = None  # to remove only ours
         self._failing = False
         self.enabled = True
 

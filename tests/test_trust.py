@@ -26,6 +26,8 @@ import pytest
 from helpers import Watchdog, pids, program, wait_for
 from test_safety import NOBODY, as_nobody, needs_unprivileged
 
+from watchdog.safefiles import Untrusted, read_trusted, remove_if_ours, write_atomically
+
 Start = Callable[..., Watchdog]
 STRANGER = 12345  # a uid no account has: another local user who is not nobody
 needs_root = pytest.mark.skipif(os.geteuid() != 0,
@@ -274,3 +276,27 @@ def test_another_user_may_still_read_roots_status_file(public_dir: Path, watchdo
     shown = run_status(status_file, user=as_nobody())
     assert shown.returncode == 0 and "wd-tr-shared" in shown.stdout, shown
     assert wd.stop() == 0
+
+
+def test_files_are_written_only_into_a_real_directory_and_removed_only_if_still_ours(
+    tmp_path: Path
+) -> None:
+    real = tmp_path / "real"
+    real.mkdir(mode=0o700)
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    with pytest.raises(Untrusted, match="is a symlink"):
+        write_atomically(str(link / "status.json"), b"{}")
+    assert list(real.iterdir()) == []
+    path = real / "status.json"
+    ours = write_atomically(str(path), b"{}")
+    assert path.read_bytes() == b"{}" and stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert [p.name for p in real.iterdir()] == ["status.json"]  # no temporary left
+    other = real / "other"
+    other.write_text("another watchdog's")
+    other.rename(path)  # took the path since, the way a watchdog writes it
+    remove_if_ours(str(path), ours)
+    assert path.read_text() == "another watchdog's"
+    path.chmod(0o666)
+    with pytest.raises(Untrusted, match="writable by other users"):
+        read_trusted(str(path))

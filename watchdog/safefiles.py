@@ -150,8 +150,15 @@ def read_trusted(path: str, max_size: int = MAX_READ) -> bytes | None:
         os.close(dir_fd)
 
 
-def write_atomically(path: str, data: bytes, mode: int = 0o644) -> tuple[int, int]:
-    """Replace ``path`` with a file holding ``data``; return its (device, inode).
+Identity = tuple[int, int, int]  # device, inode, change time (an inode number is reused)
+
+
+def identity(info: os.stat_result) -> Identity:
+    return info.st_dev, info.st_ino, info.st_ctime_ns
+
+
+def write_atomically(path: str, data: bytes, mode: int = 0o644) -> Identity:
+    """Replace ``path`` with a file holding ``data``; return its identity.
 
     Written as a new file (``O_EXCL``, never through a symlink) in the checked
     directory, given ``mode`` on its descriptor, then renamed over ``path``
@@ -173,31 +180,30 @@ def write_atomically(path: str, data: bytes, mode: int = 0o644) -> tuple[int, in
                 while view:
                     view = view[os.write(fd, view):]
                 os.fchmod(fd, mode)
-                info = os.fstat(fd)
             finally:
                 os.close(fd)
             os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            info = os.lstat(name, dir_fd=dir_fd)  # after the rename, which changes its ctime
         except BaseException:
             try:
                 os.unlink(tmp, dir_fd=dir_fd)
             except OSError:
                 pass
             raise
-        return info.st_dev, info.st_ino
+        return identity(info)
     finally:
         os.close(dir_fd)
 
 
-def remove_if_ours(path: str, identity: tuple[int, int]) -> None:
-    """Unlink ``path`` if it is still the file with ``identity`` (device, inode) we wrote."""
+def remove_if_ours(path: str, written: Identity) -> None:
+    """Unlink ``path`` if it is still the file we wrote (``written``: its identity)."""
     directory, name = split(path)
     try:
         dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | OPEN_FLAGS)
     except OSError:
         return
     try:
-        info = os.lstat(name, dir_fd=dir_fd)
-        if (info.st_dev, info.st_ino) == identity:
+        if identity(os.lstat(name, dir_fd=dir_fd)) == written:
             os.unlink(name, dir_fd=dir_fd)
     except OSError:
         pass
