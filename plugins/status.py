@@ -5,9 +5,10 @@ restarts, last exit status, since when) to ``--status-file``, atomically
 (a temporary file renamed over it) and only when something changed.
 ``watchdog --status`` reads it without the original arguments, so
 ``HEALTHCHECK CMD watchdog --status`` works: exit 0 when every rule is
-running, 1 when one is not or is unhealthy, 3 when no watchdog is running
-(no file, or the pid in it is not a live watchdog). Health (from the health
-checks, ``unknown`` without them) and the last check's result are shown too.
+fine (``watchdog.view``: running and not unhealthy, or a one-shot that
+exited with a success status), 1 when one is not, 3 when no watchdog is
+running (no file, or the pid in it is not a live watchdog). Each rule is
+shown as ``watchdog.view.rule_view`` builds it, as the control socket does.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import click
 from watchdog import __version__, hookimpl
 from watchdog.api import EngineAPI
 from watchdog.config import Config
-from watchdog.exits import EXIT_NO_WATCHDOG, EXIT_NOT_RUNNING, EXIT_OK
+from watchdog.exits import EXIT_NO_WATCHDOG
 from watchdog.logs import logger
 from watchdog.oneline import printable
 from watchdog.rules import Rule
@@ -36,6 +37,7 @@ from watchdog.safefiles import (
     write_atomically,
 )
 from watchdog.snapshot import DEAD_STATES, Snapshot, is_watchdog_argv, read_stat
+from watchdog.view import exit_status, format_table, rule_view
 
 
 def default_status_file() -> str:
@@ -56,20 +58,7 @@ class StatusFile:
         self.enabled = True
 
     def write(self, engine: EngineAPI) -> None:
-        rules = [
-            {
-                "name": rule.name, "command": rule.command, "matcher": rule.strategy,
-                "state": status.state, "given_up": status.given_up, "pids": list(status.pids),
-                "restarts": status.restarts, "last_exit": status.last_exit, "since": status.since,
-                "reason": status.reason,
-                # readiness (watchdog.readiness) and what the service says of itself
-                "ready": status.ready, "waiting_for": list(status.waiting_for),
-                "message": status.message,
-                "health": status.health, "health_detail": status.health_detail,
-            }
-            for rule in engine.rules
-            for status in (engine.status[rule.name],)
-        ]
+        rules = [rule_view(rule, engine.status[rule.name]) for rule in engine.rules]
         content = {"pid": os.getpid(), "started": self.started, "version": __version__,
                    "rules": rules}
         if content == self._last:
@@ -109,8 +98,9 @@ class Status:
     def watchdog_add_options(self) -> list[click.Option]:
         return [
             click.Option(["--status", "show_status"], is_flag=True, allow_from_autoenv=False,
-                         help="Show the running watchdog's status and exit (0 all running, "
-                              "1 one is not or is unhealthy, 3 no watchdog)."),
+                         help="Show the running watchdog's status and exit (0 every rule runs "
+                              "and is not unhealthy, or exited with success; 1 one does not; "
+                              "3 no watchdog)."),
             click.Option(["--json", "status_json"], is_flag=True, allow_from_autoenv=False,
                          help="With --status: print the status as JSON."),
             click.Option(["--status-file"], metavar="PATH", default=default_status_file(),
@@ -210,29 +200,4 @@ def show_status(path: str, as_json: bool) -> int:
         click.echo(json.dumps(content, indent=1))
     else:
         click.echo(format_table(rules))
-    every_rule_runs = all(rule.get("state") == "running" for rule in rules)
-    none_unhealthy = all(rule.get("health") != "unhealthy" for rule in rules)
-    return EXIT_OK if every_rule_runs and none_unhealthy else EXIT_NOT_RUNNING
-
-
-def format_table(rules: list[dict[str, Any]]) -> str:
-    header = ("NAME", "STATE", "PIDS", "MATCHER", "RESTARTS", "LAST EXIT", "SINCE", "HEALTH",
-              "LAST CHECK", "READY")
-    rows = [header]
-    for rule in rules:
-        state = rule["state"] + (" (gave up)" if rule.get("given_up") else "")
-        if rule.get("waiting_for"):
-            state += f" for {','.join(rule['waiting_for'])}"
-        if rule.get("message"):
-            state += f" ({rule['message']})"
-        ready = "yes" if rule.get("ready") else "no"
-        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(rule["since"]))
-        last_exit = "-" if rule["last_exit"] is None else str(rule["last_exit"])
-        pids = ",".join(map(str, rule["pids"])) or "-"
-        health, checked = rule.get("health", "unknown"), rule.get("health_detail") or "-"
-        rows.append((rule["name"], state, pids, rule["matcher"], str(rule["restarts"]), last_exit,
-                     since, "-" if health == "unknown" and checked == "-" else health, checked,
-                     ready))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-                     for row in rows)
+    return exit_status(rules)

@@ -19,15 +19,16 @@ from urllib.parse import urlencode
 
 import click
 
-from watchdog import __version__
+from watchdog import __version__, view
 from watchdog.logs import one_line
 from watchdog.oneline import exit_status, printable
 from watchdog.params import Seconds
 from watchdog.safefiles import owner_words, trusted_uid
+from watchdog.state import RunState
 from watchdog.unixhttp import PEERCRED
 
 EXIT_OK = 0
-EXIT_NOT_RUNNING = 1  # status: a rule is not running; wait: timed out; signal: no process got it
+EXIT_NOT_RUNNING = 1  # status: a rule is not fine (watchdog.view); wait: timed out; signal: no process got it
 EXIT_USAGE = 2
 EXIT_NO_WATCHDOG = 3  # no control socket, or no one serves it (as ``watchdog --status``)
 EXIT_UNKNOWN_RULE = 4
@@ -37,8 +38,8 @@ EXIT_BAD_ANSWER = 7  # the watchdog did not answer in time, or not as expected
 
 EXIT_HELP = """\b
 Exit status:
-  0  done (status: every rule shown is running)
-  1  status: a rule is not running; wait: timed out; signal: no process received it
+  0  done (status: every rule shown runs and is not unhealthy, or exited with success)
+  1  status: a rule does not; wait: timed out; signal: no process received it
   2  usage error
   3  no watchdog is running (no control socket, or no one answers on it)
   4  no rule has that name
@@ -47,7 +48,7 @@ Exit status:
   7  no answer in time, or an answer that makes no sense
 """
 
-STATES = ("ready", "healthy", "running", "starting", "missing", "stopping", "stopped")
+STATES = ("ready", "healthy", *(state.value for state in RunState))
 TIMEOUT = 30.0
 
 
@@ -190,14 +191,6 @@ def decode(data: bytes) -> Any:
         raise CtlError(EXIT_BAD_ANSWER, f"not a JSON answer: {data[:80]!r}") from None
 
 
-def reached(event: dict[str, Any], state: str) -> bool:
-    if state == "ready":
-        return bool(event.get("ready"))
-    if state == "healthy":
-        return event.get("state") == "running" and event.get("health") == "healthy"
-    return event.get("state") == state
-
-
 def wait_for_states(client: Client, names: Sequence[str], state: str, timeout: float) -> None:
     """Until every rule in ``names`` is in ``state``; CtlError when it is removed or time runs out."""
     deadline = time.monotonic() + timeout
@@ -212,10 +205,12 @@ def wait_for_states(client: Client, names: Sequence[str], state: str, timeout: f
             if event.get("event") == "removed":
                 raise CtlError(EXIT_UNKNOWN_RULE, f"{name}: removed while waiting")
             where[name] = str(event.get("state"))
-            if reached(event, state):
+            if view.reached(event, state):
                 pending.discard(name)
                 if not pending:
                     return
+            elif where[name] == RunState.FAILED:  # final: nothing comes of waiting longer
+                raise CtlError(EXIT_NOT_RUNNING, f"{name} failed before {state}: {event.get('reason')}")
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
@@ -280,12 +275,12 @@ wait_option = click.option("--wait", "wait_timeout", type=Seconds(0.01), metavar
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 @click.pass_obj
 def status(client: Client, names: tuple[str, ...], as_json: bool) -> int:
-    """Each rule's state, as `watchdog --status` shows it (exit 1 when one is not running)."""
+    """Each rule's state, as `watchdog --status` shows it, with its exit status (1: one is not fine)."""
     query = urlencode([("rule", name) for name in names])
     content = client.call("GET", "/v1/status" + (f"?{query}" if query else ""))
     rules = printable(content.get("rules", []))  # what services said, without terminal escapes
-    click.echo(json.dumps(content, indent=1) if as_json else status_plugin().format_table(rules))
-    return EXIT_OK if all(rule.get("state") == "running" for rule in rules) else EXIT_NOT_RUNNING
+    click.echo(json.dumps(content, indent=1) if as_json else view.format_table(rules))
+    return view.exit_status(rules)
 
 
 def act(client: Client, verb: str, names: Sequence[str], wait_timeout: float | None) -> int:
@@ -376,7 +371,8 @@ def events(client: Client, names: tuple[str, ...]) -> int:
 @cli.command()
 @names_argument
 @click.option("--state", type=click.Choice(STATES), default="ready", show_default=True,
-              help="ready: running and not unhealthy; healthy: running and a check says healthy.")
+              help="ready: running, not unhealthy and, with --notify, READY=1 since its start; "
+                   "healthy: running and a check says healthy.")
 @click.option("--timeout", type=Seconds(0.01), default=TIMEOUT, show_default=True, metavar="SECONDS",
               help="Give up after this long (exit 1).")
 @click.pass_obj
