@@ -458,7 +458,9 @@ def listen(path: str) -> socket.socket:
     finally:
         os.umask(old_umask)
     os.chmod(path, 0o600)
-    sock.listen(MAX_CONNECTIONS)
+    # Room for the clients served, those told 503 and a burst waiting to be accepted
+    # (16 a wake-up): a full queue makes a unix socket's connect fail with EAGAIN.
+    sock.listen(4 * MAX_CONNECTIONS)
     return sock
 
 
