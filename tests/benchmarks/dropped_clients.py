@@ -3,8 +3,9 @@
     python tests/benchmarks/dropped_clients.py [--rules 8000] [--rounds 5] [--clients 50]
 
 Not part of the test suite. A watchdog keeps ``--rules`` rules running that
-all find one process through pidfiles of their own (so nothing is started)
-and serves its control socket. Each round, ``--clients`` clients ask for
+all find one process (its child) through pidfiles of their own under /run
+(so nothing is started; should it start anything, the script stops it) and
+serves its control socket. Each round, ``--clients`` clients ask for
 ``GET /v1/events`` and read nothing: the opening ``current`` lines (one per
 rule, about 2 MB) pile up past the 1 MiB a client may leave unread, and each
 client is dropped. After each round the watchdog's RSS is printed beside the
@@ -48,13 +49,26 @@ def rss_mb(pid: int) -> float:
     return float(psutil.Process(pid).memory_info().rss) / 2**20
 
 
-def config(directory: Path, rules: int, host: int) -> Path:
-    """Every rule finds the one ``host`` process through a pidfile of its own: all running,
+# Forks the one process every rule finds, writes its pid to every rule's pidfile, then
+# becomes the watchdog: the process is the watchdog's child, so within its scope.
+LAUNCHER = """
+import os, sys
+host = os.fork()
+if host == 0:
+    os.execv("/bin/sleep", ["sleep", "100000"])
+pidfiles, rules = sys.argv[1], int(sys.argv[2])
+for i in range(rules):
+    with open(os.path.join(pidfiles, str(i)), "w") as f:
+        f.write(f"{host}\\n")
+os.execv(sys.executable, [sys.executable, "-m", "watchdog", *sys.argv[3:]])
+"""
+
+
+def config(directory: Path, rules: int) -> Path:
+    """Every rule finds the one shared process through a pidfile of its own: all running,
     none started (thousands of processes would swamp the machine)."""
     pidfiles = directory / "p"
     pidfiles.mkdir()
-    for i in range(rules):
-        (pidfiles / str(i)).write_text(f"{host}\n")
     path = directory / "watchdog.toml"
     path.write_text("".join(f'[rules.r{i}]\ncommand="/bin/true"\npidfile="{pidfiles}/{i}"\n'
                             for i in range(rules)))  # short: the file has a limit
@@ -100,22 +114,31 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--clients", type=int, default=50)
     args = parser.parse_args()
-    directory = Path(tempfile.mkdtemp(prefix="wd-dropped-bench-"))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # so that the finally below runs
+    # Pidfiles are trusted only under directories no other user can change: not /tmp.
+    trusted = "/run" if os.geteuid() == 0 else os.environ.get("XDG_RUNTIME_DIR")
+    directory = Path(tempfile.mkdtemp(prefix="wd-dropped-bench-", dir=trusted))
     log = directory / "log"
     sock = directory / "control.sock"
-    host = subprocess.Popen(["/bin/sleep", "100000"])
+    path = config(directory, args.rules)
     with open(log, "w") as out:
-        wd = subprocess.Popen([sys.executable, "-m", "watchdog", "--config",
-                               str(config(directory, args.rules, host.pid)), "--status-file",
-                               str(directory / "status.json"), "--control-socket", str(sock), "-q"],
+        wd = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(directory / "p"), str(args.rules),
+                               "--config", str(path), "--status-file", str(directory / "status.json"),
+                               "--control-socket", str(sock), "-q"],
                               stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_for(lambda: sock.exists() or wd.poll() is not None, "the control socket")
         if wd.poll() is not None:
             raise SystemExit(f"dropped-clients bench: the watchdog ended: {log.read_text()[-1000:]}")
-        wait_for(lambda: status_written(directory / "status.json", args.rules), "every rule running")
-        if psutil.Process(wd.pid).children():
-            raise SystemExit("dropped-clients bench: the watchdog started a process; stopping")
+        host = int((directory / "p" / "0").read_text())
+
+        def all_running() -> bool:
+            # A rule that does not find the host would start its command: thousands would follow.
+            if any(child.pid != host for child in psutil.Process(wd.pid).children()):
+                raise SystemExit("dropped-clients bench: the watchdog started a process; stopping")
+            return status_written(directory / "status.json", args.rules)
+
+        wait_for(all_running, "every rule running")
         print(f"{args.rules} rules running; {args.clients} clients a round", file=sys.stderr)
         print(f"{'round':>5}  {'RSS after non-reading clients':>30}  "
               f"{'RSS after reading clients (peer)':>33}")
@@ -128,15 +151,11 @@ def main() -> None:
             time.sleep(1)
             print(f"{number:>5}  {dropping:>28.1f}MB  {rss_mb(wd.pid):>31.1f}MB", flush=True)
     finally:
-        host.kill()
-        host.wait()
+        # SIGKILL to its process group at once, the shared process with it: it started
+        # nothing, and a stop would signal that one process 8,000 times.
         if wd.poll() is None:
-            os.killpg(wd.pid, signal.SIGTERM)
-        try:
-            wd.wait(30)
-        except subprocess.TimeoutExpired:
             os.killpg(wd.pid, signal.SIGKILL)
-            wd.wait()
+        wd.wait()
         shutil.rmtree(directory, ignore_errors=True)
 
 
