@@ -216,6 +216,7 @@ class Control:
             raise HTTPError(409, "a reload is still in progress: try again when it is done")
         self.reloading = True
         logger.info("reloading at the request of uid %d", request.peer.uid, extra={"event": "reload"})
+        connection.answer_later()  # however long the configuration takes to read, its client hears
         engine.run_in_background(self.reread, partial(self.reloaded, connection))
 
     def reloaded(self, connection: Connection, future: Future[Config]) -> None:
@@ -228,7 +229,7 @@ class Control:
             logger.warning("reload refused, nothing changed: %s", message, extra={"event": "reload"})
             connection.respond(422, {"error": message})
             return
-        except Exception as exc:  # a plugin's bug while configuring: still nothing changed
+        except BaseException as exc:  # a plugin's bug while configuring: still nothing changed
             message = f"{type(exc).__name__}: {exc}"
             logger.error("reload failed, nothing changed: %s", message, extra={"event": "reload"})
             connection.respond(500, {"error": f"reload failed, nothing changed: {message}"})
