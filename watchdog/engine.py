@@ -24,7 +24,7 @@ from watchdog.background import Background
 from watchdog.children import Children
 from watchdog.events import Waiter
 from watchdog.exits import EXIT_INTERNAL_ERROR, EXIT_NOT_RUNNING, EXIT_OK
-from watchdog.hooks import call_contained, calls, log_failure
+from watchdog.hooks import calls, log_failure
 from watchdog.logfiles import LogFiles
 from watchdog.logoptions import default_settings
 from watchdog.logs import logger
@@ -124,7 +124,7 @@ class Engine:
         self.children = Children(self.output)
         self.signaller = Signaller(self.waiter)
         self.timers = Timers()
-        self.background = Background(self.waiter.wake)
+        self.background = Background(self.waiter.wake, self.hooks.call_contained)
         self.exit_code: int | None = None
         self._stop_reason: str | None = None
         self._once = False
@@ -225,14 +225,14 @@ class Engine:
 
     def add_reader(self, fd: int, on_readable: Callable[[], None]) -> None:
         """Call ``on_readable()`` on the loop whenever ``fd`` can be read (a socket of the plugin's)."""
-        self.waiter.add_reader(fd, partial(call_contained, on_readable))
+        self.waiter.add_reader(fd, partial(self.hooks.call_contained, on_readable))
 
     def remove_reader(self, fd: int) -> None:
         self.waiter.remove_reader(fd)
 
     def add_writer(self, fd: int, on_writable: Callable[[], None]) -> None:
         """Call ``on_writable()`` on the loop whenever ``fd`` can be written (not while it is a reader)."""
-        self.waiter.add_writer(fd, partial(call_contained, on_writable))
+        self.waiter.add_writer(fd, partial(self.hooks.call_contained, on_writable))
 
     def remove_writer(self, fd: int) -> None:
         self.waiter.remove_reader(fd)
@@ -448,7 +448,7 @@ class Engine:
                 if timer.callback is None:
                     self._check_soon = True
                 else:
-                    call_contained(timer.callback)
+                    self.hooks.call_contained(timer.callback)
             if exited or reaped or self._check_soon or self.clock() >= self._next_check(deadline):
                 return
 
