@@ -7,6 +7,7 @@ section from one page to another cannot leave a dead link behind.
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -55,4 +56,18 @@ def test_every_section_of_the_readme_is_in_its_contents() -> None:
     listed = set(re.findall(r"\(#([^)]+)\)", contents))
     missing = [title for title in sections if title != "Contents"
                and re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-") not in listed]
+    assert missing == []
+
+
+def test_the_manual_s_layout_table_names_every_module_as_its_docstring_does() -> None:
+    manual = (ROOT / "MANUAL.md").read_text()
+    missing = []
+    for folder in ("watchdog", "plugins"):
+        for path in sorted((ROOT / folder).glob("*.py")):
+            if path.name == "__main__.py":
+                continue
+            doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+            summary = doc.split("\n\n")[0].replace("\n", " ").replace("|", "\\|")
+            if f"| `{folder}/{path.name}` | {summary} |" not in manual:
+                missing.append(path.name)
     assert missing == []

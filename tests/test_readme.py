@@ -58,3 +58,10 @@ def test_the_exit_status_table_has_a_row_for_every_status_in_exits_py() -> None:
     table = README.read_text().split("| exit status | when |", 1)[1].split("\n\n", 1)[0]
     rows = {int(match) for match in re.findall(r"^\| (\d+) \|", table, re.M)}
     assert rows == statuses
+
+
+def test_the_disable_row_names_every_built_in_plugin() -> None:
+    from watchdog.manager import BUILTIN_PLUGINS
+
+    row = next(line for line in MANUAL.read_text().splitlines() if line.startswith("| `--disable NAME`"))
+    assert [name for name in BUILTIN_PLUGINS if f"`{name}`" not in row] == []
