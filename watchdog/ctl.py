@@ -271,11 +271,13 @@ def status(client: Client, names: tuple[str, ...], as_json: bool) -> int:
 
 def act(client: Client, verb: str, names: Sequence[str], wait_timeout: float | None) -> int:
     answer = client.call("POST", f"/v1/{verb}", {"rules": list(names)})
-    for result in answer.get("results", []):
+    results = answer.get("results", [])
+    for result in results:
         pid = f" (pid {result['pid']})" if result.get("pid") else ""
         click.echo(f"{result.get('rule')}: {result.get('result')}{pid}")
-    if wait_timeout is not None:
-        wait_for_states(client, names, "stopped" if verb == "stop" else "ready", wait_timeout)
+    if wait_timeout is not None:  # GROUP:* and all: the rules they stood for
+        rules = [str(result.get("rule")) for result in results]
+        wait_for_states(client, rules, "stopped" if verb == "stop" else "ready", wait_timeout)
     return EXIT_OK
 
 
@@ -284,7 +286,10 @@ def act(client: Client, verb: str, names: Sequence[str], wait_timeout: float | N
 @wait_option
 @click.pass_obj
 def start(client: Client, names: tuple[str, ...], wait_timeout: float | None) -> int:
-    """Start rules that are stopped (or missing); running ones are left alone."""
+    """Start rules that are stopped (or missing); running ones are left alone.
+
+    NAME is a rule, GROUP:* every rule of a group, GROUP:NAME one of them, or all.
+    """
     return act(client, "start", names, wait_timeout)
 
 
@@ -293,7 +298,10 @@ def start(client: Client, names: tuple[str, ...], wait_timeout: float | None) ->
 @wait_option
 @click.pass_obj
 def stop(client: Client, names: tuple[str, ...], wait_timeout: float | None) -> int:
-    """Stop rules (stop signal, grace, KILL); they stay stopped until started."""
+    """Stop rules (stop signal, grace, KILL); they stay stopped until started.
+
+    NAME is a rule, GROUP:* every rule of a group, GROUP:NAME one of them, or all.
+    """
     return act(client, "stop", names, wait_timeout)
 
 
@@ -302,8 +310,34 @@ def stop(client: Client, names: tuple[str, ...], wait_timeout: float | None) -> 
 @wait_option
 @click.pass_obj
 def restart(client: Client, names: tuple[str, ...], wait_timeout: float | None) -> int:
-    """Stop rules like stop, then start them again: never two copies at once."""
+    """Stop rules like stop, then start them again: never two copies at once.
+
+    NAME is a rule, GROUP:* every rule of a group, GROUP:NAME one of them, or all.
+    """
     return act(client, "restart", names, wait_timeout)
+
+
+@cli.command()
+@click.argument("names", nargs=-1, metavar="[NAME...]")
+@click.pass_obj
+def pid(client: Client, names: tuple[str, ...]) -> int:
+    """The watchdog's pid; with NAME (or GROUP:*, all), each rule's pids, as supervisorctl pid.
+
+    Exit 1 when a rule named has no process.
+    """
+    query = urlencode([("rule", name) for name in names])
+    content = client.call("GET", "/v1/status" + (f"?{query}" if query else ""))
+    if not names:
+        click.echo(content.get("pid"))
+        return EXIT_OK
+    code = EXIT_OK
+    for rule in content.get("rules", []):
+        pids = rule.get("pids") or []
+        if not pids:
+            code = EXIT_NOT_RUNNING
+        shown = ",".join(str(number) for number in pids) or "0"
+        click.echo(f"{rule.get('name')} {shown}" if len(content.get("rules", [])) > 1 else shown)
+    return code
 
 
 @cli.command("signal")

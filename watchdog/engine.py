@@ -63,6 +63,13 @@ FIRST_RECHECK = 0.05
 SETTLE_AFTER_START = 1.0
 
 
+def initial_status(rule: Rule) -> RuleStatus:
+    """Where a rule starts: missing (so it is started), or stopped until asked (``--autostart``)."""
+    if rule.autostart:
+        return RuleStatus()
+    return RuleStatus(state=STOPPED, reason="autostart=false: starts when asked (watchdogctl start)")
+
+
 class Engine:
     """Keeps every rule's service alive until a stop signal or a give-up."""
 
@@ -92,7 +99,7 @@ class Engine:
         self.snapshots = Tracker(backstop=interval, scope=scope)
         self.ownership = Ownership()
         self.take_snapshot = self.snapshots.take
-        self.status = {rule.name: RuleStatus() for rule in rules}
+        self.status = {rule.name: initial_status(rule) for rule in rules}
         # Every change of a rule's run state goes through here (watchdog.rulerun).
         self.transitions = Transitions(hooks, self._wake)
         self.move = self.transitions.move
@@ -280,7 +287,7 @@ class Engine:
         if rule.name in self.status:
             raise ValueError(f"a rule named {rule.name!r} exists already")
         self.rules.append(rule)
-        self.status[rule.name] = RuleStatus()
+        self.status[rule.name] = initial_status(rule)
         logger.info("added %r", rule.command, extra={"rule": rule.name, "event": "added"})
         self.hooks.watchdog_rule_added(rule=rule, engine=self)
         self._check_soon = True
@@ -553,7 +560,8 @@ class Engine:
         if dead in status.pids:  # not a child of ours, whose exit reap reported
             status.pids = tuple(pid for pid in status.pids if pid != dead)
             self.waiter.unwatch(dead)
-            self.hooks.watchdog_process_exited(rule=rule, pid=dead, returncode=self.ownership.exit_of(dead))
+            status.ended_with = self.ownership.exit_of(dead)  # reaped here when re-parented to us
+            self.hooks.watchdog_process_exited(rule=rule, pid=dead, returncode=status.ended_with)
         self._begin_stop(rule, f"main process {dead} died", restart=False, planned=False, crashed=True)
         return True
 

@@ -45,6 +45,8 @@ class Rule:
     grace: float | None = None  # its own --grace; None: the default for all
     # The uid its processes run as (--user, else the watchdog's own): one of another uid, matched
     # by name, is not the rule's unless it descends from what the rule started (watchdog/ownership.py).
+    priority: int | None = None  # start order, low first; stop order reversed (--priority)
+    autostart: bool = True  # False: stopped until started by request (--autostart NAME=false)
     uid: int = field(default_factory=os.geteuid)
     restart: str = ALWAYS  # when its command ends by itself: start it again always, on failure, or no
     success_exit: frozenset[int] = frozenset({0})  # statuses that count as success (128+N: signal N)
