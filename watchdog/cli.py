@@ -12,7 +12,16 @@ from typing import Any, NoReturn, cast
 
 import click
 
-from watchdog import __version__, helpsections, launch, ordering, ownership, printconfig, runpolicy
+from watchdog import (
+    __version__,
+    helpsections,
+    launch,
+    logoptions,
+    ordering,
+    ownership,
+    printconfig,
+    runpolicy,
+)
 from watchdog.ambiguity import check_distinguishable
 from watchdog.config import Config
 from watchdog.configfile import (
@@ -31,12 +40,14 @@ from watchdog.events import pidfd_supported
 from watchdog.exits import EXIT_NOT_RUNNING, EXIT_OK
 from watchdog.helpsections import format_sections
 from watchdog.hooks import SafeHooks
+from watchdog.logfiles import LogFiles
 from watchdog.logs import logger, one_line, setup_logging
 from watchdog.manager import PluginManager, describe_plugins, make_plugin_manager
 from watchdog.matchers import Matchers
 from watchdog.oneline import exit_status
 from watchdog.params import DefaultOrPerRule, EnvList, Seconds, split_env_values
 from watchdog.rules import make_rules, parse_forwarded, parse_signal
+from watchdog.writer import outputs
 
 HELP = """Start each COMMAND and keep it running.
 
@@ -84,6 +95,7 @@ class WatchdogCommand(click.Command):
 
         code = exit_status(lambda: super(WatchdogCommand, self).main(
             args, prog_name, standalone_mode=False, **extra), "watchdog", aborted)
+        outputs().flush(1.0)  # our last lines, if the reader takes them soon
         if standalone_mode:
             sys.exit(code or 0)
         return code
@@ -127,6 +139,7 @@ def core_options(strategies: Sequence[str], default_strategy: str) -> list[click
         *ordering.options(),
         *launch.options(),
         *runpolicy.options(),
+        *logoptions.options(),
         click.Option(
             ["--forward-signals"], multiple=True, metavar="NAME=SIGNALS",
             help="Which of HUP, USR1, USR2, WINCH the watchdog passes on to rule NAME when it "
@@ -250,6 +263,7 @@ class Setup:
             ordering.configure(config)
             launch.configure(config)
             runpolicy.configure(config)
+            logoptions.configure(config)
             self.matchers.configure(config, options["match"])
             self.pm.hook.watchdog_configure(config=config)
         except click.UsageError as exc:
@@ -306,7 +320,8 @@ def make_cli(pm: PluginManager, config_file: ConfigFile | None = None,
         interval = options["interval"] or (DEFAULT_INTERVAL if use_pidfd else FALLBACK_INTERVAL)
         engine = Engine(
             rules, SafeHooks(pm), setup.matchers, interval=interval, grace=options["grace"],
-            use_pidfd=use_pidfd, prefix=options["prefix"],
+            use_pidfd=use_pidfd, prefix=options["prefix"], timestamps=options["timestamps"],
+            log_files=LogFiles(),
             init_tasks=ordering.init_tasks(options["init"], options["shell"]),
             scope=ownership.scope_root(options["scope"], options["once"] or options["check"]),
         )

@@ -67,9 +67,10 @@ class ConfigFile:
     text: str
     options: dict[str, Any]
     rules: dict[str, dict[str, Any]]
-    # "NAME=VALUE" per per-rule parameter, with where each came from
+    # "NAME=VALUE" per per-rule parameter, with the key and rule each came from (its
+    # line is looked up only for an error: a lookup per value made loading quadratic)
     per_rule: dict[str, list[str]] = field(default_factory=dict)
-    origins: dict[tuple[str, str], str] = field(default_factory=dict)
+    origins: dict[tuple[str, str], tuple[str, str | None]] = field(default_factory=dict)
     # A file translated from another format (supervisord's) says where each key came
     # from, why a key this build lacks is wanted, and what to say when it is read.
     places: dict[tuple[str | None, str], str] = field(default_factory=dict)
@@ -90,6 +91,11 @@ class ConfigFile:
         assignment = re.compile(rf"""^\s*["']?{re.escape(key)}["']?\s*=""")
         number = next((i for i in range(start, len(lines)) if assignment.match(lines[i])), start)
         return f"{self.path}:{number + 1}: {f'rules.{rule}.' if rule else ''}{key}"
+
+    def origin(self, name: str, value: str) -> str:
+        """Where a per-rule parameter's value came from in this file (``FILE:LINE: key``), or ""."""
+        found = self.origins.get((name, value))
+        return self.where(*found) if found is not None else ""
 
     def error(self, message: str, key: str, rule: str | None = None) -> click.UsageError:
         return click.UsageError(f"{self.where(key, rule)}: {message}")
@@ -185,7 +191,7 @@ def check_options(cf: ConfigFile, params: Iterable[click.Parameter]) -> dict[str
             except click.BadParameter as exc:
                 raise cf.error(exc.format_message(), key) from None
             cf.per_rule.setdefault(param.name, []).append(str(value))
-            cf.origins[(param.name, str(value))] = cf.where(key)
+            cf.origins[(param.name, str(value))] = (key, None)
             continue
         if param is None or is_per_rule(param):
             hint = " (per-rule flags go in [rules.NAME] tables)" if param is not None else ""
@@ -218,7 +224,7 @@ def collect_rules(cf: ConfigFile, params: Iterable[click.Parameter]) -> list[str
             for item in table_values(cf, value, key, name, takes_bool):
                 assignment = f"{name}={item}"
                 cf.per_rule.setdefault(param_name, []).append(assignment)
-                cf.origins[(param_name, assignment)] = cf.where(key, name)
+                cf.origins[(param_name, assignment)] = (key, name)
     return commands
 
 
@@ -272,10 +278,10 @@ def drop_unknown(cf: ConfigFile, params: Iterable[click.Parameter]) -> None:
 
 def locate(cf: ConfigFile, message: str) -> str | None:
     """Where in the file the value a plugin complains about came from, if it did."""
-    for (_, assignment), where in cf.origins.items():
+    for (_, assignment), (key, rule) in cf.origins.items():
         name, _, value = assignment.partition("=")
         if name in message and value in message:
-            return where
+            return cf.where(key, rule)
     return None
 
 

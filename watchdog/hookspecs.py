@@ -184,13 +184,16 @@ def watchdog_process_started(rule: Rule, pid: int) -> None:
 
 
 @hookspec
-def watchdog_process_exited(rule: Rule, pid: int, returncode: int | None) -> None:
+def watchdog_process_exited(rule: Rule, pid: int, returncode: int | None, engine: EngineAPI) -> None:
     """A process of ``rule`` ended.
 
     ``returncode`` is the exit status of a process the engine reaped: a
     command it started, or a daemon re-parented to it (negative: killed by
     that signal); None for a matched process it did not reap, whose status
     only its own parent can know.
+    ``engine.status[rule.name].pids`` are the rule's processes still running
+    (none: the service ended), and ``.last_output`` the last lines its run
+    wrote (stderr first) when the service ended.
     """
 
 

@@ -121,7 +121,7 @@ class Shutdown:
                     self.engine.waiter.watch(proc.pid)
             self.engine.waiter.wait(min(kill_at.values(), default=others_deadline) - now)
         self._finish_reaping()
-        self.engine.children.drain_output()
+        self.engine.close_output()
         logger.info("stopped in %.2fs", self.engine.clock() - began)
         if self.engine.exit_code is not None:
             code = self.engine.exit_code

@@ -42,6 +42,7 @@ def rule_view(rule: Rule, status: RuleStatus) -> dict[str, Any]:
         "restart": rule.restart, "success_exit": sorted(rule.success_exit),
         "start_timeout": rule.start_timeout, **rule.launch.view(), "grace": rule.grace,
         "group": group_of(rule),
+        "last_output": status.last_output,  # the last lines of the last run that ended
     }
 
 
