@@ -12,7 +12,16 @@ from typing import Any, NoReturn, cast
 
 import click
 
-from watchdog import __version__, helpsections, ordering, ownership, printconfig, runpolicy
+from watchdog import (
+    __version__,
+    helpsections,
+    launch,
+    logoptions,
+    ordering,
+    ownership,
+    printconfig,
+    runpolicy,
+)
 from watchdog.ambiguity import check_distinguishable
 from watchdog.config import Config
 from watchdog.configfile import (
@@ -24,18 +33,21 @@ from watchdog.configfile import (
     locate,
     merge_per_rule,
     read_config_file,
+    takes_default,
 )
 from watchdog.engine import Engine
 from watchdog.events import pidfd_supported
 from watchdog.exits import EXIT_NOT_RUNNING, EXIT_OK
 from watchdog.helpsections import format_sections
 from watchdog.hooks import SafeHooks
+from watchdog.logfiles import LogFiles
 from watchdog.logs import logger, one_line, setup_logging
 from watchdog.manager import PluginManager, describe_plugins, make_plugin_manager
 from watchdog.matchers import Matchers
 from watchdog.oneline import exit_status
-from watchdog.params import EnvList, Seconds, split_env_values
+from watchdog.params import DefaultOrPerRule, EnvList, Seconds, split_env_values
 from watchdog.rules import make_rules, parse_forwarded, parse_signal
+from watchdog.writer import outputs
 
 HELP = """Start each COMMAND and keep it running.
 
@@ -62,6 +74,7 @@ internal error (the services were stopped first).
 ENVVAR_PREFIX = "WATCHDOG"
 DEFAULT_INTERVAL = 60.0  # every exit wakes the loop; the scan is a backstop
 FALLBACK_INTERVAL = 5.0  # without pidfds, the scan is how adopted daemons' deaths are seen
+DEFAULT_GRACE = 8.0
 LOG_LEVELS = {-2: logging.ERROR, -1: logging.WARNING, 0: logging.INFO, 1: logging.DEBUG}
 
 
@@ -82,6 +95,7 @@ class WatchdogCommand(click.Command):
 
         code = exit_status(lambda: super(WatchdogCommand, self).main(
             args, prog_name, standalone_mode=False, **extra), "watchdog", aborted)
+        outputs().flush(1.0)  # our last lines, if the reader takes them soon
         if standalone_mode:
             sys.exit(code or 0)
         return code
@@ -114,15 +128,18 @@ def core_options(strategies: Sequence[str], default_strategy: str) -> list[click
         click.Option(["--prefix"], is_flag=True,
                      help="Prefix each line a service writes with its rule name."),
         click.Option(
-            ["--grace"], type=Seconds(), default=8.0, show_default=True,
-            metavar="SECONDS", help="On stop, wait this long before SIGKILL (Docker waits 10).",
+            ["--grace"], multiple=True, metavar="[NAME=]SECONDS", type=DefaultOrPerRule(Seconds()),
+            help="On stop, wait this long before SIGKILL (Docker waits 10); NAME=SECONDS for "
+                 f"one rule, e.g. db=30. [default: {DEFAULT_GRACE:g}]",
         ),
         click.Option(
             ["--stop-signal"], multiple=True, metavar="NAME=SIGNAL",
             help="Signal that stops rule NAME (default TERM), e.g. nginx=QUIT.",
         ),
         *ordering.options(),
+        *launch.options(),
         *runpolicy.options(),
+        *logoptions.options(),
         click.Option(
             ["--forward-signals"], multiple=True, metavar="NAME=SIGNALS",
             help="Which of HUP, USR1, USR2, WINCH the watchdog passes on to rule NAME when it "
@@ -213,7 +230,8 @@ class Setup:
             if isinstance(param, click.Option) and param.allow_from_autoenv:
                 param.show_envvar = True
                 if param.multiple and type(param.type) is click.types.StringParamType and param.name:
-                    param.type = EnvList(f"{ENVVAR_PREFIX}_{param.name.upper()}", is_per_rule(param))
+                    assignments = is_per_rule(param) and not takes_default(param)
+                    param.type = EnvList(f"{ENVVAR_PREFIX}_{param.name.upper()}", assignments)
         self.file_defaults: dict[str, Any] = {}
         self.file_rules: list[str] = []
         if config_file is not None:
@@ -238,8 +256,14 @@ class Setup:
                 rule.stop_signal = parse_signal(f"--stop-signal {rule.name}", text)
             for rule, text in config.per_rule("--forward-signals", options["forward_signals"]):
                 rule.forward_signals = parse_forwarded(f"--forward-signals {rule.name}", text)
+            # The bare --grace stays an option (a change takes a restart); NAME=SECONDS goes on the rule.
+            options["grace"], graces = config.parse_with_default("--grace", Seconds(), DEFAULT_GRACE)
+            for rule, grace in graces:
+                rule.grace = grace
             ordering.configure(config)
+            launch.configure(config)
             runpolicy.configure(config)
+            logoptions.configure(config)
             self.matchers.configure(config, options["match"])
             self.pm.hook.watchdog_configure(config=config)
         except click.UsageError as exc:
@@ -296,7 +320,8 @@ def make_cli(pm: PluginManager, config_file: ConfigFile | None = None,
         interval = options["interval"] or (DEFAULT_INTERVAL if use_pidfd else FALLBACK_INTERVAL)
         engine = Engine(
             rules, SafeHooks(pm), setup.matchers, interval=interval, grace=options["grace"],
-            use_pidfd=use_pidfd, prefix=options["prefix"],
+            use_pidfd=use_pidfd, prefix=options["prefix"], timestamps=options["timestamps"],
+            log_files=LogFiles(),
             init_tasks=ordering.init_tasks(options["init"], options["shell"]),
             scope=ownership.scope_root(options["scope"], options["once"] or options["check"]),
         )

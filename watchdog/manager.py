@@ -31,7 +31,7 @@ BUILTIN_PLUGINS = {
     "pidfile": "watchdog.plugins.pidfile",
     "child": "watchdog.plugins.child:Child",
     "respawn": "watchdog.plugins.respawn:Respawn",
-    "log": "watchdog.plugins.log",
+    "log": "watchdog.plugins.log:Log",
     "status": "watchdog.plugins.status:Status",
     "essential": "watchdog.plugins.essential",
     "notify": "watchdog.plugins.notify:Notify",

@@ -114,7 +114,7 @@ def bare_default(ctx: click.Context, param: click.Option, options: dict[str, Any
     if not bare:
         return []
     value = bare[-1]
-    origin = cf.origins.get((name, value), "") if cf is not None and value in from_file else ""
+    origin = cf.origin(name, value) if cf is not None and value in from_file else ""
     return [line(key, typed(value), [origin or source_of(ctx, name), *comments.get((None, key), [])])]
 
 
@@ -148,7 +148,7 @@ def per_rule_settings(ctx: click.Context, params: Sequence[click.Parameter], opt
             if "=" not in assignment:  # a bare value: the default for every rule (--grace 8)
                 continue
             rule, text = split_assignment("--" + name.replace("_", "-"), assignment)
-            origin = cf.origins.get((name, assignment), "") if cf is not None else ""
+            origin = cf.origin(name, assignment) if cf is not None else ""
             values, origins = found.setdefault(rule, {}).setdefault(name.replace("_", "-"), ([], []))
             values.append(typed(text))
             origins.append(origin if assignment in from_file and origin else source_of(ctx, name))
