@@ -635,7 +635,8 @@ scenario_supervisord() {
   note "supervisord: podman build -f examples/docker/supervisord/Dockerfile -t $image ."
   local began took
   began=$(now_ms)
-  if ! pm build --pull=never --format docker -f "$dockerfile" -t "$image" "$ROOT" \
+  # Three packages to install: more than pm's 120 s on a busy machine.
+  if ! timeout 600 podman build --pull=never --format docker -f "$dockerfile" -t "$image" "$ROOT" \
       >"$WORK/build-supervisord.log" 2>&1; then
     fail "supervisord: podman build failed:"
     tail -n 20 "$WORK/build-supervisord.log" | sed 's/^/    build| /'
