@@ -481,6 +481,17 @@ def logs(client: Client, names: tuple[str, ...], count: int, follow: bool, since
 
 
 @cli.command()
+@click.argument("name")
+@click.argument("stream", required=False, type=click.Choice(["stdout", "stderr"]))
+@click.option("-f", "--follow", is_flag=True, help="Then print each new line as it is written.")
+@click.pass_context
+def tail(ctx: click.Context, name: str, stream: str | None, follow: bool) -> int:
+    """supervisorctl's tail: `logs NAME` (GROUP:* too), both streams unless STREAM is given."""
+    return int(ctx.invoke(logs, names=(name,), count=30, follow=follow, since=None, stream=stream,
+                          as_json=False, timestamps=False))
+
+
+@cli.command()
 @names_argument
 @click.option("--state", type=click.Choice(STATES), default="ready", show_default=True,
               help="ready: running, not unhealthy and, with --notify, READY=1 since its start; "
