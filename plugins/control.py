@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-from watchdog import __version__, hookimpl
+from watchdog import __version__, groups, hookimpl
 from watchdog.api import EngineAPI
 from watchdog.config import Config
 from watchdog.feed import Feed
@@ -183,7 +183,10 @@ class Control:
         if not isinstance(body, dict) or not isinstance(body.get("rule"), str) \
                 or not isinstance(body.get("signal"), str | int):
             raise HTTPError(400, 'expected a body like {"rule": "NAME", "signal": "HUP"}')
-        [name] = self.names([body["rule"]])
+        named = self.names([body["rule"]])
+        if len(named) != 1:
+            raise HTTPError(400, f"signal one rule at a time ({body['rule']} names {len(named)})")
+        [name] = named
         try:
             sig = parse_signal("signal", str(body["signal"]))
         except click.UsageError as exc:
@@ -213,6 +216,7 @@ class Control:
             raise HTTPError(409, "a reload is still in progress: try again when it is done")
         self.reloading = True
         logger.info("reloading at the request of uid %d", request.peer.uid, extra={"event": "reload"})
+        connection.answer_later()  # however long the configuration takes to read, its client hears
         engine.run_in_background(self.reread, partial(self.reloaded, connection))
 
     def reloaded(self, connection: Connection, future: Future[Config]) -> None:
@@ -225,7 +229,7 @@ class Control:
             logger.warning("reload refused, nothing changed: %s", message, extra={"event": "reload"})
             connection.respond(422, {"error": message})
             return
-        except Exception as exc:  # a plugin's bug while configuring: still nothing changed
+        except BaseException as exc:  # a plugin's bug while configuring: still nothing changed
             message = f"{type(exc).__name__}: {exc}"
             logger.error("reload failed, nothing changed: %s", message, extra={"event": "reload"})
             connection.respond(500, {"error": f"reload failed, nothing changed: {message}"})
@@ -260,18 +264,21 @@ class Control:
         return self.engine
 
     def names(self, given: list[Any], allow_empty: bool = False) -> list[str]:
-        """The rule names asked for, each one known; 404 naming the unknown ones."""
+        """The rule names asked for, each one known; 404 naming the unknown ones.
+
+        ``GROUP:*``, ``GROUP:NAME`` and ``all`` stand for rules, as in supervisorctl.
+        """
         engine = self.live_engine()
         if not given and not allow_empty:
             raise HTTPError(400, "name at least one rule")
         if not all(isinstance(name, str) for name in given):
             raise HTTPError(400, "rule names are strings")
-        known = [rule.name for rule in engine.rules]
-        unknown = [name for name in given if name not in known]
+        names, unknown = groups.expand(given, engine.rules)
         if unknown:
+            known = [rule.name for rule in engine.rules]
             raise HTTPError(404, f"no rule is named {', '.join(map(repr, unknown))} "
                                  f"(rules: {', '.join(known) or 'none'})", unknown=unknown)
-        return list(dict.fromkeys(given))
+        return names
 
     # --- events ----------------------------------------------------------------------------
 

@@ -6,8 +6,9 @@ and so is a run that ends unhealthy (see the ``health`` plugin) unless its
 checks said healthy for ``--stable-after`` seconds first;
 each failure in a row doubles the wait before the next start (0.25 s, 0.5 s,
 1 s ... up to ``--backoff-max``), and a run that lasts ``--stable-after``
-seconds resets the count. ``--max-restarts N`` gives up after N failures in a
-row; ``--on-give-up exit`` then stops every service and exits with status 3.
+seconds resets the count, provided it got ready (``watchdog.readiness``).
+``--max-restarts N`` gives up after N failures in a row; ``--on-give-up
+exit`` then stops every service and exits with status 3.
 
 ``--stable-after``, ``--backoff-max`` and ``--max-restarts`` take a bare
 value, the default for every rule, or ``NAME=VALUE`` for one rule:
@@ -63,6 +64,7 @@ class Memory:
     started_at: float | None = None  # when our last start happened (engine clock)
     settled: bool = True  # the outcome of the last start has been counted
     found: bool = False  # something matched since the last start
+    ready: bool = False  # it was ready since the last start (watchdog.readiness)
     last_exit: int | None = None
     not_before: float = 0.0
     warned: bool = False
@@ -141,6 +143,7 @@ class Respawn:
             mem.started_at = self.engine.clock()
         mem.settled = False
         mem.found = False
+        mem.ready = False
         mem.last_exit = None
         mem.unhealthy = False
         mem.healthy_at = None
@@ -157,6 +160,11 @@ class Respawn:
             mem.unhealthy = health == UNHEALTHY
         if health == HEALTHY and self.engine is not None:
             mem.healthy_at = self.engine.clock()
+
+    @hookimpl
+    def watchdog_rule_ready(self, rule: Rule, ready: bool) -> None:
+        if ready:
+            memory(rule).ready = True
 
     @hookimpl
     def watchdog_rule_found(self, rule: Rule, procs: list[Proc]) -> None:
@@ -205,7 +213,8 @@ class Respawn:
         # A run that ended unhealthy was stable only while its checks said healthy.
         ended = (mem.healthy_at or started) if mem.unhealthy else now
         lasted = ended - started
-        if mem.found and lasted >= policy.stable_after:
+        # A run that never got ready (no READY=1, a --start-timeout) was never stable.
+        if mem.found and mem.ready and lasted >= policy.stable_after:
             mem.failures = 0
         else:
             mem.failures += 1

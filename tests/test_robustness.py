@@ -232,7 +232,7 @@ def test_a_status_file_that_cannot_be_written_for_a_while_is_written_once_it_can
 ) -> None:
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(run_dir)],
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs", str(run_dir)],
                              capture_output=True, text=True)
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
@@ -240,7 +240,8 @@ def test_a_status_file_that_cannot_be_written_for_a_while_is_written_once_it_can
         filler = fill(run_dir)
         status_file = run_dir / "status.json"
         exe = program(tmp_path, "wd-statused")
-        wd = watchdog(f"{exe} 1000", "--status-file", str(status_file), "--interval", "0.1")
+        wd = watchdog(f"{exe} 1000", "--status-file", str(status_file), "--interval", "0.1",
+                      "--no-control-socket")
         wd.wait_log("cannot write the status file")
         wd.wait_log("wd-statused: running")
         [pid] = wait_for(lambda: pids("wd-statused"))

@@ -12,13 +12,23 @@ from typing import Any, NoReturn, cast
 
 import click
 
-from watchdog import __version__, helpsections, launch, logoptions, ordering, ownership, runpolicy
+from watchdog import (
+    __version__,
+    helpsections,
+    launch,
+    logoptions,
+    ordering,
+    ownership,
+    printconfig,
+    runpolicy,
+)
 from watchdog.ambiguity import check_distinguishable
 from watchdog.config import Config
 from watchdog.configfile import (
     ConfigFile,
     check_options,
     collect_rules,
+    drop_unknown,
     is_per_rule,
     locate,
     merge_per_rule,
@@ -31,7 +41,7 @@ from watchdog.exits import EXIT_NOT_RUNNING, EXIT_OK
 from watchdog.helpsections import format_sections
 from watchdog.hooks import SafeHooks
 from watchdog.logfiles import LogFiles
-from watchdog.logs import one_line, setup_logging
+from watchdog.logs import logger, one_line, setup_logging
 from watchdog.manager import PluginManager, describe_plugins, make_plugin_manager
 from watchdog.matchers import Matchers
 from watchdog.oneline import exit_status
@@ -157,7 +167,13 @@ def core_options(strategies: Sequence[str], default_strategy: str) -> list[click
         ),
         click.Option(
             ["--config"], metavar="FILE",
-            help="Read options and rules from a TOML file; flags override it.",
+            help="Read options and rules from a TOML file, or from a supervisord configuration "
+                 "(told apart by its sections); flags override it.",
+        ),
+        click.Option(
+            ["--print-config"], is_flag=True,
+            help="Print the resolved options and rules as TOML for --config, with where each "
+                 "value came from, and exit.",
         ),
         click.Option(
             ["--log-format"], type=click.Choice(["text", "json"]), default="text",
@@ -219,14 +235,18 @@ class Setup:
         self.file_defaults: dict[str, Any] = {}
         self.file_rules: list[str] = []
         if config_file is not None:
+            drop_unknown(config_file, self.params)
             self.file_defaults = check_options(config_file, self.params)
             self.file_rules = collect_rules(config_file, self.params)
 
     def configure(self, options: dict[str, Any], reread: Callable[[], Config] | None = None) -> Config:
         """Rules from the parsed flags, each given its matcher and its plugins' settings."""
         config_file = self.config_file
-        rules = make_rules(options["commands"], options["rule"], shell=options["shell"],
-                           from_file=self.file_rules)
+        try:
+            rules = make_rules(options["commands"], options["rule"], shell=options["shell"],
+                               from_file=self.file_rules)
+        except click.UsageError as exc:
+            raise self.located(exc) from None
         if config_file is not None:
             for name, values in config_file.per_rule.items():
                 options[name] = merge_per_rule(options[name], values)
@@ -255,6 +275,16 @@ class Setup:
         return config
 
 
+    def located(self, exc: click.UsageError) -> click.UsageError:
+        """A bad command of the file's, with the file and line it came from."""
+        if self.config_file is not None:
+            for value in self.file_rules:
+                name, _, command = value.partition("=")
+                if repr(command) in exc.message:
+                    return click.UsageError(f"{self.config_file.where('command', name)}: {exc.message}")
+        return exc
+
+
 def make_cli(pm: PluginManager, config_file: ConfigFile | None = None,
              args: Sequence[str] | None = None) -> WatchdogCommand:
     """The ``watchdog`` command, with the options of every plugin in ``pm``.
@@ -271,8 +301,15 @@ def make_cli(pm: PluginManager, config_file: ConfigFile | None = None,
             raise click.UsageError("--once and --check exclude each other")
         verbosity = options["verbose"] - options["quiet"]
         setup_logging(options["log_format"], LOG_LEVELS[max(-2, min(1, verbosity))])
+        if config_file is not None:
+            for level, message in config_file.notes:
+                logger.log(level, "%s", message, extra={"event": "config"})
         if options["list_plugins"]:
             click.echo(describe_plugins(pm, options["disable"]))
+            return EXIT_OK
+        if options["print_config"]:
+            click.echo(printconfig.render(click.get_current_context(), setup.params, options,
+                                          config_file, setup.file_rules), nl=False)
             return EXIT_OK
         mode_status = pm.hook.watchdog_main(options=options)
         if mode_status is not None:

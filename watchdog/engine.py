@@ -24,7 +24,7 @@ from watchdog.background import Background
 from watchdog.children import Children
 from watchdog.events import Waiter
 from watchdog.exits import EXIT_INTERNAL_ERROR, EXIT_NOT_RUNNING, EXIT_OK
-from watchdog.hooks import call_contained, log_failure
+from watchdog.hooks import call_contained, calls, log_failure
 from watchdog.logfiles import LogFiles
 from watchdog.logoptions import default_settings
 from watchdog.logs import logger
@@ -67,6 +67,13 @@ FIRST_RECHECK = 0.05
 SETTLE_AFTER_START = 1.0
 
 
+def initial_status(rule: Rule) -> RuleStatus:
+    """Where a rule starts: missing (so it is started), or stopped until asked (``--autostart``)."""
+    if rule.autostart:
+        return RuleStatus()
+    return RuleStatus(state=STOPPED, reason="autostart=false: starts when asked (watchdogctl start)")
+
+
 class Engine:
     """Keeps every rule's service alive until a stop signal or a give-up."""
 
@@ -98,7 +105,7 @@ class Engine:
         self.snapshots = Tracker(backstop=interval, scope=scope)
         self.ownership = Ownership()
         self.take_snapshot = self.snapshots.take
-        self.status = {rule.name: RuleStatus() for rule in rules}
+        self.status = {rule.name: initial_status(rule) for rule in rules}
         # Every change of a rule's run state goes through here (watchdog.rulerun).
         self.transitions = Transitions(hooks, self._wake)
         self.move = self.transitions.move
@@ -283,8 +290,9 @@ class Engine:
     def describe(self, rule: Rule) -> str:
         """What ``rule``'s matcher looks for, in words."""
         try:
-            return self.matchers.describe(rule)
-        except Exception as exc:
+            described: str = calls.run(f"matcher {rule.strategy}", "describe", self.matchers.describe, rule)
+            return described
+        except BaseException as exc:
             log_failure(f"matcher {rule.strategy}", "describe", exc)
             return f"a match for {rule.name!r}"
 
@@ -301,7 +309,7 @@ class Engine:
         if rule.name in self.status:
             raise ValueError(f"a rule named {rule.name!r} exists already")
         self.rules.append(rule)
-        self.status[rule.name] = RuleStatus()
+        self.status[rule.name] = initial_status(rule)
         logger.info("added %r", rule.command, extra={"rule": rule.name, "event": "added"})
         self.hooks.watchdog_rule_added(rule=rule, engine=self)
         self._check_soon = True
@@ -350,20 +358,22 @@ class Engine:
         every rule matches, 1 otherwise, leaving the services running.
 
         An unexpected error in the engine itself is logged, every service is
-        stopped the usual way, and the status is ``EXIT_INTERNAL_ERROR``.
+        stopped the usual way, and the status is ``EXIT_INTERNAL_ERROR``. That
+        includes a SystemExit or KeyboardInterrupt that got this far: plugins'
+        are contained before, and the watchdog's own exit is a return.
         """
         self._once = once
         caught = (*STOP_SIGNALS, *FORWARDABLE_SIGNALS, signal.SIGCHLD)
-        with self.waiter.signals_caught(caught):
+        with self.waiter.signals_caught(caught), calls.watching():
             try:
                 return self._loop(once)
-            except Exception as exc:
+            except BaseException as exc:
                 logger.critical("internal error: %s: %s; stopping every service",
                                 type(exc).__name__, exc, exc_info=exc, extra={"event": "internal-error"})
                 self.exit_code = EXIT_INTERNAL_ERROR
                 try:
                     return self._stop("internal error")
-                except Exception:
+                except BaseException:
                     Shutdown(self).kill_known()
                     return EXIT_INTERNAL_ERROR
 
@@ -463,8 +473,9 @@ class Engine:
     def _match(self, rule: Rule, snapshot: Snapshot) -> list[Proc] | None:
         """The rule's processes; None when its matcher failed (logged)."""
         try:
-            procs = self.matchers.match(rule, snapshot)
-        except Exception as exc:
+            procs: list[Proc] = calls.run(f"matcher {rule.strategy}", f"matching rule {rule.name}",
+                                          self.matchers.match, rule, snapshot)
+        except BaseException as exc:
             log_failure(f"matcher {rule.strategy}", f"matching rule {rule.name}", exc)
             return None
         status = self.status[rule.name]

@@ -18,21 +18,39 @@ else:
     AnyParam = click.ParamType
 
 
+# Every duration a flag gives is at most a week. Longer ones are mistakes (3e6 for
+# 3 s in microseconds), and the kernel's waits take milliseconds in an int (epoll:
+# 24.8 days at most), so a larger value would end in an OverflowError mid-run.
+MAX_SECONDS = 7 * 24 * 3600.0
+MAX_SECONDS_TEXT = "604800 (7 days)"
+
+
+def seconds_problem(seconds: float, minimum: float = 0.0, maximum: float = MAX_SECONDS) -> str | None:
+    """Why ``seconds`` is no duration the watchdog takes; None when it is one."""
+    if not math.isfinite(seconds) or seconds < minimum:
+        return f"is not a finite number of seconds >= {minimum:g}"
+    if seconds > maximum:
+        return f"is more than {MAX_SECONDS_TEXT if maximum == MAX_SECONDS else f'{maximum:g}'} seconds"
+    return None
+
+
 class Seconds(FloatParam):
-    """A finite number of seconds, at least ``minimum`` (click's FloatRange lets NaN through)."""
+    """A finite number of seconds from ``minimum`` to ``maximum`` (click's FloatRange lets NaN through)."""
 
     name = "seconds"
 
-    def __init__(self, minimum: float = 0.0) -> None:
+    def __init__(self, minimum: float = 0.0, maximum: float = MAX_SECONDS) -> None:
         self.minimum = minimum
+        self.maximum = maximum
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
         try:
             seconds = float(value)
         except (TypeError, ValueError):
             self.fail(f"{value!r} is not a number of seconds", param, ctx)
-        if not math.isfinite(seconds) or seconds < self.minimum:
-            self.fail(f"{value!r} is not a finite number of seconds >= {self.minimum:g}", param, ctx)
+        problem = seconds_problem(seconds, self.minimum, self.maximum)
+        if problem is not None:
+            self.fail(f"{value!r} {problem}", param, ctx)
         return seconds
 
 
