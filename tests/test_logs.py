@@ -203,10 +203,10 @@ def test_a_full_disk_drops_lines_says_so_once_and_resumes(tmp_path: Path, watchd
         time.sleep(0.5)  # more lines are dropped meanwhile; it is said only once
         assert wd.log().count("cannot write the log file") == 1
         path.write_bytes(b"")  # room again
-        wd.wait_log("writing the log file", 10)
+        wd.wait_log("writing the log file", 30)
         resumed = wd.log().split("writing the log file")[1].splitlines()[0]
         assert "again" in resumed and int(resumed.split("; ")[1].split()[0]) > 0
-        wait_for(lambda: "d out" in path.read_text(), what="lines written again")
+        wait_for(lambda: "d out" in path.read_text(), 30, "lines written again")
         wd.stop()
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
