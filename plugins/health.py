@@ -36,6 +36,7 @@ from watchdog.config import Config
 from watchdog.exits import EXIT_UNHEALTHY
 from watchdog.health import Probe, Result, Target, failure_words, probes, seconds_text
 from watchdog.logs import logger
+from watchdog.params import MAX_SECONDS, MAX_SECONDS_TEXT
 from watchdog.rules import Rule
 from watchdog.state import HEALTHY, RUNNING, UNHEALTHY, UNKNOWN
 from watchdog.timers import Timer
@@ -85,7 +86,7 @@ def run_round(checks: list[Probe], target: Target) -> Result:
     for check in checks:
         try:
             result = check(target)
-        except Exception as exc:  # a probe's bug is a failed check, not a crashed schedule
+        except BaseException as exc:  # a probe's bug is a failed check, not a crashed schedule
             result = Result(False, f"probe error: {failure_words(exc, target.timeout)}")
         if not result.ok:
             return result
@@ -101,6 +102,8 @@ def parse_seconds(flag: str, name: str, text: str, *, zero: bool = False) -> flo
     if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
         raise click.UsageError(f"{flag} {name}={text}: expected a number of seconds "
                                f"{'>= 0' if zero else '> 0'}")
+    if value > MAX_SECONDS:
+        raise click.UsageError(f"{flag} {name}={text}: at most {MAX_SECONDS_TEXT} seconds")
     return value
 
 
@@ -253,7 +256,7 @@ class Health:
             return
         try:
             result = future.result()
-        except Exception as exc:
+        except BaseException as exc:  # a probe that called sys.exit: a failed check too
             result = Result(False, f"probe error: {exc}")
         self.verdict(rule, result)
         self.next_round(rule, this.generation)

@@ -6,7 +6,9 @@ log (the last line of a failure). It runs under a small ``/bin/sh`` that
 waits for it and writes its exit status to a pipe: the watchdog reaps every
 child it has (it is PID 1 or a subreaper), so the status must not depend
 on reaping the command itself. At ``--health-timeout`` the command's whole
-process group is killed.
+process group is killed. It runs as the rule's command does (``--user``,
+``--env``, ``--directory``...: ``watchdog.launch``), as Docker's HEALTHCHECK
+and Kubernetes' exec probes run inside the container as its user.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ import os
 import selectors
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import click
 
 from watchdog import hookimpl, processes
 from watchdog.config import Config
 from watchdog.health import Result, Target, add_probe, seconds_text
+from watchdog.launch import Launch
 from watchdog.rules import check_executable, split_command
 
 FLAG = "--health-cmd"
@@ -33,13 +36,14 @@ OUTPUT_KEPT = 4096  # bytes of the command's output kept for the detail, as Dock
 @dataclass(frozen=True)
 class CommandProbe:
     argv: tuple[str, ...]
+    launch: Launch = field(default_factory=Launch, hash=False)  # the rule's
 
     def __call__(self, target: Target) -> Result:
         status_r, status_w = os.pipe()
         output_r, output_w = os.pipe()
         try:
             try:
-                pid = processes.spawn([*WRAPPER, *self.argv], status_w, output_w)
+                pid = processes.spawn([*WRAPPER, *self.argv], status_w, output_w, launch=self.launch)
             except OSError as exc:
                 return Result(False, f"cannot run {self.argv[0]}: {exc.strerror or exc}")
             finally:
@@ -100,4 +104,4 @@ def watchdog_configure(config: Config) -> None:
                 check_executable(words[0], text)
         except click.UsageError as exc:
             raise click.UsageError(f"{FLAG} {rule.name}={text}: {exc.message}") from None
-        add_probe(rule, CommandProbe(("/bin/sh", "-c", text) if shell else tuple(words)))
+        add_probe(rule, CommandProbe(("/bin/sh", "-c", text) if shell else tuple(words), rule.launch))

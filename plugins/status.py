@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -27,16 +26,24 @@ from watchdog.api import EngineAPI
 from watchdog.config import Config
 from watchdog.exits import EXIT_NO_WATCHDOG
 from watchdog.logs import logger
+from watchdog.oneline import printable
 from watchdog.rules import Rule
+from watchdog.safefiles import (
+    Identity,
+    Untrusted,
+    default_directory,
+    read_trusted,
+    remove_if_ours,
+    write_atomically,
+)
 from watchdog.snapshot import DEAD_STATES, Snapshot, is_watchdog_argv, read_stat
 from watchdog.view import exit_status, format_table, rule_view
 
 
 def default_status_file() -> str:
-    """``/run/watchdog/status.json`` for root; a per-user path in the temp dir otherwise."""
-    if os.geteuid() == 0:
-        return "/run/watchdog/status.json"
-    return os.path.join(tempfile.gettempdir(), f"watchdog-{os.geteuid()}", "status.json")
+    """``/run/watchdog/status.json`` for root; a private per-user directory otherwise
+    (``watchdog.safefiles.default_directory``)."""
+    return os.path.join(default_directory(), "status.json")
 
 
 class StatusFile:
@@ -46,6 +53,7 @@ class StatusFile:
         self.path = path
         self.started = time.time()
         self._last: dict[str, Any] | None = None  # what the file holds, once written
+        self._written: Identity | None = None  # to remove only ours
         self._failing = False
         self.enabled = True
 
@@ -55,27 +63,17 @@ class StatusFile:
                    "rules": rules}
         if content == self._last:
             return
-        directory = os.path.dirname(self.path) or "."
-        tmp = None
         try:
-            os.makedirs(directory, mode=0o755, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=directory, prefix=".status-")
-            with os.fdopen(fd, "w") as f:
-                json.dump(content, f, indent=1)
-            os.chmod(tmp, 0o644)  # health checks may run as another user
-            os.replace(tmp, self.path)
-        except OSError as exc:
+            # Only in a directory no other user can change, never through a symlink,
+            # its mode set on the open file (health checks may run as another user).
+            self._written = write_atomically(self.path, json.dumps(content, indent=1).encode())
+        except (OSError, Untrusted) as exc:
             # A full disk or a read-only moment passes: what was not written differs
             # from what was, so the next check tries again. Warn once per outage.
-            if tmp is not None:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
             if not self._failing:
                 self._failing = True
                 logger.warning("cannot write the status file %s: %s (trying again at the next check)",
-                               self.path, exc)
+                               self.path, getattr(exc, "strerror", None) or exc)
             return
         if self._failing:
             self._failing = False
@@ -83,11 +81,8 @@ class StatusFile:
         self._last = content
 
     def remove(self) -> None:
-        if self._last is not None:
-            try:
-                os.unlink(self.path)
-            except OSError:
-                pass
+        if self._written is not None:  # only ours: another watchdog may have taken the path since
+            remove_if_ours(self.path, self._written)
 
 
 class Status:
@@ -124,7 +119,10 @@ class Status:
 
     @hookimpl
     def watchdog_started(self, engine: EngineAPI) -> None:
-        owner = live_watchdog(read(self.path))
+        try:
+            owner = live_watchdog(read(self.path))
+        except Untrusted:
+            owner = None  # the first write says why it cannot write there
         if owner is not None and owner != os.getpid():
             logger.warning("the status file %s belongs to the watchdog with pid %d: not writing it "
                            "(give this one its own --status-file)", self.path, owner)
@@ -152,10 +150,17 @@ class Status:
 
 
 def read(path: str) -> dict[str, Any] | None:
+    """The status file's content; None when there is none to believe.
+
+    Raises Untrusted when another user could have written it (see
+    ``watchdog.safefiles``): a forged file must not pass for a watchdog.
+    """
     try:
-        with open(path) as f:
-            content = json.load(f)
-    except (OSError, ValueError):
+        data = read_trusted(path)
+        content = None if data is None else json.loads(data)
+    except (OSError, ValueError, RecursionError) as exc:
+        if isinstance(exc, Untrusted):
+            raise
         return None
     return content if isinstance(content, dict) else None
 
@@ -180,11 +185,17 @@ def live_watchdog(content: dict[str, Any] | None) -> int | None:
 
 
 def show_status(path: str, as_json: bool) -> int:
-    content = read(path)
+    try:
+        content = read(path)
+    except Untrusted as exc:
+        click.echo(f"watchdog: not trusting the status file: {printable(str(exc))}", err=True)
+        return EXIT_NO_WATCHDOG
     if live_watchdog(content) is None or content is None:
         click.echo(f"no watchdog is running (status file {path})", err=True)
         return EXIT_NO_WATCHDOG
-    rules = content.get("rules", [])
+    # What a service said of itself (a health check's output, a status message) is
+    # shown without the control characters that could drive the terminal.
+    rules = printable(content.get("rules", []))
     if as_json:
         click.echo(json.dumps(content, indent=1))
     else:
