@@ -8,6 +8,8 @@ restarts, last exit status, since when) to ``--status-file``, atomically
 running, 1 when one is not or is unhealthy, 3 when no watchdog is running
 (no file, or the pid in it is not a live watchdog). Health (from the health
 checks, ``unknown`` without them) and the last check's result are shown too.
+Reading and showing the file is ``watchdog.statusview``'s, which the lean
+``watchdog --status`` path (``watchdog.probe``) shares.
 """
 
 from __future__ import annotations
@@ -24,17 +26,11 @@ import click
 from watchdog import __version__, hookimpl
 from watchdog.api import EngineAPI
 from watchdog.config import Config
-from watchdog.exits import EXIT_NO_WATCHDOG, EXIT_NOT_RUNNING, EXIT_OK
 from watchdog.logs import logger
 from watchdog.rules import Rule
-from watchdog.snapshot import DEAD_STATES, Snapshot, is_watchdog_argv, read_stat
+from watchdog.statusview import default_status_file, live_watchdog, read, show_status
 
-
-def default_status_file() -> str:
-    """``/run/watchdog/status.json`` for root; a per-user path in the temp dir otherwise."""
-    if os.geteuid() == 0:
-        return "/run/watchdog/status.json"
-    return os.path.join(tempfile.gettempdir(), f"watchdog-{os.geteuid()}", "status.json")
+__all__ = ["Status", "StatusFile", "default_status_file"]
 
 
 class StatusFile:
@@ -159,69 +155,3 @@ class Status:
     def watchdog_stopped(self) -> None:
         if self.file is not None:
             self.file.remove()
-
-
-def read(path: str) -> dict[str, Any] | None:
-    try:
-        with open(path) as f:
-            content = json.load(f)
-    except (OSError, ValueError):
-        return None
-    return content if isinstance(content, dict) else None
-
-
-def live_watchdog(content: dict[str, Any] | None) -> int | None:
-    """The pid of the watchdog that wrote ``content``, if it is still running."""
-    if content is None or not isinstance(content.get("pid"), int):
-        return None
-    pid: int = content["pid"]
-    proc = read_stat("/proc", str(pid))
-    if proc is None or proc.state in DEAD_STATES:
-        return None
-    snapshot = Snapshot({pid: proc}, os.getpid())
-    try:
-        started = float(content.get("started", 0))
-    except (TypeError, ValueError):
-        return None
-    # A reused pid belongs to a process younger than the file's watchdog.
-    if is_watchdog_argv(snapshot.cmdline(pid) or []) and snapshot.start_time(proc) <= started + 1:
-        return pid
-    return None
-
-
-def show_status(path: str, as_json: bool) -> int:
-    content = read(path)
-    if live_watchdog(content) is None or content is None:
-        click.echo(f"no watchdog is running (status file {path})", err=True)
-        return EXIT_NO_WATCHDOG
-    rules = content.get("rules", [])
-    if as_json:
-        click.echo(json.dumps(content, indent=1))
-    else:
-        click.echo(format_table(rules))
-    every_rule_runs = all(rule.get("state") == "running" for rule in rules)
-    none_unhealthy = all(rule.get("health") != "unhealthy" for rule in rules)
-    return EXIT_OK if every_rule_runs and none_unhealthy else EXIT_NOT_RUNNING
-
-
-def format_table(rules: list[dict[str, Any]]) -> str:
-    header = ("NAME", "STATE", "PIDS", "MATCHER", "RESTARTS", "LAST EXIT", "SINCE", "HEALTH",
-              "LAST CHECK", "READY")
-    rows = [header]
-    for rule in rules:
-        state = rule["state"] + (" (gave up)" if rule.get("given_up") else "")
-        if rule.get("waiting_for"):
-            state += f" for {','.join(rule['waiting_for'])}"
-        if rule.get("message"):
-            state += f" ({rule['message']})"
-        ready = "yes" if rule.get("ready") else "no"
-        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(rule["since"]))
-        last_exit = "-" if rule["last_exit"] is None else str(rule["last_exit"])
-        pids = ",".join(map(str, rule["pids"])) or "-"
-        health, checked = rule.get("health", "unknown"), rule.get("health_detail") or "-"
-        rows.append((rule["name"], state, pids, rule["matcher"], str(rule["restarts"]), last_exit,
-                     since, "-" if health == "unknown" and checked == "-" else health, checked,
-                     ready))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-                     for row in rows)

@@ -1,16 +1,15 @@
 """``watchdogctl``: control a running watchdog through its control socket.
 
 Every command is one HTTP request to the socket (``events`` and ``wait``
-read a stream of state changes). Errors are one line on stderr.
+read a stream of state changes). Errors are one line on stderr. A plain
+``watchdogctl status`` is answered by ``watchdog.probe`` before this module
+is imported; this one answers it when the probe leaves it here.
 """
 
 from __future__ import annotations
 
 import http.client
-import importlib
 import json
-import os
-import socket
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -22,6 +21,8 @@ import click
 from watchdog import __version__
 from watchdog.oneline import exit_status
 from watchdog.params import Seconds
+from watchdog.probe import CTL_TIMEOUT, EXIT_BAD_ANSWER, connect, default_socket
+from watchdog.statusview import format_table
 
 EXIT_OK = 0
 EXIT_NOT_RUNNING = 1  # status: a rule is not running; wait: timed out; signal: no process got it
@@ -30,7 +31,7 @@ EXIT_NO_WATCHDOG = 3  # no control socket, or no one serves it (as ``watchdog --
 EXIT_UNKNOWN_RULE = 4
 EXIT_REFUSED = 5  # not permitted: only root and the watchdog's own user
 EXIT_REJECTED = 6  # reload: the configuration has an error (nothing changed), or one is under way
-EXIT_BAD_ANSWER = 7  # the watchdog did not answer in time, or not as expected
+# EXIT_BAD_ANSWER (7): the watchdog did not answer in time, or not as expected (watchdog.probe)
 
 EXIT_HELP = """\b
 Exit status:
@@ -45,7 +46,7 @@ Exit status:
 """
 
 STATES = ("ready", "healthy", "running", "starting", "missing", "stopping", "stopped")
-TIMEOUT = 30.0
+TIMEOUT = CTL_TIMEOUT
 
 
 class CtlError(Exception):
@@ -57,32 +58,13 @@ class CtlError(Exception):
         self.message = message
 
 
-def status_plugin() -> Any:
-    # The built-in plugins are installed as watchdog.plugins, a package the
-    # type checker knows by its source directory's name: imported by name.
-    return importlib.import_module("watchdog.plugins.status")
-
-
-def default_socket() -> str:
-    """Where the watchdog puts it by default: beside the status file."""
-    status_file = os.environ.get("WATCHDOG_STATUS_FILE") or status_plugin().default_status_file()
-    return os.path.join(os.path.dirname(str(status_file)), "control.sock")
-
-
 class UnixConnection(http.client.HTTPConnection):
     def __init__(self, path: str, timeout: float | None) -> None:
         super().__init__("watchdog", timeout=timeout)
         self.socket_path = path
 
     def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self.socket_path)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
+        self.sock = connect(self.socket_path, self.timeout)  # as the lean status path connects
 
 
 class Client:
@@ -270,7 +252,7 @@ def status(client: Client, names: tuple[str, ...], as_json: bool) -> int:
     query = urlencode([("rule", name) for name in names])
     content = client.call("GET", "/v1/status" + (f"?{query}" if query else ""))
     rules = content.get("rules", [])
-    click.echo(json.dumps(content, indent=1) if as_json else status_plugin().format_table(rules))
+    click.echo(json.dumps(content, indent=1) if as_json else format_table(rules))
     return EXIT_OK if all(rule.get("state") == "running" for rule in rules) else EXIT_NOT_RUNNING
 
 
