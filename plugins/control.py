@@ -13,9 +13,8 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -30,6 +29,9 @@ from watchdog.state import RUNNING, STARTING, STOPPED, STOPPING
 from watchdog.unixhttp import Connection, HTTPError, Peer, Request, Server, listen
 
 from .status import default_status_file
+
+if TYPE_CHECKING:  # concurrent.futures is imported once background work is
+    from concurrent.futures import Future
 
 SOCKET_NAME = "control.sock"
 # What ``start`` did when it started nothing, by the state the rule was in.

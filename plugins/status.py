@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -66,6 +65,8 @@ class StatusFile:
         tmp = None
         try:
             os.makedirs(directory, mode=0o755, exist_ok=True)
+            import tempfile  # here: written after the first check, not before the services start
+
             fd, tmp = tempfile.mkstemp(dir=directory, prefix=".status-")
             with os.fdopen(fd, "w") as f:
                 json.dump(content, f, indent=1)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 import re
 import stat
-import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,6 +75,8 @@ class ConfigFile:
 
 
 def read_config_file(path: str) -> ConfigFile:
+    import tomllib  # here: only a run with --config reads TOML
+
     raw = read_bounded(path)
     try:
         content = tomllib.loads(raw.decode("utf-8"))

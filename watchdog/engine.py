@@ -15,9 +15,8 @@ import os
 import signal
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
 from functools import partial
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from watchdog import leftovers, processes
 from watchdog.background import Background
@@ -46,6 +45,9 @@ from watchdog.stopping import RuleStop, Signaller, Targets, top_processes
 from watchdog.tasks import InitTasks
 from watchdog.timers import Timer, Timers
 from watchdog.tracker import Tracker
+
+if TYPE_CHECKING:  # concurrent.futures is imported once background work is
+    from concurrent.futures import Future
 
 T = TypeVar("T")
 
@@ -100,6 +102,7 @@ class Engine:
         self._last_check = clock()
         self._removing: dict[str, Rule] = {}  # by name: stopping, to be dropped (remove_rule)
         self._replacing: dict[str, Rule] = {}  # by name: added once the removed one is gone
+        self._helpers: dict[int, Callable[[int], None]] = {}  # plugins' own children: pid -> on_exit
 
     # --- the interface plugins use (watchdog.api.EngineAPI) --------------------
 
@@ -177,6 +180,10 @@ class Engine:
     ) -> Future[T]:
         """Run ``work()`` in a thread; ``on_done(future)`` is then called on the loop."""
         return self.background.submit(work, on_done)
+
+    def watch_child(self, pid: int, on_exit: Callable[[int], None]) -> None:
+        """Call ``on_exit(returncode)`` on the loop when ``pid``, a plugin's own child, is reaped."""
+        self._helpers[pid] = on_exit
 
     def add_reader(self, fd: int, on_readable: Callable[[], None]) -> None:
         """Call ``on_readable()`` on the loop whenever ``fd`` can be read (a socket of the plugin's)."""
@@ -388,8 +395,15 @@ class Engine:
                 return
 
     def reap(self) -> bool:
+        """Collect every child that ended; True when one may change what a check finds."""
         reaped = self.children.reap()
+        changed = False
         for pid, rule, returncode in reaped:
+            on_exit = self._helpers.pop(pid, None) if rule is None else None
+            if on_exit is not None:  # a plugin's helper (a health check's command), not a service
+                call_contained(on_exit, returncode)
+                continue
+            changed = True
             if rule is None or rule not in self.rules:
                 continue  # an orphan we adopted (PID 1, subreaper), or one of a rule removed since
             status = self.status[rule.name]
@@ -401,7 +415,7 @@ class Engine:
             status.pids = tuple(p for p in status.pids if p != pid)
             self.waiter.unwatch(pid)
             self.hooks.watchdog_process_exited(rule=rule, pid=pid, returncode=returncode)
-        return bool(reaped)
+        return changed
 
     def _match(self, rule: Rule, snapshot: Snapshot) -> list[Proc] | None:
         """The rule's processes; None when its matcher failed (logged)."""
