@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -25,7 +26,7 @@ from watchdog import __version__, hookimpl
 from watchdog.api import EngineAPI
 from watchdog.config import Config
 from watchdog.health import Cancel, Done, Result, Target, add_probe, failure_words
-from watchdog.netprobe import Address, Exchange, Looked, Resolver
+from watchdog.netprobe import Address, Exchange, Looked, Resolver, nothing
 
 if TYPE_CHECKING:  # concurrent.futures is imported once background work is
     from concurrent.futures import Future
@@ -109,7 +110,10 @@ class TlsCheck:
         self.done = done
         self.finished = False
         self.timer = engine.call_later(target.timeout, self.timed_out)
-        self.forget_lookup = probe.resolver.lookup(engine, self.looked_up)
+        self.forget_lookup: Callable[[], None] = nothing
+        forget = probe.resolver.lookup(engine, self.looked_up)  # at once for a numeric host
+        if not self.finished:
+            self.forget_lookup = forget
 
     def cancel(self) -> None:
         self.finished = True

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import os
+import select
 import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from concurrent.futures import Future
 
     from watchdog.api import EngineAPI
+    from watchdog.timers import Timer
 
 Address = tuple[int, Any]  # (family, sockaddr)
 Looked = list[Address] | OSError
@@ -39,6 +41,10 @@ def numeric_addresses(host: str, port: int) -> list[Address] | None:
     return [(family, sockaddr) for family, _, _, _, sockaddr in found]
 
 
+def nothing() -> None:
+    """What there is to take back of a look-up that is over."""
+
+
 class Resolver:
     """One host's addresses: at once when numeric, else from one look-up at a time in a thread."""
 
@@ -53,7 +59,7 @@ class Resolver:
         """``then(addresses or error)`` on the loop; returns a function that takes the wish back."""
         if self.numeric is not None:
             then(self.numeric)
-            return lambda: None
+            return nothing
         self._waiting.append(then)
         if not self._busy:
             self._busy = True
@@ -99,8 +105,16 @@ class Exchange:
         self.addresses: list[Address] = []
         self.error: OSError | None = None
         self.looking_up = True
-        self.timer = engine.call_later(timeout, self._timed_out)
-        self.forget_lookup = resolver.lookup(engine, self._looked_up)
+        # The timer is set once the exchange has to wait: on loopback most end before that.
+        self.deadline = engine.clock() + timeout
+        self.timer: Timer | None = None
+        self.forget_lookup: Callable[[], None] = nothing
+        # A numeric host is "looked up" at once, and a connection on loopback may be done
+        # before lookup returns: the exchange may be over by then.
+        forget = resolver.lookup(engine, self._looked_up)
+        if not self.finished:
+            self.forget_lookup = forget
+            self._wait()
 
     def cancel(self) -> None:
         """End it now, without a word to ``finish``."""
@@ -114,7 +128,8 @@ class Exchange:
             self._finish(answer, error)
 
     def _close(self) -> None:
-        self.timer.cancel()
+        if self.timer is not None:
+            self.timer.cancel()
         self.forget_lookup()
         if self.sock is not None:
             if self.watched:
@@ -122,6 +137,11 @@ class Exchange:
                 self.watched = False
             self.sock.close()
             self.sock = None
+
+    def _wait(self) -> None:
+        """The exchange waits on the loop from now on: its timer bounds the wait."""
+        if self.timer is None:
+            self.timer = self.engine.call_at(self.deadline, self._timed_out)
 
     def _timed_out(self) -> None:
         if self.looking_up:
@@ -156,7 +176,13 @@ class Exchange:
         if code == 0:
             self._connected()
         elif code == errno.EINPROGRESS:
-            self._watch(self.engine.add_writer, self._connect_ended)
+            # On loopback, the usual case, the handshake is over by now: one look saves
+            # registering with the loop, a wake-up and unregistering, for every probe.
+            _, writable, _ = select.select([], [self.sock], [], 0)
+            if writable:
+                self._connect_ended()
+            else:
+                self._watch(self.engine.add_writer, self._connect_ended)
         else:
             self.error = OSError(code, os.strerror(code))  # ConnectionRefusedError for ECONNREFUSED
             self._connect_next()
@@ -172,6 +198,7 @@ class Exchange:
         self._unwatch()
         add(self.sock.fileno(), callback)
         self.watched = True
+        self._wait()
 
     def _unwatch(self) -> None:
         if self.watched and self.sock is not None:
