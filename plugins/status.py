@@ -9,7 +9,7 @@ running, 1 when one is not or is unhealthy, 3 when no watchdog is running
 (no file, or the pid in it is not a live watchdog). Health (from the health
 checks, ``unknown`` without them) and the last check's result are shown too.
 Reading and showing the file is ``watchdog.statusview``'s, which the lean
-``watchdog --status`` path (``watchdog.probe``) shares.
+``watchdog --status`` path (``watchdog.execprobe``) shares.
 """
 
 from __future__ import annotations

@@ -1,3 +1,3 @@
-from watchdog.probe import watchdog_main
+from watchdog.execprobe import watchdog_main
 
 watchdog_main()

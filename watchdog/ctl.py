@@ -2,7 +2,7 @@
 
 Every command is one HTTP request to the socket (``events`` and ``wait``
 read a stream of state changes). Errors are one line on stderr. A plain
-``watchdogctl status`` is answered by ``watchdog.probe`` before this module
+``watchdogctl status`` is answered by ``watchdog.execprobe`` before this module
 is imported; this one answers it when the probe leaves it here.
 """
 
@@ -21,7 +21,7 @@ import click
 from watchdog import __version__
 from watchdog.oneline import exit_status
 from watchdog.params import Seconds
-from watchdog.probe import CTL_TIMEOUT, EXIT_BAD_ANSWER, connect, default_socket
+from watchdog.execprobe import CTL_TIMEOUT, EXIT_BAD_ANSWER, connect, default_socket
 from watchdog.statusview import format_table
 
 EXIT_OK = 0
@@ -31,7 +31,7 @@ EXIT_NO_WATCHDOG = 3  # no control socket, or no one serves it (as ``watchdog --
 EXIT_UNKNOWN_RULE = 4
 EXIT_REFUSED = 5  # not permitted: only root and the watchdog's own user
 EXIT_REJECTED = 6  # reload: the configuration has an error (nothing changed), or one is under way
-# EXIT_BAD_ANSWER (7): the watchdog did not answer in time, or not as expected (watchdog.probe)
+# EXIT_BAD_ANSWER (7): the watchdog did not answer in time, or not as expected (watchdog.execprobe)
 
 EXIT_HELP = """\b
 Exit status:

@@ -1,9 +1,9 @@
 """Reading and showing a running watchdog's status, with the standard library alone.
 
 ``watchdog --status`` and ``watchdogctl status`` are what health checks run
-every few seconds in every container: this module and ``watchdog.probe`` are
+every few seconds in every container: this module and ``watchdog.execprobe`` are
 their whole path, so they must stay cheap to import. Import nothing here that
-pulls in click, pluggy, psutil or the engine (``tests/test_probe_imports.py``
+pulls in click, pluggy, psutil or the engine (``tests/test_exec_probe.py``
 fails when something does). The ``status`` plugin writes the file read here.
 """
 

@@ -975,7 +975,7 @@ def script_or_module(script: str, function: str) -> list[str]:
     beside = Path(sys.executable).parent / script
     if beside.is_file() and os.access(beside, os.X_OK):
         return [str(beside)]
-    return [sys.executable, "-c", f"from watchdog.probe import {function}; {function}()"]
+    return [sys.executable, "-c", f"from watchdog.execprobe import {function}; {function}()"]
 
 
 BARE = "python -c pass"

@@ -7,7 +7,7 @@ line that is exactly a status query (the flags below, nothing else) is
 answered with ``watchdog.statusview`` and the standard library; any other goes
 to the full command (``watchdog.cli``, ``watchdog.ctl``), which gives the same
 answer for these, or the usage error. Import nothing here that pulls in click,
-pluggy, psutil or the engine (``tests/test_probe_imports.py`` checks it).
+pluggy, psutil or the engine (``tests/test_exec_probe.py`` checks it).
 
 - ``watchdog --status [--json] [--status-file PATH]``, unless ``WATCHDOG_CONFIG``,
   ``WATCHDOG_PLUGIN``, ``WATCHDOG_DISABLE`` or ``WATCHDOG_STATUS_JSON`` is set

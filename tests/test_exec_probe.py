@@ -20,8 +20,8 @@ from helpers import Watchdog, service, wait_for
 
 Start = Callable[..., Watchdog]
 # The programs as installed: the console scripts call these two functions.
-WATCHDOG = [sys.executable, "-c", "from watchdog.probe import watchdog_main; watchdog_main()"]
-WATCHDOGCTL = [sys.executable, "-c", "from watchdog.probe import watchdogctl_main; watchdogctl_main()"]
+WATCHDOG = [sys.executable, "-c", "from watchdog.execprobe import watchdog_main; watchdog_main()"]
+WATCHDOGCTL = [sys.executable, "-c", "from watchdog.execprobe import watchdogctl_main; watchdogctl_main()"]
 FULL_WATCHDOG = [sys.executable, "-c", "from watchdog.cli import main; main()"]
 FULL_WATCHDOGCTL = [sys.executable, "-m", "watchdog.ctl"]
 # Modules of the full commands that the probe must never need.
