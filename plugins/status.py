@@ -110,10 +110,10 @@ class Status:
     @hookimpl
     def watchdog_add_options(self) -> list[click.Option]:
         return [
-            click.Option(["--status", "show_status"], is_flag=True,
+            click.Option(["--status", "show_status"], is_flag=True, allow_from_autoenv=False,
                          help="Show the running watchdog's status and exit (0 all running, "
                               "1 one is not or is unhealthy, 3 no watchdog)."),
-            click.Option(["--json", "status_json"], is_flag=True,
+            click.Option(["--json", "status_json"], is_flag=True, allow_from_autoenv=False,
                          help="With --status: print the status as JSON."),
             click.Option(["--status-file"], metavar="PATH", default=default_status_file(),
                          show_default=True, help="Where the running watchdog keeps its status."),

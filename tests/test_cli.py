@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -181,3 +182,59 @@ def test_help_names_the_variable_that_loads_plugins() -> None:
     """The pre-scan loads plugins from WATCHDOG_PLUGIN: --help must name that one."""
     helped = CliRunner().invoke(make_cli(make_plugin_manager()), ["--help"]).output
     assert "WATCHDOG_PLUGIN]" in helped and "WATCHDOG_PLUGINS" not in helped
+
+
+def test_disable_of_a_name_no_plugin_has_is_a_usage_error_naming_the_plugins() -> None:
+    result = subprocess.run([sys.executable, "-m", "watchdog", "--disable", "respwan", "sleep 1"],
+                            capture_output=True, text=True, timeout=30,
+                            env={**os.environ, "WATCHDOG_DISABLE_PLUGIN_AUTOLOAD": "1"})
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert "--disable respwan: no plugin has that name (plugins: basename, regex" in result.stderr
+    assert "respawn" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_one_off_actions_take_no_environment_variable(tmp_path: Path) -> None:
+    # An image that happens to set WATCHDOG_VERSION=1 must start its services, not print a version.
+    env = {**os.environ, "WATCHDOG_DISABLE_PLUGIN_AUTOLOAD": "1", "WATCHDOG_VERSION": "1",
+           "WATCHDOG_LIST_PLUGINS": "1", "WATCHDOG_STATUS": "1",
+           "WATCHDOG_CONTROL_SOCKET": str(tmp_path / "control.sock"),
+           "WATCHDOG_STATUS_FILE": str(tmp_path / "status.json")}
+    result = subprocess.run([sys.executable, "-m", "watchdog", "--once", "true"],
+                            capture_output=True, text=True, timeout=60, env=env)
+    assert "started 'true'" in result.stderr
+    assert "watchdog 0" not in result.stdout and "basename" not in result.stdout
+
+
+def test_both_commands_print_their_version_in_one_form() -> None:
+    from watchdog import __version__
+
+    for module in ("watchdog", "watchdog.ctl"):
+        out = subprocess.run([sys.executable, "-m", module, "--version"], capture_output=True,
+                             text=True, timeout=30).stdout
+        assert out == f"{'watchdogctl' if module.endswith('ctl') else 'watchdog'} {__version__}\n"
+
+
+def test_help_groups_the_options_by_task_and_a_third_party_plugin_under_its_name(tmp_path: Path) -> None:
+    (tmp_path / "wd_helped.py").write_text(textwrap.dedent("""
+        import click
+        from watchdog import hookimpl
+
+        @hookimpl
+        def watchdog_add_options():
+            return [click.Option(["--helped-knob"], help="A knob of a third-party plugin.")]
+    """))
+    env = {**os.environ, "WATCHDOG_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTHONPATH": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-m", "watchdog", "-p", "wd_helped", "--help"],
+                         capture_output=True, text=True, timeout=30, env=env).stdout
+    headings = [line for line in out.splitlines() if line.endswith(":") and not line.startswith(" ")]
+    assert headings[:7] == ["Rules and matching:", "Keeping services alive:", "Health checks and limits:",
+                            "Start-up order and readiness:", "Control and status:", "Output:",
+                            "Plugins and configuration:"]
+    assert headings[-1] == "Plugin wd_helped:"
+
+    def section(heading: str) -> str:
+        return out.split(heading, 1)[1].split("\n\n", 1)[0]
+
+    assert "--regex" in section("Rules and matching:") and "--max-restarts" in section("Keeping")
+    assert "--health-http" in section("Health checks") and "--helped-knob" in section("Plugin wd_helped:")

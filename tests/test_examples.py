@@ -217,12 +217,30 @@ def test_the_pod_runs_the_image_with_the_default_commands_as_arguments() -> None
     assert container["image"] == IMAGE
     assert "command" not in container, "a command would replace ENTRYPOINT [\"watchdog\"]"
     assert list(watchdog_params(container["args"])["commands"]) == exec_form("CMD")
-    assert sorted(port["containerPort"] for port in container["ports"]) == [22, 80]
+    assert sorted(port["containerPort"] for port in container["ports"]) == [22, 80, PROBE_PORT]
 
 
-@pytest.mark.parametrize("probe", ["livenessProbe", "readinessProbe"])
-def test_the_pod_probes_run_watchdog_status(probe: str) -> None:
-    assert pod_container()[probe]["exec"]["command"] == STATUS_COMMAND
+PROBE_PORT = 8081
+PROBES = {"startupProbe": "/startupz", "readinessProbe": "/readyz", "livenessProbe": "/livez"}
+
+
+@pytest.mark.parametrize("probe", list(PROBES))
+def test_the_pod_probes_ask_the_watchdogs_probe_endpoints(probe: str) -> None:
+    container = pod_container()
+    assert watchdog_params(container["args"])["probe_address"] == str(PROBE_PORT)
+    # A number, not the port's name: podman 4 resolves only numbers when it plays the pod.
+    assert container[probe]["httpGet"] == {"path": PROBES[probe], "port": PROBE_PORT}
+
+
+def test_the_pod_ends_with_its_containers_fields() -> None:
+    """container-test.sh appends a volume mount to the container and volumes to the spec."""
+    last = [line for line in POD.read_text().splitlines() if line.strip()][-1]
+    assert re.match(r" {8}\S", last), f"the last line is not one of the container's fields: {last!r}"
+
+
+def test_the_kubernetes_readme_keeps_the_exec_probe_as_the_alternative() -> None:
+    readme = (KUBERNETES / "README.md").read_text()
+    assert 'command: ["watchdog", "--status"]' in readme
 
 
 def test_the_pod_termination_grace_period_exceeds_the_watchdog_grace() -> None:

@@ -77,7 +77,7 @@ def test_a_plugin_failing_again_and_again_is_disabled_with_one_line(
     svc = service(tmp_path, "wd-fault-often")
     wd = watchdog("-p", "wd_faulty:Faulty", "--interval", "0.05", "-v", str(svc),
                   env=plugin_env(tmp_path, "watchdog_checked"))
-    wd.wait_log("plugin wd_faulty:Faulty failed 5 times in a row: disabled")
+    wd.wait_log("plugin wd_faulty:Faulty failed 5 times in a row in watchdog_checked: disabled")
     assert "Traceback (most recent call last)" in wd.log()  # -v: the traceback too
     pid = next(iter(wait_for(lambda: pids("wd-fault-often"))))
     os.kill(pid, signal.SIGKILL)
@@ -86,6 +86,23 @@ def test_a_plugin_failing_again_and_again_is_disabled_with_one_line(
     after_disabling = wd.log().partition("disabled for the rest of this run")[2]
     assert "wd-fault-often: started" in after_disabling  # checks went on...
     assert "failed in watchdog_checked" not in after_disabling  # ...without the plugin
+
+
+def test_one_hook_that_always_fails_disables_the_plugin_though_its_others_succeed(
+        watchdog: Start, tmp_path: Path) -> None:
+    svc = service(tmp_path, "wd-fault-found")
+    # watchdog_checked succeeds every 50 ms; only watchdog_rule_found fails, once per crash.
+    wd = watchdog("-p", "wd_faulty:Faulty", "--interval", "0.05", str(svc),
+                  env=plugin_env(tmp_path, "watchdog_rule_found"))
+    seen: set[int] = set()
+    for _ in range(5):
+        pid = next(iter(wait_for(lambda: pids("wd-fault-found") - seen, what="a new copy")))
+        seen.add(pid)
+        wait_for(lambda: wd.log().count("failed in watchdog_rule_found") >= len(seen),
+                 what="the hook's failure for this copy")
+        os.kill(pid, signal.SIGKILL)
+    wd.wait_log("plugin wd_faulty:Faulty failed 5 times in a row in watchdog_rule_found: disabled")
+    assert wd.stop() == 0
 
 
 @needs_namespace

@@ -1,4 +1,4 @@
-"""The README tells the truth: its plugin runs, and every flag is documented."""
+"""The documentation tells the truth: the plugin guide's example runs, and every flag is documented."""
 
 from __future__ import annotations
 
@@ -14,11 +14,12 @@ from watchdog.cli import make_cli
 from watchdog.manager import make_plugin_manager
 
 README = Path(__file__).parent.parent / "README.md"
+PLUGIN_GUIDE = Path(__file__).parent.parent / "plugins" / "README.md"
 MARKER = "<!-- readme-plugin-example"
 
 
 def plugin_example() -> str:
-    after_marker = README.read_text().split(MARKER, 1)[1]
+    after_marker = PLUGIN_GUIDE.read_text().split(MARKER, 1)[1]
     return re.search(r"```python\n(.*?)```", after_marker, re.S).group(1)  # type: ignore[union-attr]
 
 
@@ -47,3 +48,12 @@ def test_every_flag_of_the_command_is_in_the_readme(monkeypatch: pytest.MonkeyPa
     assert flags
     undocumented = [flag for flag in flags if f"`{flag}" not in readme]
     assert undocumented == []
+
+
+def test_the_exit_status_table_has_a_row_for_every_status_in_exits_py() -> None:
+    from watchdog import exits
+
+    statuses = {value for name, value in vars(exits).items() if name.startswith("EXIT_")}
+    table = README.read_text().split("| exit status | when |", 1)[1].split("\n\n", 1)[0]
+    rows = {int(match) for match in re.findall(r"^\| (\d+) \|", table, re.M)}
+    assert rows == statuses

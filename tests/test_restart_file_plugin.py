@@ -1,7 +1,7 @@
-"""The README's loop-services plugin, installed by its entry point, restarts a real service.
+"""The plugin guide's loop-services plugin, installed by its entry point, restarts a real service.
 
-examples/plugins/watchdog-restart-file holds the module the README shows, line
-for line: a third-party plugin written from the README alone uses an action
+examples/plugins/watchdog-restart-file holds the module plugins/README.md shows, line
+for line: a third-party plugin written from that guide alone uses an action
 (engine.restart), a timer (engine.call_later) and background work
 (engine.run_in_background).
 """
@@ -18,7 +18,7 @@ from helpers import Watchdog, install_package, pids, ready_since, service, wait_
 
 Start = Callable[..., Watchdog]
 PACKAGE = Path(__file__).parent.parent / "examples" / "plugins" / "watchdog-restart-file"
-README = Path(__file__).parent.parent / "README.md"
+README = Path(__file__).parent.parent / "plugins" / "README.md"
 
 
 @pytest.fixture(scope="module")

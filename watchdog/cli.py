@@ -8,11 +8,11 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 import click
 
-from watchdog import __version__, ordering
+from watchdog import __version__, helpsections, ordering
 from watchdog.ambiguity import check_distinguishable
 from watchdog.config import Config
 from watchdog.configfile import (
@@ -27,6 +27,7 @@ from watchdog.configfile import (
 from watchdog.engine import Engine
 from watchdog.events import pidfd_supported
 from watchdog.exits import EXIT_NOT_RUNNING, EXIT_OK
+from watchdog.helpsections import format_sections
 from watchdog.hooks import SafeHooks
 from watchdog.logs import one_line, setup_logging
 from watchdog.manager import PluginManager, describe_plugins, make_plugin_manager
@@ -83,6 +84,10 @@ class WatchdogCommand(click.Command):
         if standalone_mode:
             sys.exit(code or 0)
         return code
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        sections = self.setup.sections if self.setup is not None else {}
+        format_sections(ctx, formatter, self.get_params(ctx), sections)
 
 
 def core_options(strategies: Sequence[str], default_strategy: str) -> list[click.Parameter]:
@@ -145,11 +150,11 @@ def core_options(strategies: Sequence[str], default_strategy: str) -> list[click
         click.Option(["-v", "--verbose"], count=True, help="More log lines (debug)."),
         click.Option(["-q", "--quiet"], count=True, help="Fewer log lines: -q warnings, -qq errors."),
         click.Option(
-            ["--list-plugins"], is_flag=True,
+            ["--list-plugins"], is_flag=True, allow_from_autoenv=False,
             help="List every plugin: name, origin, hooks, and whether it is disabled.",
         ),
         click.Option(
-            ["--version"], is_flag=True, expose_value=False, is_eager=True,
+            ["--version"], is_flag=True, expose_value=False, is_eager=True, allow_from_autoenv=False,
             callback=show_version, help="Show the version and exit.",
         ),
     ]
@@ -177,11 +182,20 @@ class Setup:
         # The earliest plugin's matcher (the built-in basename, unless disabled) is the default.
         default_matcher = next(iter(self.matchers.by_name))
         self.params = core_options(list(self.matchers.by_name), default_matcher)
-        self.params.extend(self.matchers.options())
-        for options in pm.hook.watchdog_add_options():
-            self.params.extend(options)
+        matcher_flags = self.matchers.options()
+        self.params.extend(matcher_flags)
+        # Where each option shows in --help: matcher flags with the rules, a plugin's under its heading.
+        self.sections = {**helpsections.CORE, **{p.name: helpsections.RULES for p in matcher_flags if p.name}}
+        for impl in reversed(pm.hook.watchdog_add_options.get_hookimpls()):  # pluggy's call order
+            for param in cast(list[click.Parameter], impl.function()):
+                self.params.append(param)
+                if param.name:
+                    self.sections[param.name] = helpsections.plugin_section(impl.plugin_name)
         for param in self.params:
-            if isinstance(param, click.Option):  # every option can come from WATCHDOG_<OPTION>
+            # Every option can come from WATCHDOG_<OPTION>, but for one-off actions
+            # (--version, --status...): an image that sets WATCHDOG_VERSION=1 must
+            # still start its services.
+            if isinstance(param, click.Option) and param.allow_from_autoenv:
                 param.show_envvar = True
                 if param.multiple and type(param.type) is click.types.StringParamType and param.name:
                     param.type = EnvList(f"{ENVVAR_PREFIX}_{param.name.upper()}", is_per_rule(param))

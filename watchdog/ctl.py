@@ -19,9 +19,9 @@ from urllib.parse import urlencode
 import click
 
 from watchdog import __version__
+from watchdog.execprobe import CTL_TIMEOUT, EXIT_BAD_ANSWER, connect, default_socket
 from watchdog.oneline import exit_status
 from watchdog.params import Seconds
-from watchdog.execprobe import CTL_TIMEOUT, EXIT_BAD_ANSWER, connect, default_socket
 from watchdog.statusview import format_table
 
 EXIT_OK = 0
@@ -231,7 +231,7 @@ class CtlGroup(click.Group):
                    "/run/watchdog/ for root]")
 @click.option("--timeout", "request_timeout", type=Seconds(0.01), default=TIMEOUT, show_default=True,
               metavar="SECONDS", help="How long to wait for an answer.")
-@click.version_option(__version__, prog_name="watchdogctl")
+@click.version_option(__version__, prog_name="watchdogctl", message="%(prog)s %(version)s")
 @click.pass_context
 def cli(ctx: click.Context, socket_path: str | None, request_timeout: float) -> None:
     """Control a running watchdog: status, start, stop, restart, signal, reload, events, wait."""

@@ -3,8 +3,9 @@
 The engine calls every event hook through ``SafeHooks``: each
 implementation runs on its own, an exception is logged with the plugin's
 name and the hook (the traceback at ``-v``), and the other implementations
-still run. A plugin whose calls fail ``MAX_FAILURES_IN_A_ROW`` times in a
-row is unregistered with one error line. Timer and background callbacks go
+still run. A plugin whose calls of one hook fail ``MAX_FAILURES_IN_A_ROW``
+times in a row is unregistered with one error line: counted by hook, so that
+its other hooks succeeding in between do not hide one that always fails. Timer and background callbacks go
 through ``call_contained``: logged the same way, never raised into the loop.
 """
 
@@ -45,7 +46,7 @@ class SafeHooks:
 
     def __init__(self, pm: pluggy.PluginManager) -> None:
         self._pm = pm
-        self._failures: dict[str, int] = {}
+        self._failures: dict[tuple[str, str], int] = {}  # (plugin, hook): failures in a row
 
     def __getattr__(self, hook_name: str) -> Callable[..., list[Any]]:
         caller = getattr(self._pm.hook, hook_name)
@@ -60,7 +61,7 @@ class SafeHooks:
                 except Exception as exc:
                     self._failed(impl.plugin_name, impl.plugin, hook_name, exc)
                     continue
-                self._failures[impl.plugin_name] = 0
+                self._failures[impl.plugin_name, hook_name] = 0
                 if result is not None:
                     results.append(result)
             return results
@@ -69,8 +70,8 @@ class SafeHooks:
 
     def _failed(self, name: str, plugin: object, hook_name: str, exc: Exception) -> None:
         log_failure(name, hook_name, exc)
-        count = self._failures[name] = self._failures.get(name, 0) + 1
+        count = self._failures[name, hook_name] = self._failures.get((name, hook_name), 0) + 1
         if count >= MAX_FAILURES_IN_A_ROW and self._pm.is_registered(plugin):
             self._pm.unregister(plugin)
-            logger.error("plugin %s failed %d times in a row: disabled for the rest of this run; "
-                         "the services go on", name, count, extra={"event": "plugin-disabled"})
+            logger.error("plugin %s failed %d times in a row in %s: disabled for the rest of this run; "
+                         "the services go on", name, count, hook_name, extra={"event": "plugin-disabled"})

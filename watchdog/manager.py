@@ -36,6 +36,7 @@ BUILTIN_PLUGINS = {
     "essential": "watchdog.plugins.essential",
     "notify": "watchdog.plugins.notify:Notify",
     "control": "watchdog.plugins.control:Control",
+    "probes": "watchdog.plugins.probes:Probes",
     "health": "watchdog.plugins.health:Health",
     "health_cmd": "watchdog.plugins.health_cmd",
     "health_http": "watchdog.plugins.health_http",
@@ -51,6 +52,8 @@ class PluginManager(pluggy.PluginManager):
     def __init__(self) -> None:
         super().__init__(NAME)
         self.origins: dict[str, str] = {}
+        # Every name a plugin could be registered under in this run, disabled or not.
+        self.known_names: list[str] = list(BUILTIN_PLUGINS)
 
     def parse_hookimpl_opts(self, plugin: object, name: str) -> pluggy.HookimplOpts | None:
         # pluggy asks this of every attribute of every plugin, through inspect.getattr_static:
@@ -96,14 +99,25 @@ def make_plugin_manager(modules: Iterable[str] = (), disabled: Iterable[str] = (
         for entry_point in entry_points(NAME):
             dist = entry_point.dist
             origin = f"{dist.name} {dist.version}" if dist is not None else "entry point"
+            pm.known_names.append(entry_point.name)
             register(pm, entry_point.value, entry_point.name, origin)
     for module in modules:
+        pm.known_names.append(module)
         register(pm, module, module, "-p")
+    check_disabled(pm, disabled)
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
         raise click.UsageError(f"plugin {exc.plugin!r}: {exc}") from None
     return pm
+
+
+def check_disabled(pm: PluginManager, disabled: Iterable[str]) -> None:
+    """A ``--disable`` name that is no plugin's is a typo: say which names there are."""
+    unknown = [name for name in disabled if name not in pm.known_names]
+    if unknown:
+        raise click.UsageError(
+            f"--disable {unknown[0]}: no plugin has that name (plugins: {', '.join(pm.known_names)})")
 
 
 def entry_points(group: str) -> list[EntryPoint]:

@@ -91,7 +91,7 @@ def make_rules(
         if name not in taken:
             rules.append(make_rule(command, name=name, shell=shell))
     if not rules:
-        raise click.UsageError("no command given: try watchdog '/usr/sbin/sshd' 'apache2ctl start'")
+        raise click.UsageError("no command given: try watchdog /usr/sbin/sshd '/etc/init.d/apache2 start'")
     seen: dict[str, Rule] = {}
     for rule in rules:
         check_name(rule)

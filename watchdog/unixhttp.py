@@ -1,17 +1,19 @@
-"""A small HTTP/1.1 server on a unix socket, served from the engine's loop without ever blocking it.
+"""A small HTTP/1.1 server on a unix (or TCP) socket, served from the engine's loop without ever blocking it.
 
 Every socket is non-blocking and the loop calls us only when one is ready,
 so a client that sends half a request, or stops reading its answer, costs
 a file descriptor and a little memory until its deadline, never a wait.
-Limits: a request is at most ``MAX_REQUEST`` bytes and must arrive within
-``REQUEST_TIME``; its answer must be taken within ``RESPONSE_TIME``; at most
-``MAX_CONNECTIONS`` clients at once (more get 503). One request per
-connection (``Connection: close``). A streamed answer (``stream``, chunked)
-has no deadline, but a client that lets ``MAX_BACKLOG`` bytes pile up
-unread is dropped.
+Limits (``Limits``, the control socket's by default): a request is at most
+``MAX_REQUEST`` bytes and must arrive within ``REQUEST_TIME``; its answer
+must be taken within ``RESPONSE_TIME``; at most ``MAX_CONNECTIONS`` clients
+at once (more get 503). One request per connection (``Connection: close``).
+A streamed answer (``stream``, chunked) has no deadline, but a client that
+lets ``MAX_BACKLOG`` bytes pile up unread is dropped.
 
 The peer's credentials (``SO_PEERCRED``) are read at accept; ``authorize``
-decides, and anyone it refuses gets 403 with a JSON error.
+decides, and anyone it refuses gets 403 with a JSON error. The same server
+answers on a listening TCP socket too (the probe endpoints): ``peer_of``
+then says who the client is, and ``error_page`` how errors look.
 """
 
 from __future__ import annotations
@@ -37,6 +39,19 @@ MAX_BACKLOG = 1024 * 1024
 ACCEPT_BATCH = 16  # accepts per wake-up, so a flood of clients cannot hold the loop
 RECV_SIZE = 65536
 PEERCRED = struct.Struct("3i")  # pid, uid, gid
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one server lets a client take: request size and time, answer time, clients at once."""
+
+    max_request: int = MAX_REQUEST
+    request_time: float = REQUEST_TIME
+    response_time: float = RESPONSE_TIME
+    max_connections: int = MAX_CONNECTIONS
+
+
+CONTROL_LIMITS = Limits()
 
 
 class Loop(Protocol):
@@ -74,6 +89,7 @@ class Request:
     headers: dict[str, str]
     body: bytes
     peer: Peer
+    query_string: str = ""  # as sent: ``parse_qs`` drops a bare ``?verbose`` from ``query``
 
     def json(self) -> Any:
         """The body as JSON; an empty body is ``{}``."""
@@ -85,12 +101,12 @@ class Request:
             raise HTTPError(400, f"the body is not JSON: {exc}") from None
 
 
-def parse_request(data: bytes, peer: Peer) -> Request | None:
+def parse_request(data: bytes, peer: Peer, max_request: int = MAX_REQUEST) -> Request | None:
     """The request in ``data``, None while it is incomplete; HTTPError when it is not HTTP."""
     end = data.find(b"\r\n\r\n")
     if end < 0:
-        if len(data) > MAX_REQUEST:
-            raise HTTPError(431, f"request headers are longer than {MAX_REQUEST} bytes")
+        if len(data) > max_request:
+            raise HTTPError(431, f"request headers are longer than {max_request} bytes")
         return None
     lines = data[:end].decode("latin-1").split("\r\n")
     parts = lines[0].split(" ")
@@ -109,15 +125,15 @@ def parse_request(data: bytes, peer: Peer) -> Request | None:
     if not length_text.isdigit():
         raise HTTPError(400, f"bad Content-Length: {length_text[:20]!r}")
     length = int(length_text)
-    if end + 4 + length > MAX_REQUEST:
-        raise HTTPError(413, f"requests are limited to {MAX_REQUEST} bytes")
+    if end + 4 + length > max_request:
+        raise HTTPError(413, f"requests are limited to {max_request} bytes")
     body = data[end + 4:end + 4 + length]
     if len(body) < length:
         return None
     from urllib.parse import parse_qs, urlsplit  # here: the first request, not start-up
 
     url = urlsplit(target)
-    return Request(method.upper(), url.path, parse_qs(url.query), headers, bytes(body), peer)
+    return Request(method.upper(), url.path, parse_qs(url.query), headers, bytes(body), peer, url.query)
 
 
 def response_head(status: int, headers: dict[str, str]) -> bytes:
@@ -128,10 +144,22 @@ def response_head(status: int, headers: dict[str, str]) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
+def response(status: int, content_type: str, content: bytes, headers: dict[str, str] | None = None) -> bytes:
+    return response_head(status, {"Content-Type": content_type, "Content-Length": str(len(content)),
+                                  **(headers or {})}) + content
+
+
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> bytes:
-    content = (json.dumps(body) + "\n").encode()
-    return response_head(status, {"Content-Type": "application/json",
-                                  "Content-Length": str(len(content)), **(headers or {})}) + content
+    return response(status, "application/json", (json.dumps(body) + "\n").encode(), headers)
+
+
+def json_error(error: HTTPError) -> bytes:
+    """The control socket's errors: ``{"error": "one line", ...}``."""
+    return json_response(error.status, {"error": error.message, **error.extra})
+
+
+def unix_peer(sock: socket.socket) -> Peer:
+    return Peer(*PEERCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, PEERCRED.size)))
 
 
 Handler = Callable[["Request", "Connection"], None]
@@ -155,7 +183,7 @@ class Connection:
 
     def __post_init__(self) -> None:
         self.fd = self.sock.fileno()
-        self.deadline = self.server.loop.call_later(REQUEST_TIME, self._timed_out)
+        self.deadline = self.server.loop.call_later(self.server.limits.request_time, self._timed_out)
         self._watch("r")
 
     @property
@@ -166,14 +194,18 @@ class Connection:
 
     def respond(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         """Send a JSON answer and close; a no-op once the client is gone."""
+        self.answer(json_response(status, body, headers))
+
+    def answer(self, data: bytes) -> None:
+        """Send a whole answer (status line, headers, body) and close; a no-op once the client is gone."""
         if self.phase in ("closed", "answering", "streaming"):
             return
         self.phase = "answering"
-        self.out += json_response(status, body, headers)
+        self.out += data
         self._flush()
 
     def fail(self, error: HTTPError) -> None:
-        self.respond(error.status, {"error": error.message, **error.extra})
+        self.answer(self.server.error_page(error))
 
     def stream(self, content_type: str = "application/x-ndjson") -> None:
         """Start a chunked answer with no deadline; ``send`` adds to it, ``close`` ends it."""
@@ -191,8 +223,9 @@ class Connection:
             return
         self.out += b"%x\r\n%s\r\n" % (len(data), data)
         if len(self.out) > MAX_BACKLOG:
-            logger.warning("control: a client of pid %d took none of its last %d bytes: dropped",
-                           self.peer.pid, len(self.out), extra={"event": "control-dropped"})
+            logger.warning("%s: a client of pid %d took none of its last %d bytes: dropped",
+                           self.server.name, self.peer.pid, len(self.out),
+                           extra={"event": f"{self.server.name}-dropped"})
             self.close()
             return
         self._flush()
@@ -229,7 +262,7 @@ class Connection:
             return  # a streaming client may say more; it is ignored
         self.data += data
         try:
-            request = parse_request(bytes(self.data), self.peer)
+            request = parse_request(bytes(self.data), self.peer, self.server.limits.max_request)
         except HTTPError as exc:
             self.begin_answer()
             self.fail(exc)
@@ -242,7 +275,7 @@ class Connection:
         self.phase = "handling"
         self._watch("")
         self._cancel_deadline()
-        self.deadline = self.server.loop.call_later(RESPONSE_TIME, self._timed_out)
+        self.deadline = self.server.loop.call_later(self.server.limits.response_time, self._timed_out)
 
     def _flush(self) -> None:
         while self.out:
@@ -264,7 +297,7 @@ class Connection:
         self.deadline = None
         if self.phase == "reading":
             self.begin_answer()
-            self.fail(HTTPError(408, f"no whole request within {REQUEST_TIME:g}s"))
+            self.fail(HTTPError(408, f"no whole request within {self.server.limits.request_time:g}s"))
             if not self.closed:
                 self.close()  # no more waiting for a client that does not read either
         else:
@@ -288,18 +321,24 @@ class Connection:
 
 
 class Server:
-    """Accepts clients on a listening unix socket and hands each request to ``handler``.
+    """Accepts clients on a listening socket and hands each request to ``handler``.
 
     ``handler(request, connection)`` answers with ``connection.respond`` (now
     or later), ``connection.stream``, or raises HTTPError.
     """
 
     def __init__(self, loop: Loop, sock: socket.socket, handler: Handler,
-                 authorize: Callable[[Peer], str | None]) -> None:
+                 authorize: Callable[[Peer], str | None], *, name: str = "control",
+                 limits: Limits = CONTROL_LIMITS, peer_of: Callable[[socket.socket], Peer] = unix_peer,
+                 error_page: Callable[[HTTPError], bytes] = json_error) -> None:
         self.loop = loop
         self.sock = sock
         self.handler = handler
         self.authorize = authorize  # None: allowed; else why not
+        self.name = name  # in log lines and their events
+        self.limits = limits
+        self.peer_of = peer_of
+        self.error_page = error_page
         self.connections: set[Connection] = set()
         self._paused = False
         sock.setblocking(False)
@@ -316,11 +355,11 @@ class Server:
                     self._pause(exc)
                 return
             client.setblocking(False)
-            peer = Peer(*PEERCRED.unpack(client.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
-                                                            PEERCRED.size)))
-            if len(self.connections) >= MAX_CONNECTIONS:
+            peer = self.peer_of(client)
+            if len(self.connections) >= self.limits.max_connections:
                 try:
-                    client.send(json_response(503, {"error": f"busy: {MAX_CONNECTIONS} clients already"}))
+                    client.send(self.error_page(
+                        HTTPError(503, f"busy: {self.limits.max_connections} clients already")))
                 except OSError:
                     pass
                 client.close()
@@ -332,8 +371,8 @@ class Server:
 
     def _pause(self, exc: OSError) -> None:
         """Out of descriptors: a level-triggered reader would fire at once again, so wait a second."""
-        logger.warning("control: cannot accept a client: %s; trying again in 1s", exc.strerror,
-                       extra={"event": "control-error"})
+        logger.warning("%s: cannot accept a client: %s; trying again in 1s", self.name, exc.strerror,
+                       extra={"event": f"{self.name}-error"})
         self.loop.remove_reader(self.sock.fileno())
         self._paused = True
         self.loop.call_later(1.0, self._resume)
@@ -352,8 +391,8 @@ class Server:
         except HTTPError as exc:
             connection.fail(exc)
         except Exception as exc:
-            logger.error("control: %s %s failed: %s: %s", request.method, request.path,
-                         type(exc).__name__, exc, extra={"event": "control-error"})
+            logger.error("%s: %s %s failed: %s: %s", self.name, request.method, request.path,
+                         type(exc).__name__, exc, extra={"event": f"{self.name}-error"})
             connection.fail(HTTPError(500, f"internal error: {type(exc).__name__}: {exc}"))
 
     def close(self) -> None:
