@@ -21,12 +21,13 @@ import click
 from watchdog import __version__, hookimpl
 from watchdog.api import EngineAPI
 from watchdog.config import Config
-from watchdog.feed import Feed, rule_view
+from watchdog.feed import Feed
 from watchdog.logs import logger
 from watchdog.reload import options_not_applied, plan
 from watchdog.rules import Rule, parse_signal
 from watchdog.state import RUNNING, STARTING, STOPPED, STOPPING
 from watchdog.unixhttp import Connection, HTTPError, Peer, Request, Server, listen
+from watchdog.view import rule_view
 
 from .status import default_status_file
 
@@ -168,8 +169,8 @@ class Control:
             elif verb == "stop":
                 engine.stop(rule, f"stopped by uid {request.peer.uid}")
                 result = "already stopped" if before == STOPPED else "stopping"
-            else:
-                engine.restart(rule, f"restarted by uid {request.peer.uid}")
+            else:  # an operator's restart is planned: no failure for the backoff
+                engine.restart(rule, f"restarted by uid {request.peer.uid}", planned=True)
                 result = "restarting"
             status = engine.status[name]
             results.append({"rule": name, "result": result, "state": status.state, "pid": pid})
@@ -273,27 +274,20 @@ class Control:
             self.feed.changes(self.engine)
 
     @hookimpl
+    def watchdog_rule_state(self, rule: Rule, old: str, new: str, reason: str) -> None:
+        if self.engine is not None:
+            self.feed.transition(self.engine, rule, old, new, reason)
+
+    @hookimpl
     def watchdog_checked(self) -> None:
         self.emit_changes()
 
     @hookimpl
-    def watchdog_process_started(self) -> None:
-        self.emit_changes()
-
-    @hookimpl
-    def watchdog_rule_stopping(self) -> None:
-        self.emit_changes()
-
-    @hookimpl
-    def watchdog_rule_stopped(self) -> None:
-        self.emit_changes()
-
-    @hookimpl
-    def watchdog_rule_restarted(self) -> None:
-        self.emit_changes()
-
-    @hookimpl
     def watchdog_rule_health(self) -> None:
+        self.emit_changes()
+
+    @hookimpl
+    def watchdog_rule_ready(self) -> None:
         self.emit_changes()
 
     @hookimpl

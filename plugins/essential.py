@@ -3,10 +3,11 @@
 As tini does for its one child: the container lives as long as its main
 service. A service "ends" when nothing matches it any more after it was
 started or seen running, other than by a stop or restart the watchdog asked
-for; giving up on it counts too. The exit status is that of the rule's
-command when the last process that ended was one the watchdog started
-(128 + N when killed by signal N, as a shell says it), else
-``EXIT_ESSENTIAL_UNKNOWN`` (an adopted daemon's status goes to its parent).
+for; giving up on it counts too. The exit status is that of the last of the
+rule's processes that ended, when the watchdog reaped it: a command it
+started, or a daemon re-parented to it (128 + N when killed by signal N, as a
+shell says it), else ``EXIT_ESSENTIAL_UNKNOWN`` (a process of the host's
+adopted by name: its status goes to its own parent).
 In a config file: ``essential = ["app"]``.
 """
 
@@ -23,6 +24,7 @@ from watchdog.exits import EXIT_ESSENTIAL_UNKNOWN
 from watchdog.logs import logger
 from watchdog.rules import Rule
 from watchdog.snapshot import Proc
+from watchdog.state import EXITED, FAILED
 
 KEY = "essential"
 
@@ -33,6 +35,7 @@ class Memory:
     asked: bool = False  # the watchdog itself is stopping or restarting it
     last_exit: int | None = None  # the last ended process's status; None: adopted
     gave_up: bool = False  # given up on, to be acted on after the check
+    finished: bool = False  # ended for good (--restart no/on-failure), to be acted on after the check
     ended: bool = False  # the watchdog is stopping because of it
 
 
@@ -109,17 +112,27 @@ def watchdog_rule_gave_up(rule: Rule, reason: str) -> None:
 
 
 @hookimpl
+def watchdog_rule_state(rule: Rule, new: str) -> None:
+    # A one-shot that ended is final (exited, failed): no watchdog_rule_missing follows.
+    mem = essential(rule)
+    if mem is not None and new in (EXITED, FAILED) and not mem.ended:
+        mem.finished = True
+
+
+@hookimpl
 def watchdog_checked(engine: EngineAPI) -> None:
     for rule in engine.rules:
         mem = essential(rule)
         if mem is not None and mem.gave_up:
             end(rule, engine, mem, "was given up on")
+        elif mem is not None and mem.finished:
+            end(rule, engine, mem, engine.status[rule.name].state)
 
 
 def end(rule: Rule, engine: EngineAPI, mem: Memory, how: str) -> None:
     mem.ended, mem.gave_up = True, False
     code = exit_status(mem.last_exit)
-    known = "" if mem.last_exit is not None else " (its status cannot be known: not started by the watchdog)"
+    known = "" if mem.last_exit is not None else " (its status cannot be known: adopted, not reaped here)"
     logger.warning("essential service %s: stopping every service, exit status %d%s", how, code, known,
                    extra={"rule": rule.name, "event": "essential-ended", "status": code})
     engine.give_up(rule, f"essential service {how}", code)

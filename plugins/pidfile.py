@@ -8,13 +8,24 @@ cannot have, so a pid reused after a crash is not mistaken for the service
 (and is never signalled). A missing, empty, unreadable, oversized or garbled
 file means "not running"; the reason is logged once each time it changes.
 
+Its first line is the pid (PostgreSQL's ``postmaster.pid`` goes on with more).
+
 A pidfile decides which process the watchdog signals, so it must come from
-someone entitled to name that process: a symlink is not followed, and a file
-owned by neither root nor the process's own user is not trusted (otherwise any
-user who can write it could point a root watchdog at any process). Those, a
-directory, and a file too large to be a pidfile are warnings, not just "not
-running"; and when the file turns so while the process it named earlier still
-runs (the same pid and start time), that process stays matched.
+someone entitled to name that process, or any user who can write it could
+point the watchdog at any process. It is trusted only when:
+
+- it is not a symlink (not followed), and neither its group nor others may
+  write it;
+- it belongs to root, to the watchdog's user or to the user of the process it
+  names;
+- no directory that leads to it (each one up to ``/``, along the path as
+  given and as resolved) may be written by its group or others, or belongs
+  to anyone else: a file in a world-writable directory such as ``/tmp``,
+  sticky or not, can have been put there by another user first.
+
+Those, a directory, and a file too large to be a pidfile are warnings, not
+just "not running"; and when the file turns so while the process it named
+earlier still runs (the same pid and start time), that process stays matched.
 """
 
 from __future__ import annotations
@@ -32,7 +43,8 @@ from watchdog.snapshot import Proc, Snapshot
 
 STRATEGY = "pidfile"
 MATCHED = "pidfile.matched"  # rule.state key: (pid, start ticks) of the last match
-MAX_SIZE = 64  # a pid and a newline; anything larger is not a pidfile
+MAX_SIZE = 4096  # a pid on its first line, maybe more lines (postmaster.pid: ~100 bytes)
+WRITABLE_BY_OTHERS = stat.S_IWGRP | stat.S_IWOTH
 # Start times come in clock ticks and mtimes in the kernel's coarse clock:
 # allow for both before calling a process too young to have written the file.
 CLOCK_SLACK = 0.05
@@ -78,17 +90,39 @@ def read_pidfile(path: str) -> Reading:
         if info.st_size > MAX_SIZE:
             return Reading(problem=f"{path} is {info.st_size} bytes, too large for a pidfile",
                            warn=True)
+        if info.st_mode & WRITABLE_BY_OTHERS:
+            return Reading(problem=f"{path} can be written by its group or others "
+                                   f"(mode {stat.S_IMODE(info.st_mode):04o}): not trusted", warn=True)
         text = os.read(fd, MAX_SIZE + 1)
     except OSError as exc:
         return Reading(problem=f"{path} cannot be read: {exc.strerror}", warn=True)
     finally:
         os.close(fd)
-    words = text.split()
-    if not words:
+    first_line = text.split(b"\n", 1)[0].strip()
+    if not text.strip():
         return Reading(problem=f"{path} is empty")
-    if not words[0].isdigit() or int(words[0]) <= 0:
-        return Reading(problem=f"{path} holds no pid: {text[:20]!r}")
-    return Reading(pid=int(words[0]), mtime=info.st_mtime, owner=info.st_uid)
+    if not first_line.isdigit() or int(first_line) <= 0:
+        return Reading(problem=f"{path} holds no pid on its first line: {text[:20]!r}")
+    return Reading(pid=int(first_line), mtime=info.st_mtime, owner=info.st_uid)
+
+
+def untrusted_directory(path: str, owners: set[int]) -> str | None:
+    """The first directory leading to ``path`` that its group or others may write, or
+    that belongs to none of ``owners``; None when every one is trusted."""
+    directories = set()
+    for start in (os.path.abspath(path), os.path.realpath(path)):
+        directory = os.path.dirname(start)
+        while directory not in directories:
+            directories.add(directory)
+            directory = os.path.dirname(directory)
+    for directory in sorted(directories):
+        try:
+            info = os.stat(directory)
+        except OSError:
+            return directory
+        if info.st_uid not in owners or info.st_mode & WRITABLE_BY_OTHERS:
+            return directory
+    return None
 
 
 def process_owner(snapshot: Snapshot, pid: int) -> int | None:
@@ -114,10 +148,17 @@ def find(rule: Rule, snapshot: Snapshot) -> tuple[Proc | None, str, bool]:
             "written: a reused pid, not the service"
         ), False
     owner = process_owner(snapshot, pid)
-    if reading.owner not in (0, owner):
+    if reading.owner not in (0, os.geteuid(), owner):
         return None, (
             f"{path} belongs to uid {reading.owner} but names pid {pid} of uid {owner}: "
-            "not trusted (a pidfile must be root's or the process owner's)"
+            "not trusted (a pidfile must be root's, the watchdog's or the process owner's)"
+        ), True
+    trusted_owners = {0, os.geteuid()} | ({owner} if owner is not None else set())
+    directory = untrusted_directory(path, trusted_owners)
+    if directory is not None:
+        return None, (
+            f"{path} lies in {directory}, which others may write or which belongs to another "
+            "user: not trusted (keep pidfiles in a directory such as /run)"
         ), True
     return proc, "", False
 
@@ -161,4 +202,5 @@ def describe(rule: Rule) -> str:
 @hookimpl
 def watchdog_matchers() -> list[Matcher]:
     return [Matcher(STRATEGY, match, describe, flag="--pidfile", metavar="NAME=PATH",
-                    help="Match rule NAME by the pid written in PATH.", default=default_path)]
+                    help="Match rule NAME by the pid written in PATH.", default=default_path,
+                    proves_ownership=True)]

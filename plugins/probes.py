@@ -57,13 +57,15 @@ def readiness(rule: Rule, status: RuleStatus) -> str | None:
     """Why ``rule`` should get no traffic now, in words; None when it is ready.
 
     The one place the probes read a rule's state: ready as ``watchdog.readiness``
-    says (running and, since its start, READY=1 or a passing check when it
-    reports them), and no health check saying unhealthy since.
+    says (running, not unhealthy and, since its start, READY=1 or a passing
+    check when it reports them; or a one-shot that exited with success).
     """
     if status.given_up:
         return "given up"
+    if status.ready:  # the one meaning of ready; it includes a one-shot that exited with success
+        return None
     if status.state != RUNNING:
-        words = status.state
+        words = str(status.state)
         if status.waiting_for:
             words += f" for {', '.join(status.waiting_for)}"
         elif status.state in (STOPPING, STOPPED) and status.reason:  # the reason of the stop under way

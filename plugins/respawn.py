@@ -8,6 +8,11 @@ each failure in a row doubles the wait before the next start (0.25 s, 0.5 s,
 1 s ... up to ``--backoff-max``), and a run that lasts ``--stable-after``
 seconds resets the count. ``--max-restarts N`` gives up after N failures in a
 row; ``--on-give-up exit`` then stops every service and exits with status 3.
+
+A planned restart (``engine.restart(..., planned=True)``: ``watchdogctl
+restart``, a plugin's schedule) is no failure: the next start is at once and
+the failures in a row start again from zero. A restart that answers a failure
+(an unhealthy check, a missed notify ping, ``--start-timeout``) counts.
 """
 
 from __future__ import annotations
@@ -22,11 +27,13 @@ from watchdog.config import Config
 from watchdog.exits import EXIT_GAVE_UP
 from watchdog.logs import logger
 from watchdog.params import Seconds
-from watchdog.rules import Rule
+from watchdog.rules import ALWAYS, Rule
 from watchdog.snapshot import Proc
 from watchdog.state import HEALTHY, MISSING, UNHEALTHY
 
 FIRST_BACKOFF = 0.25
+# 2.0 ** n overflows a float past n = 1023; 64 doublings of FIRST_BACKOFF pass any --backoff-max.
+MAX_DOUBLINGS = 64
 
 
 @dataclass
@@ -40,7 +47,7 @@ class Policy:
         """Seconds to wait before the next start after ``failures`` failures in a row."""
         if failures <= 1:
             return 0.0
-        return min(self.backoff_max, FIRST_BACKOFF * 2.0 ** (failures - 2))
+        return min(self.backoff_max, FIRST_BACKOFF * 2.0 ** min(failures - 2, MAX_DOUBLINGS))
 
 
 @dataclass
@@ -173,6 +180,10 @@ class Respawn:
         """Count how the last start ended, and set when the next one may happen."""
         policy = self.policy
         mem.settled = True
+        if engine.status[rule.name].planned:
+            mem.failures = 0
+            mem.not_before = now
+            return
         started = mem.started_at if mem.started_at is not None else now
         # A run that ended unhealthy was stable only while its checks said healthy.
         ended = (mem.healthy_at or started) if mem.unhealthy else now
@@ -184,7 +195,9 @@ class Respawn:
         # A command killed before it was seen says nothing about matching; one that
         # exited by itself and left nothing to match is a configuration problem, if
         # it happens again (once may be a daemon killed before it could be seen).
-        exited_unmatched = not mem.found and mem.last_exit is not None and mem.last_exit >= 0
+        # A command meant to end (--restart on-failure) says nothing about matching either.
+        exited_unmatched = not mem.found and mem.last_exit is not None and mem.last_exit >= 0 \
+            and rule.restart == ALWAYS
         if exited_unmatched and mem.failures >= 2 and not mem.warned:
             mem.warned = True
             ways = engine.ways_to_match(rule)

@@ -5,9 +5,10 @@ restarts, last exit status, since when) to ``--status-file``, atomically
 (a temporary file renamed over it) and only when something changed.
 ``watchdog --status`` reads it without the original arguments, so
 ``HEALTHCHECK CMD watchdog --status`` works: exit 0 when every rule is
-running, 1 when one is not or is unhealthy, 3 when no watchdog is running
-(no file, or the pid in it is not a live watchdog). Health (from the health
-checks, ``unknown`` without them) and the last check's result are shown too.
+fine (``watchdog.view``: running and not unhealthy, or a one-shot that
+exited with a success status), 1 when one is not, 3 when no watchdog is
+running (no file, or the pid in it is not a live watchdog). Each rule is
+shown as ``watchdog.view.rule_view`` builds it, as the control socket does.
 Reading and showing the file is ``watchdog.statusview``'s, which the lean
 ``watchdog --status`` path (``watchdog.execprobe``) shares.
 """
@@ -28,6 +29,7 @@ from watchdog.config import Config
 from watchdog.logs import logger
 from watchdog.rules import Rule
 from watchdog.statusview import default_status_file, live_watchdog, read, show_status
+from watchdog.view import rule_view
 
 __all__ = ["Status", "StatusFile", "default_status_file"]
 
@@ -43,20 +45,7 @@ class StatusFile:
         self.enabled = True
 
     def write(self, engine: EngineAPI) -> None:
-        rules = [
-            {
-                "name": rule.name, "command": rule.command, "matcher": rule.strategy,
-                "state": status.state, "given_up": status.given_up, "pids": list(status.pids),
-                "restarts": status.restarts, "last_exit": status.last_exit, "since": status.since,
-                "reason": status.reason,
-                # readiness (watchdog.readiness) and what the service says of itself
-                "ready": status.ready, "waiting_for": list(status.waiting_for),
-                "message": status.message,
-                "health": status.health, "health_detail": status.health_detail,
-            }
-            for rule in engine.rules
-            for status in (engine.status[rule.name],)
-        ]
+        rules = [rule_view(rule, engine.status[rule.name]) for rule in engine.rules]
         content = {"pid": os.getpid(), "started": self.started, "version": __version__,
                    "rules": rules}
         if content == self._last:
@@ -111,8 +100,9 @@ class Status:
     def watchdog_add_options(self) -> list[click.Option]:
         return [
             click.Option(["--status", "show_status"], is_flag=True, allow_from_autoenv=False,
-                         help="Show the running watchdog's status and exit (0 all running, "
-                              "1 one is not or is unhealthy, 3 no watchdog)."),
+                         help="Show the running watchdog's status and exit (0 every rule runs "
+                              "and is not unhealthy, or exited with success; 1 one does not; "
+                              "3 no watchdog)."),
             click.Option(["--json", "status_json"], is_flag=True, allow_from_autoenv=False,
                          help="With --status: print the status as JSON."),
             click.Option(["--status-file"], metavar="PATH", default=default_status_file(),

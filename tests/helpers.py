@@ -19,6 +19,22 @@ import pytest
 PROGRAMS = Path(__file__).parent / "programs"
 STRESS = Path(__file__).parent / "stress"
 T = TypeVar("T")
+# Every process this run starts inherits the mark (the watchdogs pass their environment
+# on to their services), so the tests find theirs by name without meeting another run's
+# processes of that name, or a busy machine's.
+RUN_MARK = "WATCHDOG_TESTS_RUN"
+os.environ.setdefault(RUN_MARK, f"{os.getpid()}.{time.time_ns()}")
+
+
+def of_this_run(proc: psutil.Process) -> bool:
+    """Whether ``proc`` was started by this test run: below it, or carrying its mark (a
+    daemon re-parented elsewhere; nginx rewrites its environment's memory, but stays below)."""
+    try:
+        if any(parent.pid == os.getpid() for parent in proc.parents()):
+            return True
+        return proc.environ().get(RUN_MARK) == os.environ[RUN_MARK]
+    except psutil.Error:
+        return False
 
 
 def wait_for(predicate: Callable[[], T], timeout: float = 10.0, what: str = "condition") -> T:
@@ -53,11 +69,12 @@ def is_named_now(proc: psutil.Process, name: str) -> bool:
 
 
 def live(name: str) -> list[psutil.Process]:
-    """Non-zombie processes whose name (comm) is ``name``, service() wrappers left out."""
+    """Non-zombie processes of this run whose name (comm) is ``name``, service() wrappers
+    left out."""
     found = []
     for proc in psutil.process_iter(["name", "status"]):
         if proc.info["name"] == name[:15] and proc.info["status"] != psutil.STATUS_ZOMBIE \
-                and is_named_now(proc, name):
+                and is_named_now(proc, name) and of_this_run(proc):
             found.append(proc)
     return found
 

@@ -63,8 +63,8 @@ def test_a_command_still_starting_is_not_started_again(tmp_path: Path, watchdog:
     slow.write_text("#!/bin/sh\nsleep 1.5\n")
     slow.chmod(0o755)
     wd = watchdog(str(slow), "--regex", "wd-slow=never-matches-anything-here", "--interval", "0.05")
-    time.sleep(1.2)
-    assert wd.log().count("wd-slow: started") == 1
+    log = wd.wait_log("wd-slow: exited")  # after its 1.5 s, under the checks every 50 ms
+    assert log.partition("wd-slow: exited")[0].count("wd-slow: started") == 1
 
 
 def test_a_command_that_exits_leaving_no_match_is_reported_once_and_backed_off(

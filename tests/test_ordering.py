@@ -202,15 +202,28 @@ def test_an_essential_service_that_exits_gives_its_own_status(tmp_path: Path, wa
     assert not pids("ord-sidecar2")
 
 
+def test_an_essential_daemon_ends_with_its_status_once_reaped(tmp_path: Path, watchdog: Start) -> None:
+    daemon = service(tmp_path, "ord-daemon", "--daemon")
+    wd = watchdog(str(daemon), "--essential", "ord-daemon")
+    wd.wait_log("ord-daemon: running")
+    [pid] = wait_for(lambda: pids("ord-daemon"), 10, "the daemon")
+    os.kill(pid, signal.SIGKILL)  # re-parented to the watchdog, which reaps it: its status is known
+    assert wd.proc.wait(20) == 128 + signal.SIGKILL
+
+
 def test_an_adopted_essential_service_ends_with_the_documented_status(tmp_path: Path,
                                                                        watchdog: Start) -> None:
-    daemon = service(tmp_path, "ord-adopted", "--daemon")
-    wd = watchdog(str(daemon), "--essential", "ord-adopted")
-    wd.wait_log("ord-adopted: running")
-    [pid] = wait_for(lambda: pids("ord-adopted"), 10, "the daemon")
-    os.kill(pid, signal.SIGKILL)
-    assert wd.proc.wait(20) == 6
-    assert "cannot be known" in wd.log()
+    stranger = subprocess.Popen([str(program(tmp_path, "ord-adopted")), "1000"])
+    try:
+        wait_for(lambda: pids("ord-adopted"), 10, "the process to adopt")
+        wd = watchdog(f"{tmp_path / 'ord-adopted'} 1000", "--essential", "ord-adopted", "--scope", "host")
+        wd.wait_log(f"ord-adopted: running (pid {stranger.pid})")
+        stranger.kill()  # its status goes to its parent, not to the watchdog
+        assert wd.proc.wait(20) == 6
+        assert "cannot be known" in wd.log()
+    finally:
+        stranger.kill()
+        stranger.wait()
 
 
 def test_a_non_essential_service_is_still_restarted(tmp_path: Path, watchdog: Start) -> None:

@@ -44,7 +44,8 @@ def test_a_pidfile_naming_an_unrelated_process_is_not_running_and_it_is_never_si
     pidfile.write_text(f"{bystander.pid}\n")
     backdate(pidfile)  # written long before the bystander started: a reused pid
     exe = program(tmp_path, "wd-service", "/bin/false")
-    wd = watchdog(str(exe), "--pidfile", f"wd-service={pidfile}", "--backoff-max", "0.1")
+    # --scope host: the bystander is no descendant of the watchdog, which would settle it.
+    wd = watchdog(str(exe), "--pidfile", f"wd-service={pidfile}", "--backoff-max", "0.1", "--scope", "host")
     wd.wait_log("a reused pid, not the service")
     wd.proc.send_signal(signal.SIGHUP)  # forwarded to managed processes only
     time.sleep(0.3)
@@ -91,10 +92,64 @@ def test_a_pidfile_written_by_another_user_is_not_trusted_for_roots_process(
     pidfile.write_text(f"{bystander.pid}\n")
     os.chown(pidfile, NOBODY, NOBODY)  # anyone running as nobody could have written this
     wd = watchdog(str(program(tmp_path, "wd-untrusted", "/bin/false")),
-                  "--pidfile", f"wd-untrusted={pidfile}", "--backoff-max", "0.2")
+                  "--pidfile", f"wd-untrusted={pidfile}", "--backoff-max", "0.2", "--scope", "host")
     wd.wait_log(f"belongs to uid {NOBODY} but names pid {bystander.pid} of uid 0: not trusted")
     assert wd.stop() == 0
     assert bystander.poll() is None
+
+
+NEEDS_ROOT_AND_SETPRIV = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("setpriv") is None,
+    reason="needs root and setpriv to write as another user (CI runs as root)")
+
+
+@NEEDS_ROOT_AND_SETPRIV
+def test_a_pidfile_others_may_write_is_not_trusted_even_when_root_owns_it(
+    tmp_path: Path, watchdog: Start, bystander: subprocess.Popen[bytes]
+) -> None:
+    pidfile = tmp_path / "svc.pid"
+    pidfile.write_text("1\n")
+    pidfile.chmod(0o666)
+    for directory in (tmp_path, tmp_path.parent):
+        directory.chmod(0o711)  # nobody may reach the file, not create one beside it
+    # nobody rewrites root's world-writable pidfile to name a process of root's.
+    subprocess.run(["setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups",
+                    "sh", "-c", f"echo {bystander.pid} > {pidfile}"], check=True)
+    assert pidfile.stat().st_uid == 0 and pidfile.read_text().strip() == str(bystander.pid)
+    wd = watchdog(str(program(tmp_path, "wd-openpid", "/bin/false")),
+                  "--pidfile", f"wd-openpid={pidfile}", "--backoff-max", "0.2", "--scope", "host")
+    wd.wait_log(f"{pidfile} can be written by its group or others (mode 0666): not trusted")
+    assert "wd-openpid: running" not in wd.log()
+    assert wd.stop() == 0
+    assert bystander.poll() is None  # never signalled, neither by a restart nor by the stop
+
+
+def test_a_pidfile_in_a_directory_others_may_write_is_not_trusted(
+    tmp_path: Path, watchdog: Start
+) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)  # as /tmp: sticky, and anyone may put a file here first
+    pidfile = shared / "svc.pid"
+    svc = program(tmp_path, "wd-sharedpid")
+    wd = watchdog(f"sh -c 'echo $$ > {pidfile}; exec {svc} 1000'", "--rule", "x=true",
+                  "--pidfile", f"sh={pidfile}", "--scope", "host")
+    wd.wait_log(f"{pidfile} lies in {shared}, which others may write")
+    assert "sh: running" not in wd.log()
+
+
+def test_a_pidfile_whose_first_line_is_the_pid_as_postgresql_writes_it(
+    tmp_path: Path, watchdog: Start
+) -> None:
+    pidfile = tmp_path / "postmaster.pid"
+    svc = program(tmp_path, "wd-postmaster")
+    # postmaster.pid: the pid, then the data directory, start time, port, socket dir...
+    rest = f"{tmp_path}\\n1767225600\\n5432\\n/var/run/postgresql\\n*\\n  5432001    163842\\nready   "
+    wd = watchdog(f"sh -c 'printf \"%s\\n{rest}\\n\" $$ > {pidfile}; exec {svc} 1000'",
+                  "--pidfile", f"sh={pidfile}")
+    [pid] = wait_for(lambda: pids("wd-postmaster"), what="the service")
+    wd.wait_log(f"sh: running (pid {pid})")
+    assert len(pidfile.read_bytes()) > 64 and pidfile.read_text().splitlines()[0] == str(pid)
 
 
 # --- races and odd entries in the process table ----------------------------------

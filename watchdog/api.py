@@ -29,24 +29,29 @@ class EngineAPI(Protocol):
     def start(self, rule: Rule) -> int | None:
         """Run the rule's command now; its pid, or None when nothing was started.
 
-        A stopped rule is started again; a rule that already runs or is
-        starting is left alone (never two copies); a rule that is stopping
-        starts once its stop is done.
+        A rule in a final state (stopped, exited, failed) is started again;
+        a rule that already runs or is starting is left alone (never two
+        copies); a rule that is stopping starts once its stop is done.
         """
 
     def stop(self, rule: Rule, reason: str = "stop requested") -> None:
         """The rule's stop signal to its processes (and SIGCONT), SIGKILL at ``--grace``.
 
-        Targets: the process group of each command the watchdog started and
-        the top of each matched process tree. The rule is ``stopping``, then
+        Targets: the process group of each command the watchdog started (for
+        as long as it has members, the command itself gone or not) and the top
+        of each matched process tree; SIGCONT reaches every process. The rule is ``stopping``, then
         ``stopped``, and no action starts it again until ``start``.
         """
 
-    def restart(self, rule: Rule, reason: str = "restart requested") -> None:
+    def restart(self, rule: Rule, reason: str = "restart requested", *, planned: bool = False) -> None:
         """Stop like ``stop``, then the rule is ``missing`` and the actions start it again.
 
-        With the built-in ``respawn`` that is at once, and it counts for the
-        crash-loop backoff and ``--max-restarts`` like any other failure.
+        With the built-in ``respawn`` that is at once. By default a restart
+        answers a failure (a check that failed, a ping that did not come) and
+        counts for the crash-loop backoff and ``--max-restarts`` like a
+        crash. Say ``planned=True`` for a restart that is asked for rather
+        than caused (an operator, a schedule, a changed file): it counts for
+        neither, and the failures in a row start again from zero.
         """
 
     def signal(self, rule: Rule, sig: int) -> int:

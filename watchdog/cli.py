@@ -12,7 +12,7 @@ from typing import Any, NoReturn, cast
 
 import click
 
-from watchdog import __version__, helpsections, ordering
+from watchdog import __version__, helpsections, ordering, ownership, runpolicy
 from watchdog.ambiguity import check_distinguishable
 from watchdog.config import Config
 from watchdog.configfile import (
@@ -121,10 +121,18 @@ def core_options(strategies: Sequence[str], default_strategy: str) -> list[click
             help="Signal that stops rule NAME (default TERM), e.g. nginx=QUIT.",
         ),
         *ordering.options(),
+        *runpolicy.options(),
         click.Option(
             ["--forward-signals"], multiple=True, metavar="NAME=SIGNALS",
             help="Which of HUP, USR1, USR2, WINCH the watchdog passes on to rule NAME when it "
                  "receives them, e.g. web=HUP,USR1 or worker=none (default: all four).",
+        ),
+        click.Option(
+            ["--scope"], type=click.Choice(ownership.SCOPES),
+            help="Which processes matchers look at: the watchdog's own descendants, or every "
+                 "process on the host. As PID 1 of a namespace: the whole namespace. "
+                 "[default: descendants; host with --once and --check, which start nothing "
+                 "that outlives them as their own]",
         ),
         click.Option(
             ["--no-pidfd"], is_flag=True,
@@ -220,6 +228,7 @@ class Setup:
             for rule, text in config.per_rule("--forward-signals", options["forward_signals"]):
                 rule.forward_signals = parse_forwarded(f"--forward-signals {rule.name}", text)
             ordering.configure(config)
+            runpolicy.configure(config)
             self.matchers.configure(config, options["match"])
             self.pm.hook.watchdog_configure(config=config)
         except click.UsageError as exc:
@@ -261,6 +270,7 @@ def make_cli(pm: PluginManager, config_file: ConfigFile | None = None,
             rules, SafeHooks(pm), setup.matchers, interval=interval, grace=options["grace"],
             use_pidfd=use_pidfd, prefix=options["prefix"],
             init_tasks=ordering.init_tasks(options["init"], options["shell"]),
+            scope=ownership.scope_root(options["scope"], options["once"] or options["check"]),
         )
         if options["check"]:
             missing = engine.missing_rules()

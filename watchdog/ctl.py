@@ -18,14 +18,14 @@ from urllib.parse import urlencode
 
 import click
 
-from watchdog import __version__
+from watchdog import __version__, view
 from watchdog.execprobe import CTL_TIMEOUT, EXIT_BAD_ANSWER, connect, default_socket
 from watchdog.oneline import exit_status
 from watchdog.params import Seconds
-from watchdog.statusview import format_table
+from watchdog.state import RunState
 
 EXIT_OK = 0
-EXIT_NOT_RUNNING = 1  # status: a rule is not running; wait: timed out; signal: no process got it
+EXIT_NOT_RUNNING = 1  # status: a rule is not fine (watchdog.view); wait: timed out; signal: no process got it
 EXIT_USAGE = 2
 EXIT_NO_WATCHDOG = 3  # no control socket, or no one serves it (as ``watchdog --status``)
 EXIT_UNKNOWN_RULE = 4
@@ -35,8 +35,8 @@ EXIT_REJECTED = 6  # reload: the configuration has an error (nothing changed), o
 
 EXIT_HELP = """\b
 Exit status:
-  0  done (status: every rule shown is running)
-  1  status: a rule is not running; wait: timed out; signal: no process received it
+  0  done (status: every rule shown runs and is not unhealthy, or exited with success)
+  1  status: a rule does not; wait: timed out; signal: no process received it
   2  usage error
   3  no watchdog is running (no control socket, or no one answers on it)
   4  no rule has that name
@@ -45,7 +45,7 @@ Exit status:
   7  no answer in time, or an answer that makes no sense
 """
 
-STATES = ("ready", "healthy", "running", "starting", "missing", "stopping", "stopped")
+STATES = ("ready", "healthy", *(state.value for state in RunState))
 TIMEOUT = CTL_TIMEOUT
 
 
@@ -159,14 +159,6 @@ def decode(data: bytes) -> Any:
         raise CtlError(EXIT_BAD_ANSWER, f"not a JSON answer: {data[:80]!r}") from None
 
 
-def reached(event: dict[str, Any], state: str) -> bool:
-    if state == "ready":
-        return bool(event.get("ready"))
-    if state == "healthy":
-        return event.get("state") == "running" and event.get("health") == "healthy"
-    return event.get("state") == state
-
-
 def wait_for_states(client: Client, names: Sequence[str], state: str, timeout: float) -> None:
     """Until every rule in ``names`` is in ``state``; CtlError when it is removed or time runs out."""
     deadline = time.monotonic() + timeout
@@ -181,10 +173,12 @@ def wait_for_states(client: Client, names: Sequence[str], state: str, timeout: f
             if event.get("event") == "removed":
                 raise CtlError(EXIT_UNKNOWN_RULE, f"{name}: removed while waiting")
             where[name] = str(event.get("state"))
-            if reached(event, state):
+            if view.reached(event, state):
                 pending.discard(name)
                 if not pending:
                     return
+            elif where[name] == RunState.FAILED:  # final: nothing comes of waiting longer
+                raise CtlError(EXIT_NOT_RUNNING, f"{name} failed before {state}: {event.get('reason')}")
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
@@ -248,12 +242,12 @@ wait_option = click.option("--wait", "wait_timeout", type=Seconds(0.01), metavar
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 @click.pass_obj
 def status(client: Client, names: tuple[str, ...], as_json: bool) -> int:
-    """Each rule's state, as `watchdog --status` shows it (exit 1 when one is not running)."""
+    """Each rule's state, as `watchdog --status` shows it, with its exit status (1: one is not fine)."""
     query = urlencode([("rule", name) for name in names])
     content = client.call("GET", "/v1/status" + (f"?{query}" if query else ""))
     rules = content.get("rules", [])
-    click.echo(json.dumps(content, indent=1) if as_json else format_table(rules))
-    return EXIT_OK if all(rule.get("state") == "running" for rule in rules) else EXIT_NOT_RUNNING
+    click.echo(json.dumps(content, indent=1) if as_json else view.format_table(rules))
+    return view.exit_status(rules)
 
 
 def act(client: Client, verb: str, names: Sequence[str], wait_timeout: float | None) -> int:
@@ -343,7 +337,8 @@ def events(client: Client, names: tuple[str, ...]) -> int:
 @cli.command()
 @names_argument
 @click.option("--state", type=click.Choice(STATES), default="ready", show_default=True,
-              help="ready: running and not unhealthy; healthy: running and a check says healthy.")
+              help="ready: running, not unhealthy and, with --notify, READY=1 since its start; "
+                   "healthy: running and a check says healthy.")
 @click.option("--timeout", type=Seconds(0.01), default=TIMEOUT, show_default=True, metavar="SECONDS",
               help="Give up after this long (exit 1).")
 @click.pass_obj

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from watchdog import leftovers, processes
+from watchdog import leftovers, processes, view
 from watchdog.background import Background
 from watchdog.children import Children
 from watchdog.events import Waiter
@@ -26,11 +26,14 @@ from watchdog.exits import EXIT_INTERNAL_ERROR, EXIT_NOT_RUNNING, EXIT_OK
 from watchdog.hooks import call_contained, log_failure
 from watchdog.logs import logger
 from watchdog.matchers import Matchers
-from watchdog.readiness import is_ready
-from watchdog.rules import FORWARDABLE_SIGNALS, Rule
+from watchdog.ownership import Ownership
+from watchdog.rulerun import Transitions, after_end, decide, how_it_ended
+from watchdog.rules import ALWAYS, FORWARDABLE_SIGNALS, NO, Rule
 from watchdog.shutdown import Shutdown
 from watchdog.snapshot import Proc, Snapshot
 from watchdog.state import (
+    FAILED,
+    FINAL,
     HEALTHY,
     MISSING,
     RUNNING,
@@ -77,6 +80,7 @@ class Engine:
         prefix: bool = False,
         clock: Callable[[], float] = time.monotonic,
         init_tasks: Sequence[Rule] = (),
+        scope: int | None = None,
     ) -> None:
         self.rules = rules
         self.hooks = hooks
@@ -86,9 +90,14 @@ class Engine:
         self.clock = clock
         # Snapshots: an event re-reads only what it can have changed; the check
         # due at the interval reads everything (see watchdog/tracker.py).
-        self.snapshots = Tracker(backstop=interval)
+        # ``scope``: the pid whose descendants alone matchers see (watchdog/ownership.py).
+        self.snapshots = Tracker(backstop=interval, scope=scope)
+        self.ownership = Ownership()
         self.take_snapshot = self.snapshots.take
         self.status = {rule.name: RuleStatus() for rule in rules}
+        # Every change of a rule's run state goes through here (watchdog.rulerun).
+        self.transitions = Transitions(hooks, self._wake)
+        self.move = self.transitions.move
         self.waiter = Waiter(use_pidfd)
         self.init_tasks = init_tasks
         self.children = Children(self.waiter, [rule.name for rule in [*rules, *init_tasks]], prefix)
@@ -115,25 +124,29 @@ class Engine:
             status.stop.restart = True
             return None
         status.given_up = False
-        if status.state == STOPPED:
-            self._set_state(rule, MISSING)
         if status.pids or status.children:  # it runs already: never a second copy
+            if status.state in FINAL:  # looked at again at the next check
+                self.move(rule, status, MISSING, "start requested")
             self._check_soon = True
             return None
         if status.starts or status.seen_running:
             status.restarts += 1  # an attempt counts, whether or not the program could run
+        status.planned = False
         try:
             pid = self.children.spawn(rule)
         except OSError as exc:
             # The shell's statuses: 127 for a program that is not there, 126 for one that cannot run.
-            status.last_exit = 127 if isinstance(exc, FileNotFoundError) else 126
+            status.last_exit = status.ended_with = 127 if isinstance(exc, FileNotFoundError) else 126
             status.starts += 1
             logger.warning(
                 "cannot start %r: %s", rule.command, exc.strerror or exc,
                 extra={"rule": rule.name, "event": "start-failed", "status": status.last_exit},
             )
+            ended = after_end(rule, status.ended_with) if rule.restart != ALWAYS else MISSING
+            self.move(rule, status, ended, f"cannot start: {exc.strerror or exc}")
             return None
         status.children.add(pid)
+        self.ownership.started(rule, pid)
         status.starts += 1
         status.started_wall = time.time()
         status.stand_in_noted = False
@@ -141,8 +154,11 @@ class Engine:
         status.message = ""
         status.recheck_after = FIRST_RECHECK
         status.settle_until = 0.0
-        self._set_state(rule, STARTING)
+        status.ended_with = None
+        self.move(rule, status, STARTING, f"started pid {pid}")
         self.call_at(self.clock() + FIRST_RECHECK)
+        if rule.start_timeout is not None:
+            self.call_later(rule.start_timeout, partial(self._start_timed_out, rule, status, status.starts))
         self.hooks.watchdog_process_started(rule=rule, pid=pid)
         return pid
 
@@ -150,18 +166,24 @@ class Engine:
         """Stop ``rule``'s processes (stop signal, ``--grace``, KILL); it stays down until ``start``."""
         status = self.status[rule.name]
         if status.stop is not None:
-            status.stop.restart = False
+            status.stop.restart = status.stop.crashed = False  # a clear-up becomes this stop
+            status.planned = True
         elif status.state != STOPPED:
-            self._begin_stop(rule, reason, restart=False)
+            self._begin_stop(rule, reason, restart=False, planned=True)
 
-    def restart(self, rule: Rule, reason: str = "restart requested") -> None:
-        """Stop ``rule``'s processes like ``stop``, then hand it to the actions to start again."""
+    def restart(self, rule: Rule, reason: str = "restart requested", *, planned: bool = False) -> None:
+        """Stop ``rule``'s processes like ``stop``, then hand it to the actions to start again.
+
+        ``planned``: asked for (an operator, a reload, a plugin's schedule), not a failure.
+        """
         status = self.status[rule.name]
         status.given_up = False
         if status.stop is not None:
+            if not status.stop.restart:  # a stop becomes a restart: this call says what it is
+                status.planned = planned
             status.stop.restart = True
         else:
-            self._begin_stop(rule, reason, restart=True)
+            self._begin_stop(rule, reason, restart=True, planned=planned)
 
     def signal(self, rule: Rule, sig: int) -> int:
         """Send ``sig`` to ``rule``'s processes; return how many received it."""
@@ -203,13 +225,13 @@ class Engine:
         """Record what a check found; a change is logged and reported to ``watchdog_rule_health``."""
         status = self.status[rule.name]
         status.health_detail = detail
-        if health == HEALTHY and not status.passed_check:
-            status.passed_check = True
-            self._update_ready(rule)
-        if status.health == health:
+        changed = status.health != health
+        status.health = health
+        status.passed_check = status.passed_check or health == HEALTHY
+        self._update_ready(rule)  # unhealthy is not ready; a first pass may make it ready
+        if not changed:
             self.hooks.watchdog_rule_health_checked(rule=rule, health=health, detail=detail)
             return
-        status.health = health
         log = logger.warning if health == UNHEALTHY else logger.info
         log("%s%s", health, f" ({detail})" if detail else "", extra={"rule": rule.name, "event": "health"})
         self.hooks.watchdog_rule_health(rule=rule, health=health, detail=detail)
@@ -276,10 +298,10 @@ class Engine:
         if status.stop is not None:
             status.stop.restart = False
             status.stop.reason = reason
-        elif status.state == STOPPED:
+        elif status.state in FINAL:
             self._drop(rule, reason)
         else:
-            self._begin_stop(rule, reason, restart=False)
+            self._begin_stop(rule, reason, restart=False, planned=True)
 
     def _drop(self, rule: Rule, reason: str) -> None:
         del self._removing[rule.name]
@@ -287,6 +309,7 @@ class Engine:
         self.rules.remove(rule)
         for pid in status.pids:
             self.waiter.unwatch(pid)
+        self.ownership.forget(rule)  # a rule added under its name starts afresh
         logger.info("removed (%s)", reason, extra={"rule": rule.name, "event": "removed"})
         self.hooks.watchdog_rule_removed(rule=rule, reason=reason)
         replacement = self._replacing.pop(rule.name, None)
@@ -343,7 +366,7 @@ class Engine:
             if self._stop_reason is not None:
                 return self._stop(self._stop_reason)
             if once and (self._settled() or self.clock() >= give_up_by):
-                return EXIT_OK if all(s.state == RUNNING for s in self.status.values()) \
+                return EXIT_OK if all(view.fine(s.state, s.health) for s in self.status.values()) \
                     else EXIT_NOT_RUNNING
             self._wait_until_due(give_up_by if once else None)
             if self._stop_reason is not None:
@@ -404,11 +427,12 @@ class Engine:
                 call_contained(on_exit, returncode)
                 continue
             changed = True
+            self.ownership.reaped(pid, returncode)  # a daemon's stage or a master: did it hand over?
             if rule is None or rule not in self.rules:
                 continue  # an orphan we adopted (PID 1, subreaper), or one of a rule removed since
             status = self.status[rule.name]
             status.children.discard(pid)
-            status.last_exit = returncode
+            status.last_exit = status.ended_with = returncode
             if returncode == 0 and not status.children:
                 status.settle_until = self.clock() + SETTLE_AFTER_START
                 status.recheck_after = FIRST_RECHECK
@@ -424,7 +448,11 @@ class Engine:
         except Exception as exc:
             log_failure(f"matcher {rule.strategy}", f"matching rule {rule.name}", exc)
             return None
-        adopted = self.status[rule.name].adopted
+        status = self.status[rule.name]
+        if not self.matchers.proves_ownership(rule):
+            roots = {*status.children, *status.pids, *status.adopted, *status.left_behind}
+            procs = self.ownership.trusted(rule, procs, roots, snapshot)
+        adopted = status.adopted
         for pid, start_ticks in list(adopted.items()):  # engine.adopt: while that very process lives
             proc = snapshot.get(pid)
             if proc is None or proc.start_ticks != start_ticks:
@@ -469,50 +497,84 @@ class Engine:
                 continue
             if status.state == RUNNING and self._main_process_died(rule, status, procs, snapshot):
                 continue
-            if not procs and status.state != STOPPED:
+            if not procs and status.state not in FINAL:
                 procs = self._stand_ins(rule, status, snapshot)
             self._follow(rule, status, procs, snapshot)
             if status.stop is not None and not self._advance_stop(rule, status, procs, now):
                 continue
-            if status.state == STOPPED:
+            if status.state in FINAL:
                 continue
-            if procs:
-                status.seen_running = True
-                status.settle_until = 0.0  # its daemon showed up: a later death is a death
-                if status.state != RUNNING:
-                    self._set_state(rule, RUNNING)
-                    self.hooks.watchdog_rule_found(rule=rule, procs=procs)
-            elif not self._looks_missing(rule, procs, now):
-                self._set_state(rule, STARTING)
-                next_look = now + status.recheck_after
-                if not status.children:  # look once more when the settling ends
-                    next_look = min(next_look, status.settle_until)
-                self.call_at(next_look)
-                status.recheck_after = min(self.interval, status.recheck_after * 2)
-                if status.children:  # a command running under another name: look when it may count
-                    self.call_at(now + leftovers.CHILD_IS_SERVICE_AFTER)
-            elif self._wait_for_dependencies(rule, status):
-                pass
-            else:
-                self._set_state(rule, MISSING)
-                if not status.given_up and not (self._once and status.starts):
-                    self.hooks.watchdog_rule_missing(rule=rule, engine=self)
+            self._carry_on(rule, status, procs, now)
         for rule in self.rules:
             self._update_ready(rule)
         self.hooks.watchdog_checked(engine=self)
 
+    def _carry_on(self, rule: Rule, status: RuleStatus, procs: list[Proc], now: float) -> None:
+        """One rule after a check, neither stopping nor final: the model decides, the engine acts."""
+        if procs:
+            status.seen_running = True
+            status.settle_until = 0.0  # its daemon showed up: a later death is a death
+            if any(proc.pid not in status.children for proc in procs):
+                status.ended_with = None  # it outlives our command: its end's status is not ours
+        starting = not procs and not self._looks_missing(rule, procs, now)
+        new, reason = decide(rule, status, [proc.pid for proc in procs], starting,
+                             partial(self._waiting_for, rule, status))
+        if new in (MISSING, *FINAL) and self._clear_leftovers(rule):
+            return  # what the ended run left is stopped first; then the policy decides
+        changed = self.move(rule, status, new, reason)
+        if new == RUNNING:
+            if changed:
+                self.hooks.watchdog_rule_found(rule=rule, procs=procs)
+        elif new == STARTING:
+            next_look = now + status.recheck_after
+            if not status.children:  # look once more when the settling ends
+                next_look = min(next_look, status.settle_until)
+            self.call_at(next_look)
+            status.recheck_after = min(self.interval, status.recheck_after * 2)
+            if status.children:  # a command running under another name: look when it may count
+                self.call_at(now + leftovers.CHILD_IS_SERVICE_AFTER)
+        elif new == MISSING and not status.given_up and not (self._once and status.starts):
+            self.hooks.watchdog_rule_missing(rule=rule, engine=self)
+
+    def _start_timed_out(self, rule: Rule, status: RuleStatus, start: int) -> None:
+        """``--start-timeout``: a start not ready in time failed (restarted, or failed for good)."""
+        if self.status.get(rule.name) is not status or status.starts != start or status.ready \
+                or status.state not in (STARTING, RUNNING) or self._stop_reason is not None:
+            return  # a later start, a stop, or it is ready: this timer says nothing
+        reason = f"not ready within {rule.start_timeout:g}s of its start (--start-timeout)"
+        logger.warning("%s: the start failed", reason, extra={"rule": rule.name, "event": "start-timeout"})
+        if rule.restart == NO:
+            self._begin_stop(rule, reason, restart=False, planned=False)  # ends failed
+        else:
+            self.restart(rule, reason)
+
     def _main_process_died(self, rule: Rule, status: RuleStatus, procs: list[Proc],
                            snapshot: Snapshot) -> bool:
-        """A dead main process that left only its workers: the service is down; restart it."""
-        dead, workers = leftovers.orphaned_workers(status, procs, snapshot)
+        """A dead main process that left only its workers: the service is down, as after
+        any crash (``--essential`` ends with it); its workers are stopped first."""
+        dead, workers = self.ownership.orphaned_workers(rule, procs, snapshot)
         if not workers:
             return False
         logger.warning("main process %d died and left %d of its workers (pid %s): nothing serves; "
                        "stopping them to start the service again", dead, len(workers),
                        ",".join(str(proc.pid) for proc in workers),
                        extra={"rule": rule.name, "event": "orphaned-workers"})
-        status.parents = {}
-        self.restart(rule, f"main process {dead} died")
+        self.ownership.seen(rule, [])
+        if dead in status.pids:  # not a child of ours, whose exit reap reported
+            status.pids = tuple(pid for pid in status.pids if pid != dead)
+            self.waiter.unwatch(dead)
+            self.hooks.watchdog_process_exited(rule=rule, pid=dead, returncode=self.ownership.exit_of(dead))
+        self._begin_stop(rule, f"main process {dead} died", restart=False, planned=False, crashed=True)
+        return True
+
+    def _clear_leftovers(self, rule: Rule) -> bool:
+        """Stop what a run that ended left in its commands' process groups (a shell's
+        ``&`` job) before the rule counts as missing and runs again; True if any."""
+        if self.status[rule.name].given_up or not self.ownership.live_groups(rule):
+            return False
+        logger.warning("its command ended and left processes in its process group: stopping them "
+                       "before it runs again", extra={"rule": rule.name, "event": "leftovers"})
+        self._begin_stop(rule, "its command ended", restart=False, planned=False, crashed=True)
         return True
 
     def _stand_ins(self, rule: Rule, status: RuleStatus, snapshot: Snapshot) -> list[Proc]:
@@ -535,7 +597,7 @@ class Engine:
 
         Only while a rule is not running: a service that runs needs no stand-in.
         """
-        if all(status.state in (RUNNING, STOPPED) for status in self.status.values()):
+        if all(status.state in (RUNNING, *FINAL) for status in self.status.values()):
             return
         known = set(self.children.pids())
         for name, status in self.status.items():
@@ -547,27 +609,20 @@ class Engine:
             if starter is not None:
                 starter.left_behind[proc.pid] = started
 
-    def _wait_for_dependencies(self, rule: Rule, status: RuleStatus) -> bool:
-        """A rule --after others that are not all ready waits (``WAITING``), unstarted."""
+    def _waiting_for(self, rule: Rule, status: RuleStatus) -> tuple[str, ...]:
+        """The rules ``--after`` which ``rule`` is and that are not ready (it waits, unstarted)."""
         waiting_for = tuple(name for name in rule.after if not self.status[name].ready)
         if waiting_for != status.waiting_for and waiting_for:
             logger.info("waiting for %s to be ready", ", ".join(waiting_for),
                         extra={"rule": rule.name, "event": "waiting"})
         status.waiting_for = waiting_for
-        if waiting_for:
-            self._set_state(rule, WAITING)
-        return bool(waiting_for)
+        return waiting_for
 
     def _update_ready(self, rule: Rule) -> None:
         """Recompute ``rule``'s readiness; a change is logged, reported, and wakes its dependents."""
-        status = self.status[rule.name]
-        ready = is_ready(rule, status)
-        if ready == status.ready:
-            return
-        status.ready = ready
-        if ready:
-            logger.info("ready", extra={"rule": rule.name, "event": "ready"})
-        self.hooks.watchdog_rule_ready(rule=rule, ready=ready)
+        self.transitions.update_ready(rule, self.status[rule.name])
+
+    def _wake(self) -> None:
         self._check_soon = True
 
     def _watching_for_death(self, rule: Rule) -> bool:
@@ -583,18 +638,15 @@ class Engine:
         for pid in status.pids:
             if pid not in matched:
                 self.waiter.unwatch(pid)
-                if pid not in status.children and snapshot.get(pid) is None:
-                    self.hooks.watchdog_process_exited(rule=rule, pid=pid, returncode=None)
+                if pid not in status.children and snapshot.get(pid) is None \
+                        and not (status.stop is not None and status.stop.crashed):  # the clear-up's own
+                    # Not started by us: its status is known only if it came to us to be reaped.
+                    status.ended_with = self.ownership.exit_of(pid)
+                    self.hooks.watchdog_process_exited(rule=rule, pid=pid, returncode=status.ended_with)
         for proc in top_processes(procs):
             self.waiter.watch(proc.pid)
         status.pids = tuple(sorted(matched))
-        status.parents = {proc.pid: proc.ppid for proc in procs}
-
-    def _set_state(self, rule: Rule, state: str) -> None:
-        status = self.status[rule.name]
-        if status.state != state:
-            status.state = state
-            status.since = time.time()
+        self.ownership.seen(rule, procs)
 
     def _settled(self) -> bool:
         """Nothing is starting, and no waiting rule may start now (``--once``)."""
@@ -604,16 +656,19 @@ class Engine:
 
     # --- one rule's stop and restart --------------------------------------------
 
-    def _begin_stop(self, rule: Rule, reason: str, *, restart: bool) -> None:
+    def _begin_stop(self, rule: Rule, reason: str, *, restart: bool, planned: bool,
+                    crashed: bool = False) -> None:
         status = self.status[rule.name]
-        status.stop = RuleStop(rule.name, reason, restart, deadline=self.clock() + self.grace)
-        status.reason = reason
-        self._set_state(rule, STOPPING)
-        logger.info("%s (%s), grace %ss", "restarting" if restart else "stopping", reason, self.grace,
-                    extra={"rule": rule.name, "event": "restarting" if restart else "stopping"})
-        self.hooks.watchdog_rule_stopping(rule=rule, reason=reason)
+        status.stop = RuleStop(rule.name, reason, restart, deadline=self.clock() + self.grace,
+                               crashed=crashed)
+        status.planned = planned
+        self.move(rule, status, STOPPING, reason)
+        if not crashed:  # a crash's clear-up is no stop anyone asked for
+            logger.info("%s (%s), grace %ss", "restarting" if restart else "stopping", reason, self.grace,
+                        extra={"rule": rule.name, "event": "restarting" if restart else "stopping"})
+            self.hooks.watchdog_rule_stopping(rule=rule, reason=reason)
         procs = self.current(rule, self.take_snapshot()) or []
-        status.stop.advance(self.clock(), status.children, procs, rule.stop_signal, self.signaller)
+        status.stop.advance(self.clock(), self.groups_of(rule), procs, rule.stop_signal, self.signaller)
         self.call_at(status.stop.deadline)
         self._check_soon = True
 
@@ -621,7 +676,7 @@ class Engine:
         """Move a stop on; True once it is done and the rule is handed back (restart)."""
         stop = status.stop
         assert stop is not None
-        if not stop.advance(now, status.children, procs, rule.stop_signal, self.signaller):
+        if not stop.advance(now, self.groups_of(rule), procs, rule.stop_signal, self.signaller):
             self.call_at(stop.deadline)
             return False
         status.stop = None
@@ -629,13 +684,21 @@ class Engine:
         if self._removing.get(rule.name) is rule:  # a start asked meanwhile does not keep it
             self._drop(rule, stop.reason)
             return False
+        if stop.crashed and not stop.restart:
+            # The run had ended; what it left is gone now: the restart policy decides, and a
+            # missing rule goes on through this check to be called missing.
+            ended = after_end(rule, status.ended_with)
+            self.move(rule, status, ended, f"{how_it_ended(status.ended_with)}; what it left is stopped")
+            return ended == MISSING
         if stop.restart:
-            self._set_state(rule, MISSING)
-            logger.info("stopped, starting again (%s)", stop.reason,
+            self.move(rule, status, MISSING, f"stopped to start again: {stop.reason}")
+            logger.info("stopped, starting again (%s)%s", stop.reason,
+                        ", a planned restart: not a failure" if status.planned else "",
                         extra={"rule": rule.name, "event": "restarted"})
-            self.hooks.watchdog_rule_restarted(rule=rule, reason=stop.reason)
+            self.hooks.watchdog_rule_restarted(rule=rule, reason=stop.reason, planned=status.planned)
             return True
-        self._set_state(rule, STOPPED)
+        # A stop asked for ends stopped; one that answers a failure (--start-timeout) failed.
+        self.move(rule, status, STOPPED if status.planned else FAILED, stop.reason)
         logger.info("stopped (%s); stays down until started", stop.reason,
                     extra={"rule": rule.name, "event": "stopped"})
         self.hooks.watchdog_rule_stopped(rule=rule, reason=stop.reason)
@@ -643,8 +706,13 @@ class Engine:
 
     # --- signals to services and the final stop ----------------------------------
 
+    def groups_of(self, rule: Rule) -> set[int]:
+        """The process groups of ``rule``'s commands: those that run, and those whose
+        command is gone but whose members live on (what a stop must reach too)."""
+        return self.status[rule.name].children | self.ownership.live_groups(rule)
+
     def _targets(self, rule: Rule, snapshot: Snapshot) -> Targets:
-        return Targets.of(self.status[rule.name].children, self.current(rule, snapshot) or [])
+        return Targets.of(self.groups_of(rule), self.current(rule, snapshot) or [])
 
     def _forward(self, sig: int) -> None:
         receivers = [rule for rule in self.rules if sig in rule.forward_signals]

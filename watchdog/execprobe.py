@@ -31,8 +31,9 @@ if TYPE_CHECKING:
     import socket
     from collections.abc import Sequence
 
-from watchdog.exits import EXIT_NO_WATCHDOG, EXIT_NOT_RUNNING, EXIT_OK
-from watchdog.statusview import default_status_file, format_table, show_status
+from watchdog.exits import EXIT_NO_WATCHDOG
+from watchdog.statusview import default_status_file, show_status
+from watchdog.view import exit_status, format_table
 
 EXIT_BAD_ANSWER = 7  # watchdogctl: no answer in time, or one that makes no sense
 CTL_TIMEOUT = 30.0  # watchdogctl --timeout's default
@@ -189,7 +190,7 @@ def ctl_status(path: str, timeout: float, names: Sequence[str], as_json: bool) -
     except (KeyError, TypeError, AttributeError):
         return None  # not the rules a watchdog sends: the full command says so
     print(shown)
-    return EXIT_OK if all(rule.get("state") == "running" for rule in rules) else EXIT_NOT_RUNNING
+    return exit_status(rules)
 
 
 def watchdogctl_main() -> NoReturn:

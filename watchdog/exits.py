@@ -1,7 +1,7 @@
 """Every exit status of the ``watchdog`` command, in one place."""
 
-EXIT_OK = 0  # a clean stop; --once/--check: every rule is running
-EXIT_NOT_RUNNING = 1  # --once/--check/--status: a rule is not running
+EXIT_OK = 0  # a clean stop; --once/--status: every rule is fine (watchdog.view); --check: all run
+EXIT_NOT_RUNNING = 1  # --once/--status: a rule is not fine (watchdog.view); --check: one is not running
 EXIT_USAGE = 2  # bad input on the command line, in the environment or the config file
 EXIT_GAVE_UP = 3  # gave up on a rule with --on-give-up exit
 EXIT_NO_WATCHDOG = 3  # --status: no watchdog is running (no status file, or a dead writer)

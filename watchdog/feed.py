@@ -1,8 +1,10 @@
-"""What the control socket says of rules: each rule as JSON, and the feed of their changes.
+"""The control socket's feed of rule changes (``GET /v1/events``).
 
-A change is a new state, health or give-up; the plugin calls ``changes``
-after every hook that may bring one, so a follower sees each step
-(``stopping``, ``missing``, ``starting``, ``running``) in order.
+Each change of a run state is one line, published from the hook of that
+very change (``watchdog_rule_state``) with its own reason, so a follower
+sees each step (``stopping``, ``missing``, ``starting``, ``running``) in
+order. A change of health, readiness or give-up is one line too: the
+plugin calls ``changes`` after every hook that may bring one.
 """
 
 from __future__ import annotations
@@ -13,38 +15,22 @@ from typing import Any
 
 from watchdog.api import EngineAPI
 from watchdog.rules import Rule
-from watchdog.state import RUNNING, UNHEALTHY, RuleStatus
+from watchdog.state import RuleStatus
 from watchdog.unixhttp import Connection
+from watchdog.view import EVENT_FIELDS, rule_view
 
-# The fields of a rule that an event line carries.
-EVENT_FIELDS = ("state", "health", "ready", "given_up", "pids", "restarts", "last_exit", "reason")
-
-
-def is_ready(status: RuleStatus) -> bool:
-    """Running, and no health check says otherwise."""
-    return status.state == RUNNING and status.health != UNHEALTHY
+Mark = tuple[str, str, bool, bool]
 
 
-def rule_view(rule: Rule, status: RuleStatus) -> dict[str, Any]:
-    """One rule as ``GET /v1/status`` shows it: the status file's fields, plus health."""
-    return {
-        "name": rule.name, "command": rule.command, "matcher": rule.strategy,
-        "state": status.state, "given_up": status.given_up, "pids": list(status.pids),
-        "restarts": status.restarts, "last_exit": status.last_exit, "since": status.since,
-        "reason": status.reason, "health": status.health, "health_detail": status.health_detail,
-        "ready": is_ready(status),
-    }
-
-
-def mark(status: RuleStatus) -> tuple[str, str, bool]:
-    return (status.state, status.health, status.given_up)
+def mark(status: RuleStatus) -> Mark:
+    return (str(status.state), status.health, status.given_up, status.ready)
 
 
 class Feed:
     """Each rule's state as last told, and the clients following changes (with the rules they follow)."""
 
     def __init__(self) -> None:
-        self.seen: dict[str, tuple[str, str, bool]] = {}
+        self.seen: dict[str, Mark] = {}
         self.followers: dict[Connection, set[str]] = {}
 
     def start(self, engine: EngineAPI) -> None:
@@ -61,6 +47,14 @@ class Feed:
     def unfollow(self, connection: Connection) -> None:
         self.followers.pop(connection, None)
 
+    def transition(self, engine: EngineAPI, rule: Rule, old: str, new: str, reason: str) -> None:
+        """One change of run state, with the reason of that change."""
+        status = engine.status.get(rule.name)
+        if status is None:
+            return
+        self.seen[rule.name] = mark(status)
+        self.publish(engine, rule.name, "changed", old, {"state": new, "reason": reason})
+
     def changes(self, engine: EngineAPI) -> None:
         for name, status in engine.status.items():
             now, before = mark(status), self.seen.get(name)
@@ -76,15 +70,17 @@ class Feed:
         before = self.seen.pop(rule.name, None)
         self.publish(engine, rule.name, "removed", before[0] if before else None)
 
-    def publish(self, engine: EngineAPI, name: str, event: str, previous: str | None) -> None:
+    def publish(self, engine: EngineAPI, name: str, event: str, previous: str | None,
+                override: dict[str, Any] | None = None) -> None:
         if not self.followers:
             return
-        data = self.line(engine, name, event, previous)
+        data = self.line(engine, name, event, previous, override)
         for connection, names in list(self.followers.items()):
             if not names or name in names:
                 connection.send(data)
 
-    def line(self, engine: EngineAPI, name: str, event: str, previous: str | None) -> bytes:
+    def line(self, engine: EngineAPI, name: str, event: str, previous: str | None,
+             override: dict[str, Any] | None = None) -> bytes:
         entry: dict[str, Any] = {"time": time.time(), "event": event, "rule": name, "previous": previous}
         status = engine.status.get(name)
         rule = next((rule for rule in engine.rules if rule.name == name), None)
@@ -93,4 +89,5 @@ class Feed:
         else:
             view = rule_view(rule, status)
             entry.update((key, view[key]) for key in EVENT_FIELDS)
+            entry.update(override or {})
         return (json.dumps(entry) + "\n").encode()

@@ -23,9 +23,10 @@ ORDERED = (RULES, KEEPING_ALIVE, HEALTH, ORDER, CONTROL, OUTPUT, PLUGINS)
 
 # The core's own options, by parameter name.
 CORE = {
-    "rule": RULES, "match": RULES, "shell": RULES,
+    "rule": RULES, "match": RULES, "shell": RULES, "scope": RULES,
     "interval": KEEPING_ALIVE, "once": KEEPING_ALIVE, "check": KEEPING_ALIVE, "grace": KEEPING_ALIVE,
     "stop_signal": KEEPING_ALIVE, "forward_signals": KEEPING_ALIVE, "no_pidfd": KEEPING_ALIVE,
+    "restart": KEEPING_ALIVE, "success_exit": KEEPING_ALIVE, "start_timeout": KEEPING_ALIVE,
     "after": ORDER, "init": ORDER,
     "prefix": OUTPUT, "log_format": OUTPUT, "verbose": OUTPUT, "quiet": OUTPUT,
     "plugins": PLUGINS, "disable": PLUGINS, "config": PLUGINS, "list_plugins": PLUGINS,

@@ -95,6 +95,22 @@ def watchdog_checked(engine: EngineAPI) -> None:
 
 
 @hookspec
+def watchdog_rule_state(rule: Rule, old: str, new: str, reason: str) -> None:
+    """``rule``'s run state changed from ``old`` to ``new`` because of ``reason``.
+
+    Called for every change, from the one place they happen
+    (``watchdog.rulerun.Transitions.move``), before the hooks that say more
+    about it (``watchdog_rule_found``, ``_stopped``, ``_restarted``...).
+    ``old`` and ``new`` are ``watchdog.state.RunState`` values (strings:
+    ``"missing"``, ``"starting"``, ``"running"``, ``"stopping"``,
+    ``"stopped"``, ``"waiting"``, ``"exited"``, ``"failed"``); ``reason``
+    says why this change happened ("started pid 12", "killed by SIGKILL",
+    "restarted by uid 0"). The states and their arrows are drawn in
+    ``watchdog/rulerun.py``. Keep it cheap: it runs on the loop.
+    """
+
+
+@hookspec
 def watchdog_rule_found(rule: Rule, procs: list[Proc]) -> None:
     """``rule`` has matching processes again (or for the first time)."""
 
@@ -105,8 +121,9 @@ def watchdog_rule_missing(rule: Rule, engine: EngineAPI) -> None:
 
     Called at every check while that lasts, so an action can wait (backoff)
     and act later: ask for a later check with ``engine.call_at``. Start the
-    command with ``engine.start(rule)``. Not called for a stopped rule, nor for
-    one waiting for rules it comes ``--after`` (state ``waiting``).
+    command with ``engine.start(rule)``. Not called for a rule in a final state
+    (``stopped``, ``exited``, ``failed``), nor for one waiting for rules it
+    comes ``--after`` (state ``waiting``).
     """
 
 
@@ -121,9 +138,13 @@ def watchdog_rule_stopped(rule: Rule, reason: str) -> None:
 
 
 @hookspec
-def watchdog_rule_restarted(rule: Rule, reason: str) -> None:
+def watchdog_rule_restarted(rule: Rule, reason: str, planned: bool) -> None:
     """``rule``'s processes are gone after ``engine.restart``; it is missing now, to be started.
 
+    ``planned`` is True when the restart was asked for (``engine.restart(...,
+    planned=True)``: ``watchdogctl restart``, a plugin's schedule), False when
+    it answers a failure (a health check, a missed notify ping): only the
+    latter counts for the crash-loop backoff and ``--max-restarts``.
     ``watchdog_rule_missing`` follows in the same check.
     """
 
@@ -163,9 +184,10 @@ def watchdog_process_started(rule: Rule, pid: int) -> None:
 def watchdog_process_exited(rule: Rule, pid: int, returncode: int | None) -> None:
     """A process of ``rule`` ended.
 
-    ``returncode`` is the exit status of a command the engine started
-    (negative: killed by that signal), or None for a matched process the
-    engine did not start, whose status only its parent can know.
+    ``returncode`` is the exit status of a process the engine reaped: a
+    command it started, or a daemon re-parented to it (negative: killed by
+    that signal); None for a matched process it did not reap, whose status
+    only its own parent can know.
     """
 
 

@@ -3,8 +3,9 @@
 Three patterns of real daemons that a matcher alone gets wrong:
 
 - a main process that died and left its workers (nginx's or gunicorn's master
-  killed): the workers still match, but nothing serves. ``orphaned_workers``
-  finds them, and the engine stops them and starts the service again;
+  killed): the workers still match, but nothing serves. ``watchdog.ownership``
+  tells them from a daemon's next stage, and the engine stops them and starts
+  the service again;
 - a command that keeps running under another name (an entrypoint script that
   ``exec``s its server): after ``CHILD_IS_SERVICE_AFTER`` seconds it is taken
   as the service;
@@ -25,38 +26,6 @@ from watchdog.state import RuleStatus
 # A command of ours still running this long after its start, under a name its
 # matcher does not know, is the service (Docker's "running" is no more than that).
 CHILD_IS_SERVICE_AFTER = 10.0
-# A daemon's last fork and nginx's binary upgrade hand over to a successor forked
-# just before the old process ends; workers were forked long before.
-HANDOVER_WINDOW = 0.5
-
-
-def orphaned_workers(status: RuleStatus, procs: list[Proc], snapshot: Snapshot) -> tuple[int, list[Proc]]:
-    """``(dead main pid, its workers)`` when the rule's main process died and left only workers.
-
-    The rule's processes at this check must all be children of a top process
-    of the last check that is gone now; none of them may lead a tree of its own
-    (a new master with workers), and none may have been forked within
-    ``HANDOVER_WINDOW`` (a handover to a successor).
-    """
-    if not procs or not status.parents:
-        return 0, []
-    matched_before = set(status.parents)
-    tops_before = {pid for pid, ppid in status.parents.items() if ppid not in matched_before}
-    dead_tops = {pid for pid in tops_before if snapshot.get(pid) is None}
-    if not dead_tops:
-        return 0, []
-    parents_now = {proc.pid for proc in procs}
-    now = time.time()
-    for proc in procs:
-        was_child_of = status.parents.get(proc.pid)
-        if was_child_of not in dead_tops:
-            return 0, []
-        if proc.ppid in parents_now or any(other.ppid == proc.pid for other in procs):
-            return 0, []
-        if now - snapshot.start_time(proc) < HANDOVER_WINDOW:
-            return 0, []
-    dead = min(dead_tops)
-    return dead, procs
 
 
 def stand_ins(status: RuleStatus, snapshot: Snapshot, settled: bool) -> list[Proc]:

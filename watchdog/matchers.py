@@ -43,6 +43,10 @@ class Matcher:
     help: str = ""
     parse: Callable[[str], Any] = str
     default: Callable[[Rule], Any] | None = None
+    # True when a match is evidence of ownership in itself (a pidfile that only root
+    # or the process's owner can write). Otherwise a process of another uid than the
+    # rule's is the rule's only if it descends from what the rule started.
+    proves_ownership: bool = False
 
     @property
     def param_name(self) -> str:
@@ -114,6 +118,9 @@ class Matchers:
 
     def describe(self, rule: Rule) -> str:
         return self.by_name[rule.strategy].describe(rule)
+
+    def proves_ownership(self, rule: Rule) -> bool:
+        return self.by_name[rule.strategy].proves_ownership
 
     def with_flags(self) -> list[Matcher]:
         """The matchers a per-rule flag selects."""

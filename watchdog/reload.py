@@ -14,7 +14,8 @@ SHAPE_RULES = {"match", "shell"}
 
 def definition(rule: Rule) -> tuple[Any, ...]:
     """Everything that says how a rule runs and is matched; its run-time memory is not in it."""
-    return (rule.command, rule.argv, rule.program, rule.strategy, rule.stop_signal, rule.settings)
+    return (rule.command, rule.argv, rule.program, rule.strategy, rule.stop_signal, rule.settings,
+            rule.restart, rule.success_exit, rule.start_timeout)
 
 
 def same(old: Rule, new: Rule) -> bool:

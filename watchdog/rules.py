@@ -13,6 +13,10 @@ import click
 
 from watchdog.logs import CONTROL
 
+# Restart policies (--restart NAME=POLICY), in systemd's and Docker's words.
+ALWAYS, ON_FAILURE, NO = "always", "on-failure", "no"
+RESTART_POLICIES = (ALWAYS, ON_FAILURE, NO)
+
 # What the watchdog passes on to services when it receives them (``docker kill -s HUP``).
 FORWARDABLE_SIGNALS = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH)
 
@@ -35,6 +39,12 @@ class Rule:
     forward_signals: frozenset[signal.Signals] = frozenset(FORWARDABLE_SIGNALS)
     after: tuple[str, ...] = ()  # rules that must be ready before this one starts (--after)
     env: dict[str, str] = field(default_factory=dict)  # added to the environment it starts with
+    # The uid its processes run as: one of another uid, matched by name, is not the
+    # rule's unless it descends from what the rule started (watchdog/ownership.py).
+    uid: int = field(default_factory=os.geteuid)
+    restart: str = ALWAYS  # when its command ends by itself: start it again always, on failure, or no
+    success_exit: frozenset[int] = frozenset({0})  # statuses that count as success (128+N: signal N)
+    start_timeout: float | None = None  # not ready this long after a start: the start failed
     settings: dict[str, Any] = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=dict)
 

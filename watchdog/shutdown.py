@@ -34,7 +34,7 @@ class Shutdown:
             procs = self.engine.current(rule, snapshot)
             if procs is None:  # a broken matcher: the pids it matched last, if still there
                 procs = [p for p in map(snapshot.get, status.pids) if p is not None]
-            if procs or status.children:
+            if procs or self.engine.groups_of(rule):
                 alive[rule] = procs
         return alive
 
@@ -83,7 +83,7 @@ class Shutdown:
             for rule, procs in alive.items():
                 if waves[rule.name] > wave:
                     continue  # a rule after it is still running
-                targets = Targets.of(self.engine.status[rule.name].children, procs)
+                targets = Targets.of(self.engine.groups_of(rule), procs)
                 targets.groups -= signalled_groups
                 targets.pids -= signalled_pids
                 if last_wave and (targets.groups or targets.pids):
@@ -98,7 +98,7 @@ class Shutdown:
                 names = ", ".join(rule.name for rule in late)
                 logger.warning("still running after the grace, sending SIGKILL: %s", names)
                 for rule, procs in late.items():
-                    self.engine.signaller.kill(self.engine.status[rule.name].children, procs)
+                    self.engine.signaller.kill(self.engine.groups_of(rule), procs)
                 code = EXIT_KILLED
                 if len(late) == len(alive):
                     self._stop_others(self.engine.take_snapshot(full=True), signalled_pids, kill=True)

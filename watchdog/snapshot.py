@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Collection
 from typing import NamedTuple
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -35,6 +36,8 @@ class Proc(NamedTuple):
     state: str
     start_ticks: int  # clock ticks after boot
     kernel_thread: bool = False
+    pgid: int = 0  # its process group: a daemon's next stage leads one, its workers share it
+    sid: int = 0  # its session
 
 
 def boot_time() -> float:
@@ -65,8 +68,19 @@ def read_proc_file(path: str, whole: bool = False) -> bytes | None:
         os.close(fd)
 
 
-def read_stat(proc_root: str, pid: str) -> Proc | None:
-    """The process's stat, or None when it is gone (a full check calls this for every pid).
+def read_stat(proc_root: str, pid: str, listed: bool = False) -> Proc | None:
+    """The process's stat, or None when it is gone or is a thread (a full check calls
+    this for every pid).
+
+    Threads are never processes: ``/proc/N`` answers for a thread id too (a
+    snapshot that reads the pids handed out since the last one meets them),
+    though listing /proc shows only thread-group leaders. A thread's
+    ``exit_signal`` (stat's field 38) is -1, as the kernel sets it for every
+    task cloned with CLONE_THREAD, and never so for a leader (an exec from a
+    thread makes it the leader and sets its exit signal back): so this one read
+    tells them apart, with no extra read of ``/proc/N/status``'s ``Tgid``.
+    ``listed``: the pid comes from listing /proc, so it is a leader; the fields
+    past the start time are then not split, which halves the parse of a table.
 
     The read is inlined and the record built from positions: per process,
     the keyword call and the extra function call cost a quarter of the parse.
@@ -85,13 +99,15 @@ def read_stat(proc_root: str, pid: str) -> Proc | None:
     open_paren, close_paren = raw.find(b"("), raw.rfind(b")")
     if open_paren < 0 or close_paren < 0:
         return None
-    fields = raw[close_paren + 2 :].split(None, 20)  # up to starttime, field 22
+    fields = raw[close_paren + 2 :].split(None, 20 if listed else 36)  # to starttime or exit_signal
     try:
+        if not listed and fields[35] == b"-1":
+            return None  # a thread, not a process
         state = fields[0]
         return Proc(int(pid), int(fields[1]),
                     raw[open_paren + 1 : close_paren].decode("utf-8", "surrogateescape"),
                     STATES.get(state) or state.decode(), int(fields[19]),
-                    int(fields[6]) & PF_KTHREAD != 0)
+                    int(fields[6]) & PF_KTHREAD != 0, int(fields[2]), int(fields[3]))
     except (IndexError, ValueError):
         return None
 
@@ -180,12 +196,15 @@ class Snapshot:
     being carried over from an earlier one (see watchdog/tracker.py): ``get``
     reads those again, since a matcher that asks for one pid may ask about a
     process no rule followed.
+
+    ``scope``, when given, is the pid whose descendants alone are visible (the
+    watchdog's own, see watchdog/ownership.py); None shows the whole table.
     """
 
     def __init__(self, procs: dict[int, Proc], self_pid: int, proc_root: str = "/proc",
                  cache: CommandLineCache | None = None, *,
                  names: dict[str, tuple[Proc, ...]] | None = None,
-                 fresh: set[int] | None = None) -> None:
+                 fresh: set[int] | None = None, scope: int | None = None) -> None:
         self.proc_root = proc_root
         self._cache = cache
         self._uptime = time.clock_gettime(time.CLOCK_BOOTTIME)
@@ -200,6 +219,8 @@ class Snapshot:
         self._names = index_names(procs) if names is None else names
         self._fresh = fresh
         self._read_again: dict[int, Proc | None] = {}
+        self._scope = scope
+        self._in_scope: dict[int, bool] = {} if scope is None else {scope: True}
 
     def _ancestry(self, pid: int) -> frozenset[int]:
         chain = set()
@@ -209,6 +230,21 @@ class Snapshot:
             pid = parent.ppid if parent else 0
         return frozenset(chain)
 
+    def descends_from(self, proc: Proc, roots: Collection[int]) -> bool:
+        """Whether ``proc`` is one of ``roots`` or below one, as far as the parents this
+        snapshot holds tell (an orphan re-parented to the watchdog no longer does)."""
+        if proc.pid in roots:
+            return True
+        seen, pid = 0, proc.ppid
+        while pid > 1 and seen <= len(self._procs):
+            if pid in roots:
+                return True
+            parent = self._procs.get(pid)
+            if parent is None:
+                return False
+            pid, seen = parent.ppid, seen + 1
+        return False
+
     def __len__(self) -> int:
         return len(self._procs)
 
@@ -217,7 +253,33 @@ class Snapshot:
         and one this watchdog may signal."""
         if proc.state in DEAD_STATES or proc.pid in self._hidden:
             return False
+        if self._scope is not None and not self.descends(proc.ppid):
+            return False
         return not self.is_watchdog(proc) and self.may_signal(proc)
+
+    def descends(self, pid: int) -> bool:
+        """Whether ``pid`` is the scope's root or below it (True when there is no scope).
+
+        Walks up the parents this snapshot holds, remembering every answer, so
+        a whole table costs one step per process. A parent that is gone breaks
+        the chain: its orphans are re-parented to the watchdog (PID 1 or a
+        subreaper), which the next read of them shows.
+        """
+        if self._scope is None:
+            return True
+        chain = []
+        known = self._in_scope.get(pid)
+        while known is None:
+            chain.append(pid)
+            parent = self._procs.get(pid)
+            if parent is None or parent.pid <= 1 or len(chain) > len(self._procs):
+                known = False
+            else:
+                pid = parent.ppid
+                known = self._in_scope.get(pid)
+        for pid in chain:
+            self._in_scope[pid] = known
+        return known
 
     def named(self, name: str) -> list[Proc]:
         """Visible processes whose comm is exactly ``name`` (at most 15 bytes in UTF-8)."""
@@ -336,7 +398,7 @@ def take_snapshot(self_pid: int | None = None, proc_root: str = "/proc",
     procs: dict[int, Proc] = {}
     for entry in os.listdir(proc_root):
         if entry.isdigit():
-            proc = read_stat(proc_root, entry)
+            proc = read_stat(proc_root, entry, listed=True)
             if proc is not None:
                 procs[proc.pid] = proc
     if cache is not None:

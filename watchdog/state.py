@@ -1,22 +1,47 @@
-"""What the engine knows of each rule between checks: its run state and counters."""
+"""A rule's run: what the engine knows of each rule between checks, its run state and counters.
+
+The state changes only through ``watchdog.rulerun.Transitions.move``, which
+also says which changes are possible (its ``ARROWS``).
+"""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from watchdog.stopping import RuleStop
 
-# Run states, as the status file, ``--status`` and the hooks show them.
-STARTING = "starting"  # a command of its own still runs, or a starter just exited 0
-RUNNING = "running"  # its matcher finds its processes
-MISSING = "missing"  # nothing matches and nothing is starting: actions start it
-STOPPING = "stopping"  # stop signal sent; KILL at the grace (engine.stop, engine.restart)
-STOPPED = "stopped"  # stopped on request; stays down until engine.start
-WAITING = "waiting"  # not started: a rule it comes --after is not ready (``waiting_for``)
-STATES = (STARTING, RUNNING, MISSING, STOPPING, STOPPED, WAITING)
+
+class RunState(StrEnum):
+    """Run states, as the status file, ``--status``, the events and the hooks show them.
+
+    A ``StrEnum``: each compares equal to (and prints as) its word, ``"running"``.
+    """
+
+    WAITING = "waiting"  # not started: a rule it comes --after is not ready (``waiting_for``)
+    STARTING = "starting"  # a command of its own still runs, or a starter just exited 0
+    RUNNING = "running"  # its matcher finds its processes
+    MISSING = "missing"  # nothing matches and nothing is starting: actions start it
+    STOPPING = "stopping"  # stop signal sent; KILL at the grace (engine.stop, engine.restart)
+    STOPPED = "stopped"  # stopped on request; stays down until engine.start
+    EXITED = "exited"  # --restart no/on-failure: its command ended with a success status
+    FAILED = "failed"  # --restart no: it ended otherwise, or was not ready by --start-timeout
+
+
+STARTING = RunState.STARTING
+RUNNING = RunState.RUNNING
+MISSING = RunState.MISSING
+STOPPING = RunState.STOPPING
+STOPPED = RunState.STOPPED
+WAITING = RunState.WAITING
+EXITED = RunState.EXITED
+FAILED = RunState.FAILED
+STATES = tuple(RunState)
+# States no check moves a rule out of: only engine.start (or a restart) does.
+FINAL = (STOPPED, EXITED, FAILED)
 
 # Health, as checks report it (engine.set_health); a rule without checks stays unknown.
 UNKNOWN = "unknown"
@@ -26,7 +51,9 @@ UNHEALTHY = "unhealthy"
 
 @dataclass
 class RuleStatus:
-    state: str = MISSING
+    """One rule's run (the rule-run object): its state and what it is made of."""
+
+    state: RunState = MISSING
     pids: tuple[int, ...] = ()  # matched at the last check
     children: set[int] = field(default_factory=set)  # started by us, not yet reaped
     starts: int = 0
@@ -35,11 +62,12 @@ class RuleStatus:
     last_exit: int | None = None
     since: float = field(default_factory=time.time)
     given_up: bool = False
-    reason: str = ""  # why it is stopping or stopped
+    reason: str = ""  # why the state last changed (Transitions.move)
+    planned: bool = False  # the stop in progress or just done was asked for, not a failure
+    ended_with: int | None = None  # how its last process ended: a status, or None (not ours)
     health: str = UNKNOWN
     health_detail: str = ""  # the last check's result in words: "HTTP 500", "timed out after 5 s"
     stop: RuleStop | None = None  # the stop in progress, while STOPPING
-    parents: dict[int, int] = field(default_factory=dict)  # matched pid -> its parent, last check
     left_behind: dict[int, float] = field(default_factory=dict)  # pid -> start time (leftovers.py)
     stand_in_noted: bool = False  # the advice for a service under another name was given
     started_wall: float = 0.0  # time.time() of the last start

@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from typing import Any, TextIO
 
-from watchdog.exits import EXIT_NO_WATCHDOG, EXIT_NOT_RUNNING, EXIT_OK
+from watchdog.exits import EXIT_NO_WATCHDOG
 from watchdog.snapshot import DEAD_STATES, Snapshot, is_watchdog_argv, read_stat
+from watchdog.view import exit_status, format_table
 
 
 def default_status_file() -> str:
@@ -65,29 +65,4 @@ def show_status(path: str, as_json: bool, out: TextIO | None = None) -> int:
         return EXIT_NO_WATCHDOG
     rules = content.get("rules", [])
     print(json.dumps(content, indent=1) if as_json else format_table(rules), file=out or sys.stdout)
-    every_rule_runs = all(rule.get("state") == "running" for rule in rules)
-    none_unhealthy = all(rule.get("health") != "unhealthy" for rule in rules)
-    return EXIT_OK if every_rule_runs and none_unhealthy else EXIT_NOT_RUNNING
-
-
-def format_table(rules: list[dict[str, Any]]) -> str:
-    header = ("NAME", "STATE", "PIDS", "MATCHER", "RESTARTS", "LAST EXIT", "SINCE", "HEALTH",
-              "LAST CHECK", "READY")
-    rows = [header]
-    for rule in rules:
-        state = rule["state"] + (" (gave up)" if rule.get("given_up") else "")
-        if rule.get("waiting_for"):
-            state += f" for {','.join(rule['waiting_for'])}"
-        if rule.get("message"):
-            state += f" ({rule['message']})"
-        ready = "yes" if rule.get("ready") else "no"
-        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(rule["since"]))
-        last_exit = "-" if rule["last_exit"] is None else str(rule["last_exit"])
-        pids = ",".join(map(str, rule["pids"])) or "-"
-        health, checked = rule.get("health", "unknown"), rule.get("health_detail") or "-"
-        rows.append((rule["name"], state, pids, rule["matcher"], str(rule["restarts"]), last_exit,
-                     since, "-" if health == "unknown" and checked == "-" else health, checked,
-                     ready))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-                     for row in rows)
+    return exit_status(rules)

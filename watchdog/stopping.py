@@ -26,19 +26,26 @@ def top_processes(procs: list[Proc]) -> list[Proc]:
 class Targets:
     """Process groups of the commands we started, and matched processes outside them.
 
-    Only the top of a matched tree is signalled (apache2's parent, not its
-    workers): the service itself passes the signal on, as it expects to.
+    Only the top of a matched tree gets the stop signal (apache2's parent, not
+    its workers): the service itself passes it on, as it expects to. SIGCONT
+    goes to every process (``everyone``) and every group one of them leads
+    (``led``): a stopped worker acts on nothing, its master's word included,
+    until it is continued.
     """
 
     groups: set[int]
     pids: set[int]
+    everyone: set[int] = field(default_factory=set)
+    led: set[int] = field(default_factory=set)  # process groups a matched process leads
 
     @classmethod
-    def of(cls, children: set[int], procs: list[Proc]) -> Targets:
-        groups = set(children)
+    def of(cls, groups: set[int], procs: list[Proc]) -> Targets:
+        """``groups``: those of the rule's commands (its children, and groups they left)."""
+        groups = set(groups)
         pids = {proc.pid for proc in top_processes(procs)
-                if processes.process_group(proc.pid) not in groups}
-        return cls(groups, pids)
+                if (proc.pgid or processes.process_group(proc.pid)) not in groups}
+        everyone = {proc.pid for proc in procs}
+        return cls(groups, pids, everyone, {proc.pgid for proc in procs if proc.pgid in everyone} - groups)
 
 
 class Signaller:
@@ -48,21 +55,28 @@ class Signaller:
         self.waiter = waiter
 
     def send(self, targets: Targets, sig: int) -> int:
-        """Signal every target; return how many were still there to receive it."""
-        sent = sum(processes.signal_group(pgid, sig) for pgid in targets.groups)
-        for pid in targets.pids:
+        """Signal every target (SIGCONT: every process, and every group one of them
+        leads, so that a stopped worker of an adopted daemon is continued too); return
+        how many were still there to receive it."""
+        every = sig == signal.SIGCONT
+        groups = targets.groups | targets.led if every else targets.groups
+        sent = sum(processes.signal_group(pgid, sig) for pgid in groups)
+        for pid in targets.pids | targets.everyone if every else targets.pids:
             self.waiter.watch(pid)
             sent += self.waiter.send_signal(pid, sig)
         return sent
 
     def stop(self, targets: Targets, stop_signal: int) -> None:
-        """The stop signal, then SIGCONT: a stopped process (state T) acts on it at once."""
+        """The stop signal, then SIGCONT to every process: a stopped process (state T)
+        then acts on it at once, and a stopped worker on its master's word."""
         self.send(targets, stop_signal)
         if stop_signal not in (signal.SIGKILL, signal.SIGCONT):
             self.send(targets, signal.SIGCONT)
 
     def kill(self, children: set[int], procs: list[Proc]) -> None:
-        for pgid in children:
+        """SIGKILL to the groups of our commands, to the groups the processes lead, and
+        to the processes."""
+        for pgid in children | Targets.of(children, procs).led:
             processes.signal_group(pgid, signal.SIGKILL)
         for proc in procs:
             self.waiter.send_signal(proc.pid, signal.SIGKILL)
@@ -80,6 +94,9 @@ class RuleStop:
     reason: str
     restart: bool  # start again once stopped (engine.restart), else stay stopped
     deadline: float  # SIGKILL for whatever is left then
+    # Not asked for: what a dead run left (orphaned workers, a crashed command's
+    # jobs) is cleared away, and then the rule is missing, as after any crash.
+    crashed: bool = False
     killed: bool = False
     signalled_groups: set[int] = field(default_factory=set)
     signalled_pids: set[int] = field(default_factory=set)

@@ -57,8 +57,10 @@ WINDOW_READ_LIMIT = 64
 class Tracker:
     """Takes the engine's snapshots, carrying what each one learnt to the next."""
 
-    def __init__(self, backstop: float, proc_root: str = "/proc", self_pid: int | None = None) -> None:
+    def __init__(self, backstop: float, proc_root: str = "/proc", self_pid: int | None = None,
+                 scope: int | None = None) -> None:
         self.backstop = backstop
+        self.scope = scope  # see Snapshot: the pid whose descendants alone are visible
         self.proc_root = proc_root
         self.self_pid = os.getpid() if self_pid is None else self_pid
         self.cache = CommandLineCache(ttl=backstop)
@@ -114,7 +116,8 @@ class Tracker:
         self._young.intersection_update(procs)
         self._followed.intersection_update(procs)
         self._procs, self._names = procs, names
-        return Snapshot(procs, self.self_pid, self.proc_root, self.cache, names=names, fresh=first | born)
+        return Snapshot(procs, self.self_pid, self.proc_root, self.cache, names=names, fresh=first | born,
+                        scope=self.scope)
 
     def _windows(self, now: float, cursor: Cursor | None) -> tuple[Window, Window] | None:
         """The pids handed out since the reading that starts the wide window, and since
@@ -148,7 +151,7 @@ class Tracker:
         self._young.clear()
         procs: dict[int, Proc] = {}
         gone = self._read_new((int(entry) for entry in os.listdir(self.proc_root) if entry.isdigit()),
-                              procs, uptime)
+                              procs, uptime, listed=True)
         windows = self._windows(time.monotonic(), self._cursor())
         if gone:
             # A process found gone while the table was read may have forked first:
@@ -165,14 +168,16 @@ class Tracker:
         self.last_reads = len(procs)
         self._procs, self._names = procs, names
         self.cache.keep_only(procs)
-        return Snapshot(procs, self.self_pid, self.proc_root, self.cache, names=names)
+        return Snapshot(procs, self.self_pid, self.proc_root, self.cache, names=names, scope=self.scope)
 
-    def _read_new(self, pids: Iterable[int], procs: dict[int, Proc], uptime: float) -> int:
+    def _read_new(self, pids: Iterable[int], procs: dict[int, Proc], uptime: float,
+                  listed: bool = False) -> int:
         """Read these pids, none of them in ``procs`` yet, into it (no name index: built
-        after); how many could not be read."""
+        after); how many could not be read. ``listed``: they come from listing /proc,
+        so none is a thread (see ``read_stat``)."""
         unread = 0
         for pid in pids:
-            proc = read_stat(self.proc_root, str(pid))
+            proc = read_stat(self.proc_root, str(pid), listed)
             if proc is None:
                 unread += 1
                 continue

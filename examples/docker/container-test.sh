@@ -238,7 +238,7 @@ watchdog's to race for when it reaps, so a run that gets through while the bomb 
 exits 1 at once, as a service that cannot fork would: the next start waits out the
 backoff, by which time the bomb has taken the slot back. Runs after the bomb are calm.
 Its forks start with its name, so the rule follows the pid it writes to
-/tmp/forkbomb.pid."""
+/run/forkbomb.pid."""
 import ctypes
 import os
 import signal
@@ -247,7 +247,7 @@ import time
 
 HOLD = float(sys.argv[1])
 DONE = "/tmp/forkbomb.done"  # holds the time the bomb ends
-with open("/tmp/forkbomb.pid", "w") as pidfile:
+with open("/run/forkbomb.pid", "w") as pidfile:
     pidfile.write(f"{os.getpid()}\n")
 if os.path.exists(DONE):
     with open(DONE) as done:
@@ -286,6 +286,10 @@ while time.monotonic() < end:
             if first:  # told when the first process dies, to take the slot its exit frees
                 signal.signal(signal.SIGUSR1, parent_gone)
                 ctypes.CDLL(None).prctl(1, signal.SIGUSR1)  # PR_SET_PDEATHSIG
+                # Out of the command's process group, as a daemonizing bomb would be: the
+                # watchdog stops what a crashed command leaves in its group before it runs
+                # again, which would end a bomb that stayed there before it held the limit.
+                os.setsid()
                 first = False
             with open("/proc/self/comm", "w") as comm:
                 comm.write("bomblet")
@@ -418,7 +422,7 @@ scenario_pids() {
   local c=pids limit=100 hold=6
   note "$c: --pids-limit $limit, a fork bomb beside apache2 and sshd"
   run_container $c --pids-limit $limit -p 127.0.0.1::80 "${MOUNT_FAULTS[@]}" "$IMAGE" \
-    --pidfile forkbomb=/tmp/forkbomb.pid "${SEED_COMMANDS[@]}" "/faults/forkbomb $hold" || return
+    --pidfile forkbomb=/run/forkbomb.pid "${SEED_COMMANDS[@]}" "/faults/forkbomb $hold" || return
   local http; http=$(host_port $c 80)
   expect $c "apache2 serves before the bomb" wait_for 30 http_ok "$http"
   expect $c "the fork bomb's first run is up" wait_for 30 logs_have $c "watchdog: forkbomb: running"

@@ -254,9 +254,30 @@ class Workspace:
                     pass
 
 
+def trusted_parent() -> str | None:
+    """A directory for pidfiles the watchdog trusts: only root or we may write it or any
+    directory above it (/tmp is not one: anyone may put a file there first)."""
+    for candidate in (os.environ.get("XDG_RUNTIME_DIR"), "/run" if os.geteuid() == 0 else None,
+                      os.path.expanduser("~/.cache")):
+        if not candidate:
+            continue
+        try:
+            os.makedirs(candidate, exist_ok=True)
+            path = os.path.realpath(candidate)
+            chain = [path]
+            while chain[-1] != "/":
+                chain.append(os.path.dirname(chain[-1]))
+            if all((info := os.stat(part)).st_uid in (0, os.geteuid()) and not info.st_mode & 0o022
+                   for part in chain):
+                return path
+        except OSError:
+            continue
+    return None
+
+
 @contextmanager
 def workspace() -> Iterator[Workspace]:
-    path = Path(tempfile.mkdtemp(prefix="watchdog-bench-"))
+    path = Path(tempfile.mkdtemp(prefix="watchdog-bench-", dir=trusted_parent()))
     space = Workspace(path)
     try:
         yield space

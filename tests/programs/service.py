@@ -32,6 +32,8 @@ def main() -> None:
                         help="on SIGUSR2, fork a new main process and end the old one (nginx-style)")
     parser.add_argument("--workers", type=int, default=0,
                         help="fork N workers of the same name that outlive a killed main process")
+    parser.add_argument("--stop-workers", action="store_true",
+                        help="on SIGTERM, stop the workers and wait for them before exiting (nginx-style)")
     args = parser.parse_args()
 
     if args.daemon:  # the classic double fork: the starter exits, the daemon is orphaned
@@ -48,6 +50,8 @@ def main() -> None:
                 f.write(f"{os.getpid()}\n")
             os.rename(tmp, args.pidfile)
 
+    workers: list[int] = []
+
     def record(signum: int, frame: object) -> None:
         if signum == signal.SIGUSR2 and args.new_master_on_usr2:
             if os.fork():
@@ -58,6 +62,11 @@ def main() -> None:
             with open(args.record, "a") as f:
                 f.write(f"{os.getpid()} {signal.Signals(signum).name}\n")
         if signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT) and not args.ignore_term:
+            if args.stop_workers:
+                for pid in workers:
+                    os.kill(pid, signal.SIGTERM)
+                for pid in workers:  # a stopped worker acts on it only once continued
+                    os.waitpid(pid, 0)
             sys.exit(0)
 
     for sig in RECORDED:
@@ -67,11 +76,13 @@ def main() -> None:
     ctypes.CDLL(None).prctl(PR_SET_NAME, args.name.encode()[:15], 0, 0, 0)
     write_pidfile()
     for _ in range(args.workers):  # like nginx's or gunicorn's: they do not notice the master's death
-        if os.fork() == 0:
+        pid = os.fork()
+        if pid == 0:
             for sig in RECORDED:
                 signal.signal(sig, signal.SIG_DFL)
             while True:
                 signal.pause()
+        workers.append(pid)
     if args.record:
         with open(args.record, "a") as f:
             f.write(f"{os.getpid()} READY\n")

@@ -260,10 +260,31 @@ class Workspace:
         return killed
 
 
+def trusted_parent() -> str | None:
+    """A directory for pidfiles the watchdog trusts: only root or we may write it or any
+    directory above it (/tmp is not one: anyone may put a file there first)."""
+    for candidate in (os.environ.get("XDG_RUNTIME_DIR"), "/run" if os.geteuid() == 0 else None,
+                      os.path.expanduser("~/.cache")):
+        if not candidate:
+            continue
+        try:
+            os.makedirs(candidate, exist_ok=True)
+            path = os.path.realpath(candidate)
+            chain = [path]
+            while chain[-1] != "/":
+                chain.append(os.path.dirname(chain[-1]))
+            if all((info := os.stat(part)).st_uid in (0, os.geteuid()) and not info.st_mode & 0o022
+                   for part in chain):
+                return path
+        except OSError:
+            continue
+    return None
+
+
 @contextmanager
 def workspace(prefix: str, python_daemon: bool = False) -> Iterator[Workspace]:
     """A temporary directory for one run: on the way out, kill what runs from it, remove it."""
-    path = Path(tempfile.mkdtemp(prefix=f"watchdog-{prefix}-"))
+    path = Path(tempfile.mkdtemp(prefix=f"watchdog-{prefix}-", dir=trusted_parent()))
     space = Workspace(path, prefix, python_daemon)
     try:
         yield space

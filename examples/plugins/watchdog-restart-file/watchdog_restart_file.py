@@ -40,7 +40,7 @@ class RestartFile:
         def compare(future: Future):
             now = future.result()
             if rule in self.seen and now != self.seen[rule]:
-                engine.restart(rule, f"{path} was touched")
+                engine.restart(rule, f"{path} was touched", planned=True)  # asked for: no failure
             self.seen[rule] = now
             engine.call_later(self.interval, lambda: self.look(engine, rule, path))
 
