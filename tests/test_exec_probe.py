@@ -10,6 +10,7 @@ added to the full command later. Its speed is measured by
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -45,13 +46,15 @@ def run(argv: list[str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*argv, *args], capture_output=True, text=True, timeout=60)
 
 
-def imported(argv: list[str], *args: str) -> set[str]:
-    """Every module the command imports (``-X importtime`` names each one)."""
-    done = run([argv[0], "-X", "importtime", *argv[1:]], *args)
-    names = set()
-    for line in done.stderr.splitlines():
-        if line.startswith("import time:") and "|" in line:
-            names.add(line.rsplit("|", 1)[1].strip())
+def imported(argv: list[str], *args: str, tmp: Path) -> set[str]:
+    """Every module loaded when the command exits (``-c`` commands: their ``sys.modules``)."""
+    assert argv[1] == "-c"
+    out = tmp / "modules"
+    record = ("import atexit, os, sys; atexit.register(lambda: open(os.environ['MODULES_OUT'], 'w')"
+              ".write(chr(10).join(sys.modules)))\n")
+    done = subprocess.run([argv[0], "-c", record + argv[2], *argv[3:], *args], capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "MODULES_OUT": str(out)})
+    names = set(out.read_text().split())
     assert names, done.stderr
     return names
 
@@ -62,21 +65,22 @@ def foreign(modules: set[str], baseline: set[str]) -> set[str]:
             if name.split(".")[0] not in sys.stdlib_module_names and name.split(".")[0] != "watchdog"}
 
 
-def test_the_exec_probe_imports_no_click_pluggy_psutil_or_engine(running: tuple[Path, Path]) -> None:
+def test_the_exec_probe_imports_no_click_pluggy_psutil_or_engine(running: tuple[Path, Path],
+                                                                   tmp_path: Path) -> None:
     status_file, sock = running
-    baseline = imported([sys.executable, "-c", "pass"])
+    baseline = imported([sys.executable, "-c", "pass"], tmp=tmp_path)
     for argv, args in (
         (WATCHDOG, ("--status", "--status-file", str(status_file))),
         (WATCHDOG, ("--status", "--json", f"--status-file={status_file}")),
         (WATCHDOGCTL, ("--socket", str(sock), "status")),
         (WATCHDOGCTL, (f"--socket={sock}", "--timeout", "5", "status", "--json", "wd-probe-svc")),
     ):
-        modules = imported(argv, *args)
+        modules = imported(argv, *args, tmp=tmp_path)
         assert not foreign(modules, baseline), (args, foreign(modules, baseline))
         assert not modules & HEAVY, (args, modules & HEAVY)
     # The guard sees the full command's imports when it is taken: it would catch them.
     assert {"click", "pluggy", "watchdog.engine"} <= imported(FULL_WATCHDOG, "--status", "--status-file",
-                                                              str(status_file))
+                                                              str(status_file), tmp=tmp_path)
 
 
 def test_the_probe_answers_as_the_full_command_does(running: tuple[Path, Path]) -> None:
