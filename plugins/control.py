@@ -1,11 +1,11 @@
 """Plugin ``control``: the control socket, HTTP with JSON over a unix socket (``watchdogctl``).
 
 Endpoints (README, "Control socket"): ``GET /v1/status``, ``POST /v1/start``,
-``/v1/stop``, ``/v1/restart``, ``/v1/signal``, ``/v1/reload`` and
-``GET /v1/events``. Only root and the watchdog's own user may use it
-(``SO_PEERCRED``); the socket is 0600 in a directory no one else can change.
-Everything runs on the engine's loop through ``watchdog.unixhttp``, which
-never blocks it.
+``/v1/stop``, ``/v1/restart``, ``/v1/signal``, ``/v1/reload``,
+``GET /v1/events`` and ``GET /v1/logs`` (``watchdog.logstream``). Only root and
+the watchdog's own user may use it (``SO_PEERCRED``); the socket is 0600 in a
+directory no one else can change. Everything runs on the engine's loop through
+``watchdog.unixhttp``, which never blocks it.
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from watchdog import __version__, hookimpl
+from watchdog import __version__, groups, hookimpl
 from watchdog.api import EngineAPI
 from watchdog.config import Config
 from watchdog.feed import Feed
 from watchdog.logs import logger
+from watchdog.logstream import serve_logs
 from watchdog.reload import options_not_applied, plan
 from watchdog.rules import Rule, parse_signal
 from watchdog.state import RUNNING, STARTING, STOPPED, STOPPING
@@ -130,6 +131,7 @@ class Control:
             "/v1/restart": {"POST": partial(self.act, "restart")},
             "/v1/signal": {"POST": self.signal},
             "/v1/reload": {"POST": self.reload},
+            "/v1/logs": {"GET": self.logs},
         }
         methods = routes.get(request.path.rstrip("/") or "/")
         if methods is None:
@@ -183,7 +185,10 @@ class Control:
         if not isinstance(body, dict) or not isinstance(body.get("rule"), str) \
                 or not isinstance(body.get("signal"), str | int):
             raise HTTPError(400, 'expected a body like {"rule": "NAME", "signal": "HUP"}')
-        [name] = self.names([body["rule"]])
+        named = self.names([body["rule"]])
+        if len(named) != 1:
+            raise HTTPError(400, f"signal one rule at a time ({body['rule']} names {len(named)})")
+        [name] = named
         try:
             sig = parse_signal("signal", str(body["signal"]))
         except click.UsageError as exc:
@@ -200,6 +205,11 @@ class Control:
         connection.stream()
         self.feed.follow(engine, connection, names)
 
+    def logs(self, request: Request, connection: Connection) -> None:
+        engine = self.live_engine()
+        names = self.names(request.query.get("rule", []), allow_empty=True)
+        serve_logs(engine, request, connection, names or [rule.name for rule in engine.rules])
+
     def reload(self, request: Request, connection: Connection) -> None:
         engine = self.live_engine()
         if self.reread is None:
@@ -208,6 +218,7 @@ class Control:
             raise HTTPError(409, "a reload is still in progress: try again when it is done")
         self.reloading = True
         logger.info("reloading at the request of uid %d", request.peer.uid, extra={"event": "reload"})
+        connection.answer_later()  # however long the configuration takes to read, its client hears
         engine.run_in_background(self.reread, partial(self.reloaded, connection))
 
     def reloaded(self, connection: Connection, future: Future[Config]) -> None:
@@ -220,7 +231,7 @@ class Control:
             logger.warning("reload refused, nothing changed: %s", message, extra={"event": "reload"})
             connection.respond(422, {"error": message})
             return
-        except Exception as exc:  # a plugin's bug while configuring: still nothing changed
+        except BaseException as exc:  # a plugin's bug while configuring: still nothing changed
             message = f"{type(exc).__name__}: {exc}"
             logger.error("reload failed, nothing changed: %s", message, extra={"event": "reload"})
             connection.respond(500, {"error": f"reload failed, nothing changed: {message}"})
@@ -244,6 +255,7 @@ class Control:
         if summary["not_applied"]:
             logger.warning("reload does not apply changed options %s: restart the watchdog for them",
                            ", ".join(summary["not_applied"]), extra={"event": "reload"})
+        engine.reopen_log_files()  # logrotate's create: the next line goes to a new file
         connection.respond(200, summary)
 
     # --- helpers -------------------------------------------------------------------------
@@ -254,18 +266,21 @@ class Control:
         return self.engine
 
     def names(self, given: list[Any], allow_empty: bool = False) -> list[str]:
-        """The rule names asked for, each one known; 404 naming the unknown ones."""
+        """The rule names asked for, each one known; 404 naming the unknown ones.
+
+        ``GROUP:*``, ``GROUP:NAME`` and ``all`` stand for rules, as in supervisorctl.
+        """
         engine = self.live_engine()
         if not given and not allow_empty:
             raise HTTPError(400, "name at least one rule")
         if not all(isinstance(name, str) for name in given):
             raise HTTPError(400, "rule names are strings")
-        known = [rule.name for rule in engine.rules]
-        unknown = [name for name in given if name not in known]
+        names, unknown = groups.expand(given, engine.rules)
         if unknown:
+            known = [rule.name for rule in engine.rules]
             raise HTTPError(404, f"no rule is named {', '.join(map(repr, unknown))} "
                                  f"(rules: {', '.join(known) or 'none'})", unknown=unknown)
-        return list(dict.fromkeys(given))
+        return names
 
     # --- events ----------------------------------------------------------------------------
 
@@ -281,6 +296,13 @@ class Control:
     @hookimpl
     def watchdog_checked(self) -> None:
         self.emit_changes()
+
+    @hookimpl
+    def watchdog_process_exited(self, rule: Rule, pid: int, returncode: int | None,
+                                engine: EngineAPI) -> None:
+        status = engine.status[rule.name]
+        if not status.pids:  # the service ended, not one worker of it
+            self.feed.exited(rule, pid, returncode, status.last_output)
 
     @hookimpl
     def watchdog_rule_health(self) -> None:

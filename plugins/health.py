@@ -40,6 +40,7 @@ from watchdog.config import Config
 from watchdog.exits import EXIT_UNHEALTHY
 from watchdog.health import AnyProbe, Cancel, Probe, Result, Target, failure_words, probes, seconds_text
 from watchdog.logs import logger
+from watchdog.params import MAX_SECONDS, MAX_SECONDS_TEXT
 from watchdog.rules import Rule
 from watchdog.state import HEALTHY, RUNNING, UNHEALTHY, UNKNOWN
 from watchdog.timers import Timer
@@ -95,7 +96,7 @@ def call_probe(check: Probe, target: Target) -> Result:
     """A blocking probe, in a background thread."""
     try:
         return check(target)
-    except Exception as exc:  # a probe's bug is a failed check, not a crashed schedule
+    except BaseException as exc:  # a probe's bug (sys.exit too) is a failed check, not a crashed schedule
         return Result(False, f"probe error: {failure_words(exc, target.timeout)}")
 
 
@@ -107,6 +108,8 @@ def parse_seconds(flag: str, name: str, text: str, *, zero: bool = False) -> flo
     if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
         raise click.UsageError(f"{flag} {name}={text}: expected a number of seconds "
                                f"{'>= 0' if zero else '> 0'}")
+    if value > MAX_SECONDS:
+        raise click.UsageError(f"{flag} {name}={text}: at most {MAX_SECONDS_TEXT} seconds")
     return value
 
 
@@ -268,7 +271,7 @@ class Health:
         stepped = partial(self.stepped, rule, this, step)
         try:
             cancel = start(this.target, engine, stepped)
-        except Exception as exc:  # a probe's bug is a failed check, not a crashed schedule
+        except BaseException as exc:  # a probe's bug (sys.exit too) is a failed check
             stepped(Result(False, f"probe error: {failure_words(exc, this.target.timeout)}"))
             return
         if this.step == step and not this.settled:  # it did not answer at once
@@ -277,7 +280,7 @@ class Health:
     def thread_answered(self, rule: Rule, this: Round, future: Future[Result]) -> None:
         try:
             result = future.result()
-        except Exception as exc:  # no thread could be started for it
+        except BaseException as exc:  # no thread for it, or a probe that called sys.exit
             result = Result(False, f"probe error: {exc}")
         self.stepped(rule, this, this.step, result)
 

@@ -4,7 +4,10 @@ COMMAND is split like the rule commands (no shell unless ``--shell``) and
 runs in a session of its own, stdin from /dev/null, its output kept for the
 log (the last line of a failure). The check runs on the loop: the command is
 a child whose exit the engine reports (``engine.watch_child``), its output a
-pipe the loop reads, ``--health-timeout`` a timer.
+pipe the loop reads, ``--health-timeout`` a timer. It runs as the rule's
+command does (``--user``, ``--env``, ``--directory``...: ``watchdog.launch``),
+as Docker's HEALTHCHECK and Kubernetes' exec probes run inside the container
+as its user.
 
 When the check ends (the command exited, timed out, or the rule stopped),
 whatever the command left running is killed: its process group, and what left
@@ -24,6 +27,7 @@ from watchdog import hookimpl, processes
 from watchdog.api import EngineAPI
 from watchdog.config import Config
 from watchdog.health import Cancel, Done, Result, Target, add_probe, seconds_text
+from watchdog.launch import Launch
 from watchdog.probetree import MARK, probe_processes
 from watchdog.rules import check_executable, split_command
 
@@ -34,20 +38,21 @@ OUTPUT_KEPT = 4096  # bytes of the command's output kept for the detail, as Dock
 class CommandProbe:
     """COMMAND exits 0 (one made for the rule's run)."""
 
-    def __init__(self, argv: tuple[str, ...]) -> None:
+    def __init__(self, argv: tuple[str, ...], launch: Launch | None = None) -> None:
         self.argv = argv
+        self.launch = launch or Launch()  # the rule's user, environment, directory...
         self.runs = itertools.count()
 
     def start(self, target: Target, engine: EngineAPI, done: Done) -> Cancel:
         token = f"{os.getpid()}.{id(self):x}.{next(self.runs)}"  # one run of this probe
-        return CommandCheck(self.argv, token, target.timeout, engine, done).cancel
+        return CommandCheck(self.argv, self.launch, token, target.timeout, engine, done).cancel
 
 
 class CommandCheck:
     """One run of the command, followed on the loop until it ends or the timer fires."""
 
-    def __init__(self, argv: tuple[str, ...], token: str, timeout: float, engine: EngineAPI,
-                 done: Done) -> None:
+    def __init__(self, argv: tuple[str, ...], launch: Launch, token: str, timeout: float,
+                 engine: EngineAPI, done: Done) -> None:
         self.argv = argv
         self.token = token
         self.timeout = timeout
@@ -60,7 +65,7 @@ class CommandCheck:
         self.output_r: int | None = None
         output_r, output_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         try:
-            self.pid = processes.spawn(argv, output_w, output_w, {MARK: token})
+            self.pid = processes.spawn(argv, output_w, output_w, {MARK: token}, launch=launch)
         except OSError as exc:
             os.close(output_r)
             self.end(Result(False, f"cannot run {argv[0]}: {exc.strerror or exc}"))
@@ -147,4 +152,4 @@ def watchdog_configure(config: Config) -> None:
                 check_executable(words[0], text)
         except click.UsageError as exc:
             raise click.UsageError(f"{FLAG} {rule.name}={text}: {exc.message}") from None
-        add_probe(rule, CommandProbe(("/bin/sh", "-c", text) if shell else tuple(words)))
+        add_probe(rule, CommandProbe(("/bin/sh", "-c", text) if shell else tuple(words), rule.launch))

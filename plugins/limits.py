@@ -26,6 +26,8 @@ from watchdog.config import Config
 from watchdog.health import add_probe
 
 UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+MAX_SIZE = 1024**5  # 1024T: more than any machine's memory, and far from a float's limits
+MAX_PERCENT = 100_000.0  # 1,000 cores
 SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
 
 
@@ -34,8 +36,8 @@ def parse_size(text: str) -> int | None:
     found = SIZE.match(text)
     if found is None or not re.search(r"[kmgtb]\s*$", text, re.IGNORECASE):
         return None
-    size = int(float(found.group(1)) * UNITS[found.group(2).lower()])
-    return size if size > 0 else None
+    size = float(found.group(1)) * UNITS[found.group(2).lower()]  # 400 digits make inf
+    return int(size) if 0 < size <= MAX_SIZE and int(size) > 0 else None
 
 
 def parse_percent(text: str) -> float | None:
@@ -43,7 +45,7 @@ def parse_percent(text: str) -> float | None:
         value = float(text.strip().removesuffix("%"))
     except ValueError:
         return None
-    return value if math.isfinite(value) and value > 0 else None
+    return value if math.isfinite(value) and 0 < value <= MAX_PERCENT else None
 
 
 @hookimpl
@@ -71,11 +73,11 @@ def watchdog_configure(config: Config) -> None:
         size = parse_size(text)
         if size is None:
             raise click.UsageError(f"--max-memory {rule.name}={text}: expected a size such as 512M "
-                                   "or 2G (K, M, G, T: powers of 1024)")
+                                   "or 2G (K, M, G, T: powers of 1024), at most 1024T")
         add_probe(rule, MemoryProbe(size))
     for rule, text in config.per_rule("--max-cpu", cpu_limits):
         percent = parse_percent(text)
         if percent is None:
             raise click.UsageError(f"--max-cpu {rule.name}={text}: expected a percentage > 0 "
-                                   "(100 = one core)")
+                                   "(100 = one core), at most 100000")
         add_probe(rule, CpuProbe(percent))

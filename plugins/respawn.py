@@ -6,8 +6,13 @@ and so is a run that ends unhealthy (see the ``health`` plugin) unless its
 checks said healthy for ``--stable-after`` seconds first;
 each failure in a row doubles the wait before the next start (0.25 s, 0.5 s,
 1 s ... up to ``--backoff-max``), and a run that lasts ``--stable-after``
-seconds resets the count. ``--max-restarts N`` gives up after N failures in a
-row; ``--on-give-up exit`` then stops every service and exits with status 3.
+seconds resets the count, provided it got ready (``watchdog.readiness``).
+``--max-restarts N`` gives up after N failures in a row; ``--on-give-up
+exit`` then stops every service and exits with status 3.
+
+``--stable-after``, ``--backoff-max`` and ``--max-restarts`` take a bare
+value, the default for every rule, or ``NAME=VALUE`` for one rule:
+``--max-restarts 5 --max-restarts migrate=1``.
 
 A planned restart (``engine.restart(..., planned=True)``: ``watchdogctl
 restart``, a plugin's schedule) is no failure: the next start is at once and
@@ -17,7 +22,7 @@ the failures in a row start again from zero. A restart that answers a failure
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import click
 
@@ -26,12 +31,13 @@ from watchdog.api import EngineAPI
 from watchdog.config import Config
 from watchdog.exits import EXIT_GAVE_UP
 from watchdog.logs import logger
-from watchdog.params import Seconds
+from watchdog.params import DefaultOrPerRule, Seconds
 from watchdog.rules import ALWAYS, Rule
 from watchdog.snapshot import Proc
 from watchdog.state import HEALTHY, MISSING, UNHEALTHY
 
 FIRST_BACKOFF = 0.25
+POLICY = "respawn.policy"  # rule.settings key: the rule's own Policy, when a flag names it
 # 2.0 ** n overflows a float past n = 1023; 64 doublings of FIRST_BACKOFF pass any --backoff-max.
 MAX_DOUBLINGS = 64
 
@@ -58,6 +64,7 @@ class Memory:
     started_at: float | None = None  # when our last start happened (engine clock)
     settled: bool = True  # the outcome of the last start has been counted
     found: bool = False  # something matched since the last start
+    ready: bool = False  # it was ready since the last start (watchdog.readiness)
     last_exit: int | None = None
     not_before: float = 0.0
     warned: bool = False
@@ -81,19 +88,20 @@ class Respawn:
         defaults = Policy()
         return [
             click.Option(
-                ["--stable-after"], type=Seconds(), default=defaults.stable_after,
-                show_default=True, metavar="SECONDS",
-                help="A run this long resets the crash-loop backoff.",
+                ["--stable-after"], multiple=True, metavar="[NAME=]SECONDS", type=DefaultOrPerRule(Seconds()),
+                help="A run this long resets the crash-loop backoff; NAME=SECONDS for one rule. "
+                     f"[default: {defaults.stable_after:g}]",
             ),
             click.Option(
-                ["--backoff-max"], type=Seconds(), default=defaults.backoff_max,
-                show_default=True, metavar="SECONDS",
-                help="Longest wait between restarts of a crash-looping command (0: no backoff).",
+                ["--backoff-max"], multiple=True, metavar="[NAME=]SECONDS", type=DefaultOrPerRule(Seconds()),
+                help="Longest wait between restarts of a crash-looping command (0: no backoff); "
+                     f"NAME=SECONDS for one rule. [default: {defaults.backoff_max:g}]",
             ),
             click.Option(
-                ["--max-restarts"], type=click.IntRange(min=0), default=defaults.max_restarts,
-                show_default=True, metavar="N",
-                help="Give up on a rule after N failed restarts in a row (0: never).",
+                ["--max-restarts"], multiple=True, metavar="[NAME=]N",
+                type=DefaultOrPerRule(click.IntRange(min=0)),
+                help="Give up on a rule after N failed restarts in a row (0: never); NAME=N for one "
+                     f"rule. [default: {defaults.max_restarts}]",
             ),
             click.Option(
                 ["--on-give-up"], type=click.Choice(["continue", "exit"]), default="continue",
@@ -104,14 +112,25 @@ class Respawn:
 
     @hookimpl
     def watchdog_configure(self, config: Config) -> None:
-        options = config.options
         defaults = Policy()
-        self.policy = Policy(
-            stable_after=options.get("stable_after", defaults.stable_after),
-            backoff_max=options.get("backoff_max", defaults.backoff_max),
-            max_restarts=options.get("max_restarts", defaults.max_restarts),
-            exit_on_give_up=options.get("on_give_up") == "exit",
-        )
+        stable_after, stable_afters = config.parse_with_default("--stable-after", Seconds(),
+                                                                defaults.stable_after)
+        backoff_max, backoff_maxes = config.parse_with_default("--backoff-max", Seconds(),
+                                                               defaults.backoff_max)
+        max_restarts, max_restartses = config.parse_with_default(
+            "--max-restarts", click.IntRange(min=0), defaults.max_restarts)
+        self.policy = Policy(stable_after, backoff_max, max_restarts,
+                             exit_on_give_up=config.options.get("on_give_up") == "exit")
+        for field_name, pairs in (("stable_after", stable_afters), ("backoff_max", backoff_maxes),
+                                  ("max_restarts", max_restartses)):
+            for rule, value in pairs:
+                own = rule.settings.get(POLICY, self.policy)
+                rule.settings[POLICY] = replace(own, **{field_name: value})
+
+    def policy_of(self, rule: Rule) -> Policy:
+        """The rule's own policy where a flag names it, else the run's."""
+        own: Policy = rule.settings.get(POLICY, self.policy)
+        return own
 
     @hookimpl
     def watchdog_started(self, engine: EngineAPI) -> None:
@@ -124,6 +143,7 @@ class Respawn:
             mem.started_at = self.engine.clock()
         mem.settled = False
         mem.found = False
+        mem.ready = False
         mem.last_exit = None
         mem.unhealthy = False
         mem.healthy_at = None
@@ -142,6 +162,11 @@ class Respawn:
             mem.healthy_at = self.engine.clock()
 
     @hookimpl
+    def watchdog_rule_ready(self, rule: Rule, ready: bool) -> None:
+        if ready:
+            memory(rule).ready = True
+
+    @hookimpl
     def watchdog_rule_found(self, rule: Rule, procs: list[Proc]) -> None:
         mem = memory(rule)
         mem.found = True
@@ -150,7 +175,7 @@ class Respawn:
     @hookimpl
     def watchdog_rule_missing(self, rule: Rule, engine: EngineAPI) -> None:
         mem = memory(rule)
-        policy = self.policy
+        policy = self.policy_of(rule)
         now = engine.clock()
         if not mem.settled:
             self.settle(rule, mem, engine, now)
@@ -169,7 +194,7 @@ class Respawn:
 
     def gave_up(self, rule: Rule, mem: Memory, engine: EngineAPI, how: str) -> bool:
         """Give up on ``rule`` once its failures in a row pass ``--max-restarts``."""
-        policy = self.policy
+        policy = self.policy_of(rule)
         if not policy.max_restarts or mem.failures <= policy.max_restarts:
             return False
         reason = f"{policy.max_restarts} restarts in a row {how}"
@@ -178,7 +203,7 @@ class Respawn:
 
     def settle(self, rule: Rule, mem: Memory, engine: EngineAPI, now: float) -> None:
         """Count how the last start ended, and set when the next one may happen."""
-        policy = self.policy
+        policy = self.policy_of(rule)
         mem.settled = True
         if engine.status[rule.name].planned:
             mem.failures = 0
@@ -188,7 +213,8 @@ class Respawn:
         # A run that ended unhealthy was stable only while its checks said healthy.
         ended = (mem.healthy_at or started) if mem.unhealthy else now
         lasted = ended - started
-        if mem.found and lasted >= policy.stable_after:
+        # A run that never got ready (no READY=1, a --start-timeout) was never stable.
+        if mem.found and mem.ready and lasted >= policy.stable_after:
             mem.failures = 0
         else:
             mem.failures += 1

@@ -28,6 +28,12 @@ from watchdog.api import EngineAPI
 from watchdog.config import Config
 from watchdog.logs import logger
 from watchdog.rules import Rule
+from watchdog.safefiles import (
+    Identity,
+    Untrusted,
+    remove_if_ours,
+    write_atomically,
+)
 from watchdog.statusview import default_status_file, live_watchdog, read, show_status
 from watchdog.view import rule_view
 
@@ -41,6 +47,7 @@ class StatusFile:
         self.path = path
         self.started = time.time()
         self._last: dict[str, Any] | None = None  # what the file holds, once written
+        self._written: Identity | None = None  # to remove only ours
         self._failing = False
         self.enabled = True
 
@@ -50,29 +57,17 @@ class StatusFile:
                    "rules": rules}
         if content == self._last:
             return
-        directory = os.path.dirname(self.path) or "."
-        tmp = None
         try:
-            os.makedirs(directory, mode=0o755, exist_ok=True)
-            import tempfile  # here: written after the first check, not before the services start
-
-            fd, tmp = tempfile.mkstemp(dir=directory, prefix=".status-")
-            with os.fdopen(fd, "w") as f:
-                json.dump(content, f, indent=1)
-            os.chmod(tmp, 0o644)  # health checks may run as another user
-            os.replace(tmp, self.path)
-        except OSError as exc:
+            # Only in a directory no other user can change, never through a symlink,
+            # its mode set on the open file (health checks may run as another user).
+            self._written = write_atomically(self.path, json.dumps(content, indent=1).encode())
+        except (OSError, Untrusted) as exc:
             # A full disk or a read-only moment passes: what was not written differs
             # from what was, so the next check tries again. Warn once per outage.
-            if tmp is not None:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
             if not self._failing:
                 self._failing = True
                 logger.warning("cannot write the status file %s: %s (trying again at the next check)",
-                               self.path, exc)
+                               self.path, getattr(exc, "strerror", None) or exc)
             return
         if self._failing:
             self._failing = False
@@ -80,11 +75,8 @@ class StatusFile:
         self._last = content
 
     def remove(self) -> None:
-        if self._last is not None:
-            try:
-                os.unlink(self.path)
-            except OSError:
-                pass
+        if self._written is not None:  # only ours: another watchdog may have taken the path since
+            remove_if_ours(self.path, self._written)
 
 
 class Status:
@@ -121,7 +113,10 @@ class Status:
 
     @hookimpl
     def watchdog_started(self, engine: EngineAPI) -> None:
-        owner = live_watchdog(read(self.path))
+        try:
+            owner = live_watchdog(read(self.path))
+        except Untrusted:
+            owner = None  # the first write says why it cannot write there
         if owner is not None and owner != os.getpid():
             logger.warning("the status file %s belongs to the watchdog with pid %d: not writing it "
                            "(give this one its own --status-file)", self.path, owner)

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +25,16 @@ T = TypeVar("T")
 # processes of that name, or a busy machine's.
 RUN_MARK = "WATCHDOG_TESTS_RUN"
 os.environ.setdefault(RUN_MARK, f"{os.getpid()}.{time.time_ns()}")
+# For a test whose watchdog looks at the whole host (--scope host): a name no other
+# run's watchdog takes for its own, nor this one for another run's.
+RUN_TAG = format(zlib.crc32(os.environ[RUN_MARK].encode()) % 36**4, "04x")[-4:]
+
+
+def unique(name: str) -> str:
+    """``name`` with this run's tag: at most 15 bytes, the kernel's whole process name."""
+    tagged = f"{name}-{RUN_TAG}"
+    assert len(tagged.encode()) <= 15, f"{tagged!r} is longer than a process name"
+    return tagged
 
 
 def of_this_run(proc: psutil.Process) -> bool:

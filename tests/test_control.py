@@ -171,11 +171,16 @@ def test_events_stream_state_changes_as_json_lines(running: tuple[Watchdog, Path
         [pid] = pids("wd-ctl-svc")
         os.kill(pid, signal.SIGKILL)
         states = []
+        exits = []
         while "running" not in states:
             line = json.loads(follower.stdout.readline())
+            if line["event"] == "exited":  # the service's end, with its last lines
+                exits.append(line)
+                continue
             assert line["rule"] == "wd-ctl-svc" and line["event"] == "changed"
             states.append(line["state"])
         assert states[0] in ("missing", "starting") and states[-1] == "running"
+        assert [(e["rule"], e["pid"], e["status"]) for e in exits] == [("wd-ctl-svc", pid, -9)]
     finally:
         follower.send_signal(signal.SIGINT)
         assert follower.wait(10) == 0

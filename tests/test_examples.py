@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from watchdog.cli import make_cli
+from watchdog.cli import DEFAULT_GRACE, make_cli
 from watchdog.manager import make_plugin_manager
 from watchdog.rules import make_rules
 
@@ -144,6 +144,11 @@ def watchdog_params(args: list[str]) -> dict[str, Any]:
         return ctx.params
 
 
+def longest_grace(values: tuple[str, ...]) -> float:
+    """The longest of ``--grace`` values, bare (every rule's) or ``NAME=SECONDS`` (one rule's)."""
+    return max((float(value.rpartition("=")[2]) for value in values), default=DEFAULT_GRACE)
+
+
 def seconds(duration: str) -> float:
     """A Compose duration such as ``10s``, ``1m30s`` or ``500ms``, in seconds."""
     units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001, "us": 1e-6}
@@ -193,7 +198,7 @@ def test_compose_checks_health_with_watchdog_status() -> None:
 
 def test_compose_waits_longer_than_the_watchdog_grace_before_killing() -> None:
     service = compose_service()
-    grace = watchdog_params(service["command"])["grace"]
+    grace = longest_grace(watchdog_params(service["command"])["grace"])
     assert seconds(service["stop_grace_period"]) > grace
 
 
@@ -245,7 +250,7 @@ def test_the_kubernetes_readme_keeps_the_exec_probe_as_the_alternative() -> None
 
 def test_the_pod_termination_grace_period_exceeds_the_watchdog_grace() -> None:
     pod = load_yaml(POD)
-    grace = watchdog_params(pod_container()["args"])["grace"]
+    grace = longest_grace(watchdog_params(pod_container()["args"])["grace"])
     assert pod["spec"]["terminationGracePeriodSeconds"] > grace
 
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 import psutil
-from helpers import PROGRAMS, Watchdog, pids, program, service, wait_for
+from helpers import PROGRAMS, Watchdog, pids, program, service, unique, wait_for
 
 Start = Callable[..., Watchdog]
 
@@ -213,11 +213,12 @@ def test_an_essential_daemon_ends_with_its_status_once_reaped(tmp_path: Path, wa
 
 def test_an_adopted_essential_service_ends_with_the_documented_status(tmp_path: Path,
                                                                        watchdog: Start) -> None:
-    stranger = subprocess.Popen([str(program(tmp_path, "ord-adopted")), "1000"])
+    name = unique("ord-adopt")  # the watchdog looks at every process on the host
+    stranger = subprocess.Popen([str(program(tmp_path, name)), "1000"])
     try:
-        wait_for(lambda: pids("ord-adopted"), 10, "the process to adopt")
-        wd = watchdog(f"{tmp_path / 'ord-adopted'} 1000", "--essential", "ord-adopted", "--scope", "host")
-        wd.wait_log(f"ord-adopted: running (pid {stranger.pid})")
+        wait_for(lambda: pids(name), 10, "the process to adopt")
+        wd = watchdog(f"{tmp_path / name} 1000", "--essential", name, "--scope", "host")
+        wd.wait_log(f"{name}: running (pid {stranger.pid})")
         stranger.kill()  # its status goes to its parent, not to the watchdog
         assert wd.proc.wait(20) == 6
         assert "cannot be known" in wd.log()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from helpers import CheckCounts, Watchdog, pids, program, service, wait_for
+from helpers import CheckCounts, Watchdog, pids, program, service, unique, wait_for
 
 Start = Callable[..., Watchdog]
 REDIS = shutil.which("redis-server", path="/usr/bin:/usr/sbin")
@@ -137,12 +137,13 @@ def test_a_stranger_of_the_same_name_is_neither_adopted_nor_stopped(
 
 
 def test_scope_host_looks_at_every_process(tmp_path: Path, watchdog: Start) -> None:
-    exe = program(tmp_path, "wd-hostwide")
+    name = unique("wd-host")  # the watchdog looks at every process on the host
+    exe = program(tmp_path, name)
     stranger = subprocess.Popen([str(exe), "1000"])
     try:
-        wait_for(lambda: pids("wd-hostwide") == {stranger.pid}, what="the stranger")
+        wait_for(lambda: pids(name) == {stranger.pid}, what="the stranger")
         wd = watchdog(f"{exe} 1000", "--scope", "host")
-        wd.wait_log(f"wd-hostwide: running (pid {stranger.pid})")
+        wd.wait_log(f"{name}: running (pid {stranger.pid})")
         assert "started" not in wd.log()
     finally:
         stranger.kill()
@@ -157,18 +158,19 @@ def test_another_users_process_of_the_services_name_is_not_adopted(
         tmp_path: Path, watchdog: Start) -> None:
     for directory in (tmp_path, tmp_path.parent):
         directory.chmod(0o711)  # nobody may run the program
-    exe = program(tmp_path, "wd-impostor")
+    name = unique("wd-imp")
+    exe = program(tmp_path, name)
     impostor = subprocess.Popen([*AS_NOBODY, str(exe), "1000"])
     try:
-        wait_for(lambda: pids("wd-impostor") == {impostor.pid}, what="nobody's process")
+        wait_for(lambda: pids(name) == {impostor.pid}, what="nobody's process")
         wd = watchdog(f"{exe} 1000", "--scope", "host")
-        log = wd.wait_log(f"pid {impostor.pid} is named 'wd-impostor' but runs as uid 65534")
+        log = wd.wait_log(f"pid {impostor.pid} is named '{name}' but runs as uid 65534")
         assert "not taken as the service" in log
-        wait_for(lambda: len(pids("wd-impostor")) == 2, what="root's own copy started")
-        [own] = pids("wd-impostor") - {impostor.pid}
-        wd.wait_log(f"wd-impostor: running (pid {own})")
+        wait_for(lambda: len(pids(name)) == 2, what="root's own copy started")
+        [own] = pids(name) - {impostor.pid}
+        wd.wait_log(f"{name}: running (pid {own})")
         os.kill(own, signal.SIGKILL)  # the real one dies: started again, the impostor untouched
-        wait_for(lambda: len(pids("wd-impostor") - {own}) == 2, what="root's copy restarted")
+        wait_for(lambda: len(pids(name) - {own}) == 2, what="root's copy restarted")
         assert wd.stop() == 0
         assert impostor.poll() is None
     finally:
@@ -182,17 +184,18 @@ def test_notify_messages_from_another_users_process_of_the_same_name_are_dropped
     for directory in (tmp_path, tmp_path.parent):
         directory.chmod(0o711)
     notifier = Path(__file__).parent / "programs" / "notifier.py"
-    db = tmp_path / "wd-nt-db"
-    db.write_text(f"#!/bin/sh\nexec {sys.executable} {notifier} --name wd-nt-db --ready-after 30\n")
+    name = unique("wd-ntdb")
+    db = tmp_path / name
+    db.write_text(f"#!/bin/sh\nexec {sys.executable} {notifier} --name {name} --ready-after 30\n")
     db.chmod(0o755)
-    web = program(tmp_path, "wd-nt-web")
+    web = program(tmp_path, unique("wd-ntweb"))
     wd = watchdog("--rule", f"db={db}", "--rule", f"web={web} 1000", "--notify", "db",
                   "--after", "web=db", "--scope", "host", "-v")
-    [real] = wait_for(lambda: pids("wd-nt-db"), what="the real db")
+    [real] = wait_for(lambda: pids(name), what="the real db")
     socket_path = wait_for(lambda: next((line.split("NOTIFY_SOCKET=")[1].split()[0]
                                          for line in wd.log().splitlines() if "NOTIFY_SOCKET=" in line),
                                         None), what="the notify socket")
-    impostor = subprocess.Popen([*AS_NOBODY, sys.executable, str(notifier), "--name", "wd-nt-db"],
+    impostor = subprocess.Popen([*AS_NOBODY, sys.executable, str(notifier), "--name", name],
                                 env={**os.environ, "NOTIFY_SOCKET": socket_path}, stdout=subprocess.PIPE)
     try:
         wd.wait_log(f"notify: dropped a datagram from pid {impostor.pid}: the sender is not one of "

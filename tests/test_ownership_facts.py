@@ -53,6 +53,13 @@ def test_workers_born_after_the_last_check_in_the_dead_masters_group_are_orphane
     assert ownership.orphaned_workers(RULE, elsewhere, table(*elsewhere)) == (0, [])
 
 
+def test_a_master_seen_before_its_setsid_leaves_workers_in_the_group_it_made_after() -> None:
+    ownership = seen(proc(200, WATCHDOG, 199))  # nginx's master, read between its fork and setsid
+    ownership.reaped(200, -9)
+    workers = [proc(201, WATCHDOG, 200), proc(202, WATCHDOG, 200)]
+    assert ownership.orphaned_workers(RULE, workers, table(*workers)) == (200, workers)
+
+
 def test_a_master_that_exited_0_after_forking_handed_over() -> None:
     ownership = seen(*BEFORE)
     ownership.reaped(200, 0)

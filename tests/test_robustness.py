@@ -18,7 +18,7 @@ from helpers import CheckCounts, Watchdog, pids, program, service, wait_for
 
 from watchdog import processes
 from watchdog.events import Waiter
-from watchdog.output import Prefixer
+from watchdog.output import Capture
 
 Start = Callable[..., Watchdog]
 TIMESTAMPED = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00 watchdog: ")
@@ -166,10 +166,10 @@ def test_prefix_relays_a_flood_without_newlines_in_pieces_and_stays_responsive(
 def test_prefix_forgets_the_relays_of_services_that_ended() -> None:
     waiter = Waiter()
     sink = io.BytesIO()
-    prefixer = Prefixer(waiter, ["echo"], sink, sink)  # type: ignore[arg-type]
+    prefixer = Capture(waiter, ["echo"], sink, sink, prefix=True)
     try:
         for i in range(5):  # each start makes two pipes; each ends when its service does
-            out, err, write_ends = prefixer.pipes("echo")
+            out, err, write_ends, _ = prefixer.pipes("echo")
             pid = processes.spawn(["echo", f"run {i}"], out, err)
             for fd in write_ends:
                 os.close(fd)
@@ -182,7 +182,7 @@ def test_prefix_forgets_the_relays_of_services_that_ended() -> None:
 
 def test_prefix_leaks_no_pipe_when_the_second_cannot_be_made() -> None:
     waiter = Waiter()
-    prefixer = Prefixer(waiter, ["echo"], io.BytesIO(), io.BytesIO())  # type: ignore[arg-type]
+    prefixer = Capture(waiter, ["echo"], io.BytesIO(), io.BytesIO(), prefix=True)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     fillers: list[int] = []
     try:
@@ -232,7 +232,7 @@ def test_a_status_file_that_cannot_be_written_for_a_while_is_written_once_it_can
 ) -> None:
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(run_dir)],
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs", str(run_dir)],
                              capture_output=True, text=True)
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
@@ -240,7 +240,8 @@ def test_a_status_file_that_cannot_be_written_for_a_while_is_written_once_it_can
         filler = fill(run_dir)
         status_file = run_dir / "status.json"
         exe = program(tmp_path, "wd-statused")
-        wd = watchdog(f"{exe} 1000", "--status-file", str(status_file), "--interval", "0.1")
+        wd = watchdog(f"{exe} 1000", "--status-file", str(status_file), "--interval", "0.1",
+                      "--no-control-socket")
         wd.wait_log("cannot write the status file")
         wd.wait_log("wd-statused: running")
         [pid] = wait_for(lambda: pids("wd-statused"))

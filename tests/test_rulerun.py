@@ -376,6 +376,18 @@ def test_ready_for_a_notify_rule_is_its_word_since_its_last_start() -> None:
     assert not run.ready
 
 
+def test_a_start_timeout_longer_than_stable_after_still_backs_off(log: Lines) -> None:
+    harness = Harness("/bin/sleep 1000", configure={"stable_after": 10.0})
+    rule = harness.rule("sleep")
+    rule.settings[READY_REPORTED] = True  # --notify, and it never says READY=1
+    rule.start_timeout = 30.0
+    harness.settle()
+    for _ in range(3):  # each run lasts its 30 s, past --stable-after, never ready
+        harness.turn(30.0)
+        harness.settle(turns=10, step=0.5)
+    assert "(3 failures in a row)" in log.text
+
+
 def test_a_start_timeout_fails_the_start_and_counts_as_a_failure() -> None:
     harness = Harness("/bin/sleep 1000")
     rule = harness.rule("sleep")

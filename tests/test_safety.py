@@ -132,8 +132,7 @@ def test_a_pidfile_in_a_directory_others_may_write_is_not_trusted(
     shared.chmod(0o1777)  # as /tmp: sticky, and anyone may put a file here first
     pidfile = shared / "svc.pid"
     svc = program(tmp_path, "wd-sharedpid")
-    wd = watchdog(f"sh -c 'echo $$ > {pidfile}; exec {svc} 1000'", "--rule", "x=true",
-                  "--pidfile", f"sh={pidfile}", "--scope", "host")
+    wd = watchdog(f"sh -c 'echo $$ > {pidfile}; exec {svc} 1000'", "--pidfile", f"sh={pidfile}")
     wd.wait_log(f"{pidfile} lies in {shared}, which others may write")
     assert "sh: running" not in wd.log()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
+from watchdog.output import Capture
 from watchdog.rules import Rule
 from watchdog.state import RuleStatus
 from watchdog.timers import Timer
@@ -25,6 +26,9 @@ class EngineAPI(Protocol):
     rules: Sequence[Rule]
     status: Mapping[str, RuleStatus]  # by rule name: state, pids, restarts, last exit...
     clock: Callable[[], float]  # monotonic seconds, the clock of call_at
+    # Services' output: ``output.lines(names, ...)`` reads what each rule keeps,
+    # ``output.followers`` are called with each chunk of whole lines read.
+    output: Capture
 
     def start(self, rule: Rule) -> int | None:
         """Run the rule's command now; its pid, or None when nothing was started.
@@ -35,7 +39,7 @@ class EngineAPI(Protocol):
         """
 
     def stop(self, rule: Rule, reason: str = "stop requested") -> None:
-        """The rule's stop signal to its processes (and SIGCONT), SIGKILL at ``--grace``.
+        """The rule's stop signal to its processes (and SIGCONT), SIGKILL at its ``--grace``.
 
         Targets: the process group of each command the watchdog started (for
         as long as it has members, the command itself gone or not) and the top
@@ -140,6 +144,9 @@ class EngineAPI(Protocol):
 
     def give_up(self, rule: Rule, reason: str, exit_code: int | None = None) -> None:
         """Stop acting on the rule; with ``exit_code``, stop everything and exit with it."""
+
+    def reopen_log_files(self) -> None:
+        """Close every ``--log-file``; each is opened again (created if gone) at its next line."""
 
     def describe(self, rule: Rule) -> str:
         """What the rule's matcher looks for, in words: ``"a process named 'sshd'"``."""

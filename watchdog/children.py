@@ -1,22 +1,24 @@
-"""The commands the engine started: spawning them (output relayed or inherited) and reaping."""
+"""The commands the engine started: spawning them with their output captured, and reaping.
+
+Every command gets pipes for stdout and stderr (``watchdog.output``): this is
+the one place where a start is given them.
+"""
 
 from __future__ import annotations
 
 import os
-import sys
 
 from watchdog import processes
-from watchdog.events import Waiter
-from watchdog.output import Prefixer
+from watchdog.output import SETTINGS_KEY, Capture
 from watchdog.rules import Rule
 
 
 class Children:
     """Every child we started and have not reaped yet, with its rule."""
 
-    def __init__(self, waiter: Waiter, names: list[str], prefix: bool) -> None:
+    def __init__(self, capture: Capture) -> None:
         self._rules: dict[int, Rule] = {}
-        self.prefixer = Prefixer(waiter, names, sys.stdout.buffer, sys.stderr.buffer) if prefix else None
+        self.capture = capture
 
     def __bool__(self) -> bool:
         return bool(self._rules)
@@ -26,16 +28,13 @@ class Children:
 
     def spawn(self, rule: Rule) -> int:
         """Start ``rule``'s command; raises OSError when it cannot be executed."""
-        write_ends: list[int] = []
+        stdout, stderr, write_ends, run = self.capture.pipes(rule.name, rule.settings.get(SETTINGS_KEY))
         try:
-            if self.prefixer is not None:
-                stdout, stderr, write_ends = self.prefixer.pipes(rule.name)
-                pid = processes.spawn(rule.argv, stdout, stderr, rule.env)
-            else:
-                pid = processes.spawn(rule.argv, env=rule.env)
+            pid = processes.spawn(rule.argv, stdout, stderr, rule.env, rule.launch)
         finally:
             for fd in write_ends:  # the child holds them now; EOF comes when it is done
                 os.close(fd)
+        self.capture.started(rule.name, run, pid)
         self._rules[pid] = rule
         return pid
 
@@ -44,5 +43,4 @@ class Children:
         return [(pid, self._rules.pop(pid, None), code) for pid, code in processes.reap()]
 
     def drain_output(self) -> None:
-        if self.prefixer is not None:
-            self.prefixer.drain()
+        self.capture.drain()

@@ -12,29 +12,42 @@ from typing import Any, NoReturn, cast
 
 import click
 
-from watchdog import __version__, helpsections, ordering, ownership, runpolicy
+from watchdog import (
+    __version__,
+    helpsections,
+    launch,
+    logoptions,
+    ordering,
+    ownership,
+    printconfig,
+    runpolicy,
+)
 from watchdog.ambiguity import check_distinguishable
 from watchdog.config import Config
 from watchdog.configfile import (
     ConfigFile,
     check_options,
     collect_rules,
+    drop_unknown,
     is_per_rule,
     locate,
     merge_per_rule,
     read_config_file,
+    takes_default,
 )
 from watchdog.engine import Engine
 from watchdog.events import pidfd_supported
 from watchdog.exits import EXIT_NOT_RUNNING, EXIT_OK
 from watchdog.helpsections import format_sections
 from watchdog.hooks import SafeHooks
-from watchdog.logs import one_line, setup_logging
+from watchdog.logfiles import LogFiles
+from watchdog.logs import logger, one_line, setup_logging
 from watchdog.manager import PluginManager, describe_plugins, make_plugin_manager
 from watchdog.matchers import Matchers
 from watchdog.oneline import exit_status
-from watchdog.params import EnvList, Seconds, split_env_values
+from watchdog.params import DefaultOrPerRule, EnvList, Seconds, split_env_values
 from watchdog.rules import make_rules, parse_forwarded, parse_signal
+from watchdog.writer import outputs
 
 HELP = """Start each COMMAND and keep it running.
 
@@ -61,6 +74,7 @@ internal error (the services were stopped first).
 ENVVAR_PREFIX = "WATCHDOG"
 DEFAULT_INTERVAL = 60.0  # every exit wakes the loop; the scan is a backstop
 FALLBACK_INTERVAL = 5.0  # without pidfds, the scan is how adopted daemons' deaths are seen
+DEFAULT_GRACE = 8.0
 LOG_LEVELS = {-2: logging.ERROR, -1: logging.WARNING, 0: logging.INFO, 1: logging.DEBUG}
 
 
@@ -81,6 +95,7 @@ class WatchdogCommand(click.Command):
 
         code = exit_status(lambda: super(WatchdogCommand, self).main(
             args, prog_name, standalone_mode=False, **extra), "watchdog", aborted)
+        outputs().flush(1.0)  # our last lines, if the reader takes them soon
         if standalone_mode:
             sys.exit(code or 0)
         return code
@@ -113,15 +128,18 @@ def core_options(strategies: Sequence[str], default_strategy: str) -> list[click
         click.Option(["--prefix"], is_flag=True,
                      help="Prefix each line a service writes with its rule name."),
         click.Option(
-            ["--grace"], type=Seconds(), default=8.0, show_default=True,
-            metavar="SECONDS", help="On stop, wait this long before SIGKILL (Docker waits 10).",
+            ["--grace"], multiple=True, metavar="[NAME=]SECONDS", type=DefaultOrPerRule(Seconds()),
+            help="On stop, wait this long before SIGKILL (Docker waits 10); NAME=SECONDS for "
+                 f"one rule, e.g. db=30. [default: {DEFAULT_GRACE:g}]",
         ),
         click.Option(
             ["--stop-signal"], multiple=True, metavar="NAME=SIGNAL",
             help="Signal that stops rule NAME (default TERM), e.g. nginx=QUIT.",
         ),
         *ordering.options(),
+        *launch.options(),
         *runpolicy.options(),
+        *logoptions.options(),
         click.Option(
             ["--forward-signals"], multiple=True, metavar="NAME=SIGNALS",
             help="Which of HUP, USR1, USR2, WINCH the watchdog passes on to rule NAME when it "
@@ -149,7 +167,13 @@ def core_options(strategies: Sequence[str], default_strategy: str) -> list[click
         ),
         click.Option(
             ["--config"], metavar="FILE",
-            help="Read options and rules from a TOML file; flags override it.",
+            help="Read options and rules from a TOML file, or from a supervisord configuration "
+                 "(told apart by its sections); flags override it.",
+        ),
+        click.Option(
+            ["--print-config"], is_flag=True,
+            help="Print the resolved options and rules as TOML for --config, with where each "
+                 "value came from, and exit.",
         ),
         click.Option(
             ["--log-format"], type=click.Choice(["text", "json"]), default="text",
@@ -206,18 +230,23 @@ class Setup:
             if isinstance(param, click.Option) and param.allow_from_autoenv:
                 param.show_envvar = True
                 if param.multiple and type(param.type) is click.types.StringParamType and param.name:
-                    param.type = EnvList(f"{ENVVAR_PREFIX}_{param.name.upper()}", is_per_rule(param))
+                    assignments = is_per_rule(param) and not takes_default(param)
+                    param.type = EnvList(f"{ENVVAR_PREFIX}_{param.name.upper()}", assignments)
         self.file_defaults: dict[str, Any] = {}
         self.file_rules: list[str] = []
         if config_file is not None:
+            drop_unknown(config_file, self.params)
             self.file_defaults = check_options(config_file, self.params)
             self.file_rules = collect_rules(config_file, self.params)
 
     def configure(self, options: dict[str, Any], reread: Callable[[], Config] | None = None) -> Config:
         """Rules from the parsed flags, each given its matcher and its plugins' settings."""
         config_file = self.config_file
-        rules = make_rules(options["commands"], options["rule"], shell=options["shell"],
-                           from_file=self.file_rules)
+        try:
+            rules = make_rules(options["commands"], options["rule"], shell=options["shell"],
+                               from_file=self.file_rules)
+        except click.UsageError as exc:
+            raise self.located(exc) from None
         if config_file is not None:
             for name, values in config_file.per_rule.items():
                 options[name] = merge_per_rule(options[name], values)
@@ -227,8 +256,14 @@ class Setup:
                 rule.stop_signal = parse_signal(f"--stop-signal {rule.name}", text)
             for rule, text in config.per_rule("--forward-signals", options["forward_signals"]):
                 rule.forward_signals = parse_forwarded(f"--forward-signals {rule.name}", text)
+            # The bare --grace stays an option (a change takes a restart); NAME=SECONDS goes on the rule.
+            options["grace"], graces = config.parse_with_default("--grace", Seconds(), DEFAULT_GRACE)
+            for rule, grace in graces:
+                rule.grace = grace
             ordering.configure(config)
+            launch.configure(config)
             runpolicy.configure(config)
+            logoptions.configure(config)
             self.matchers.configure(config, options["match"])
             self.pm.hook.watchdog_configure(config=config)
         except click.UsageError as exc:
@@ -238,6 +273,16 @@ class Setup:
             raise click.UsageError(f"{where}: {exc.message}") from None
         check_distinguishable(rules, self.matchers)
         return config
+
+
+    def located(self, exc: click.UsageError) -> click.UsageError:
+        """A bad command of the file's, with the file and line it came from."""
+        if self.config_file is not None:
+            for value in self.file_rules:
+                name, _, command = value.partition("=")
+                if repr(command) in exc.message:
+                    return click.UsageError(f"{self.config_file.where('command', name)}: {exc.message}")
+        return exc
 
 
 def make_cli(pm: PluginManager, config_file: ConfigFile | None = None,
@@ -256,8 +301,15 @@ def make_cli(pm: PluginManager, config_file: ConfigFile | None = None,
             raise click.UsageError("--once and --check exclude each other")
         verbosity = options["verbose"] - options["quiet"]
         setup_logging(options["log_format"], LOG_LEVELS[max(-2, min(1, verbosity))])
+        if config_file is not None:
+            for level, message in config_file.notes:
+                logger.log(level, "%s", message, extra={"event": "config"})
         if options["list_plugins"]:
             click.echo(describe_plugins(pm, options["disable"]))
+            return EXIT_OK
+        if options["print_config"]:
+            click.echo(printconfig.render(click.get_current_context(), setup.params, options,
+                                          config_file, setup.file_rules), nl=False)
             return EXIT_OK
         mode_status = pm.hook.watchdog_main(options=options)
         if mode_status is not None:
@@ -268,7 +320,8 @@ def make_cli(pm: PluginManager, config_file: ConfigFile | None = None,
         interval = options["interval"] or (DEFAULT_INTERVAL if use_pidfd else FALLBACK_INTERVAL)
         engine = Engine(
             rules, SafeHooks(pm), setup.matchers, interval=interval, grace=options["grace"],
-            use_pidfd=use_pidfd, prefix=options["prefix"],
+            use_pidfd=use_pidfd, prefix=options["prefix"], timestamps=options["timestamps"],
+            log_files=LogFiles(),
             init_tasks=ordering.init_tasks(options["init"], options["shell"]),
             scope=ownership.scope_root(options["scope"], options["once"] or options["check"]),
         )

@@ -47,3 +47,27 @@ class Config:
             seen[name] = rest
             pairs.append((by_name[name], rest))
         return pairs
+
+    def with_default(self, flag: str, values: Iterable[str]) -> tuple[str | None, list[tuple[Rule, str]]]:
+        """Values of a flag that takes ``VALUE``, the default for every rule, or ``NAME=VALUE``,
+        one rule's: the last bare value (None without one), and the per-rule pairs."""
+        values = list(values)
+        bare = [value for value in values if "=" not in value]
+        pairs = self.per_rule(flag, [value for value in values if "=" in value])
+        return (bare[-1] if bare else None), pairs
+
+    def parse_with_default(self, flag: str, param_type: click.ParamType[Any], default: Any
+                           ) -> tuple[Any, list[tuple[Rule, Any]]]:
+        """``with_default`` of option ``flag``'s values, each converted by ``param_type``;
+        ``default`` when no bare value is given. Bad values are usage errors naming the flag."""
+        bare, pairs = self.with_default(flag, self.options.get(flag.lstrip("-").replace("-", "_"), ()))
+
+        def convert(text: str, rule: Rule | None = None) -> Any:
+            try:
+                return param_type.convert(text.strip(), None, None)
+            except click.BadParameter as exc:
+                where = f" (rule {rule.name})" if rule is not None else ""
+                raise click.UsageError(f"Invalid value for '{flag}'{where}: {exc.message}") from None
+
+        value = default if bare is None else convert(bare)
+        return value, [(rule, convert(text, rule)) for rule, text in pairs]

@@ -1,28 +1,31 @@
 """``watchdogctl``: control a running watchdog through its control socket.
 
 Every command is one HTTP request to the socket (``events`` and ``wait``
-read a stream of state changes). Errors are one line on stderr. A plain
-``watchdogctl status`` is answered by ``watchdog.execprobe`` before this module
-is imported; this one answers it when the probe leaves it here.
+read a stream of state changes). Errors are one line on stderr.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import socket
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from typing import Any, NoReturn
 from urllib.parse import urlencode
 
 import click
 
 from watchdog import __version__, view
-from watchdog.execprobe import CTL_TIMEOUT, EXIT_BAD_ANSWER, connect, default_socket
-from watchdog.oneline import exit_status
+from watchdog.execprobe import default_socket
+from watchdog.logs import one_line
+from watchdog.oneline import exit_status, printable
 from watchdog.params import Seconds
+from watchdog.safefiles import owner_words, trusted_uid
 from watchdog.state import RunState
+from watchdog.unixhttp import PEERCRED
 
 EXIT_OK = 0
 EXIT_NOT_RUNNING = 1  # status: a rule is not fine (watchdog.view); wait: timed out; signal: no process got it
@@ -31,7 +34,7 @@ EXIT_NO_WATCHDOG = 3  # no control socket, or no one serves it (as ``watchdog --
 EXIT_UNKNOWN_RULE = 4
 EXIT_REFUSED = 5  # not permitted: only root and the watchdog's own user
 EXIT_REJECTED = 6  # reload: the configuration has an error (nothing changed), or one is under way
-# EXIT_BAD_ANSWER (7): the watchdog did not answer in time, or not as expected (watchdog.execprobe)
+EXIT_BAD_ANSWER = 7  # the watchdog did not answer in time, or not as expected
 
 EXIT_HELP = """\b
 Exit status:
@@ -46,7 +49,7 @@ Exit status:
 """
 
 STATES = ("ready", "healthy", *(state.value for state in RunState))
-TIMEOUT = CTL_TIMEOUT
+TIMEOUT = 30.0
 
 
 class CtlError(Exception):
@@ -64,15 +67,31 @@ class UnixConnection(http.client.HTTPConnection):
         self.socket_path = path
 
     def connect(self) -> None:
-        self.sock = connect(self.socket_path, self.timeout)  # as the lean status path connects
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self.socket_path)
+            _, uid, _ = PEERCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                                         PEERCRED.size))
+        except OSError:
+            sock.close()
+            raise
+        # Whoever serves the socket answers for the watchdog: a socket another user put
+        # where ours should be would have us print its lies (and run our reload).
+        if not trusted_uid(uid):
+            sock.close()
+            raise CtlError(EXIT_NO_WATCHDOG, f"not trusting {self.socket_path}: it is served by "
+                                             f"{owner_words(uid)}")
+        self.sock = sock
 
 
 class Client:
     """Requests to one control socket, their failures turned into exit statuses."""
 
-    def __init__(self, path: str, timeout: float = TIMEOUT) -> None:
+    def __init__(self, path: str, timeout: float = TIMEOUT, timeout_given: bool = True) -> None:
         self.path = path
         self.timeout = timeout
+        self.timeout_given = timeout_given  # --timeout on the command line, not its default
 
     def open(self, method: str, url: str, body: Any = None,
              timeout: float | None = TIMEOUT) -> tuple[UnixConnection, http.client.HTTPResponse]:
@@ -95,8 +114,9 @@ class Client:
             self.fail(response)
         return connection, response
 
-    def call(self, method: str, url: str, body: Any = None) -> Any:
-        connection, response = self.open(method, url, body, self.timeout)
+    def call(self, method: str, url: str, body: Any = None, *, wait_forever: bool = False) -> Any:
+        """The JSON answer, within ``self.timeout`` unless ``wait_forever``."""
+        connection, response = self.open(method, url, body, None if wait_forever else self.timeout)
         try:
             return decode(response.read())
         except (OSError, http.client.HTTPException) as exc:
@@ -168,7 +188,7 @@ def wait_for_states(client: Client, names: Sequence[str], state: str, timeout: f
     try:
         for event in stream:
             name = event.get("rule")
-            if name not in pending:
+            if name not in pending or "state" not in event:  # an ``exited`` event: no state of its own
                 continue
             if event.get("event") == "removed":
                 raise CtlError(EXIT_UNKNOWN_RULE, f"{name}: removed while waiting")
@@ -207,7 +227,7 @@ class CtlGroup(click.Group):
             code = exit_status(lambda: super(CtlGroup, self).main(
                 args, prog_name, standalone_mode=False, **extra), "watchdogctl", lambda: EXIT_OK)
         except CtlError as exc:
-            click.echo(f"watchdogctl: {exc.message}", err=True)
+            click.echo(f"watchdogctl: {one_line(exc.message)}", err=True)
             code = exc.code
         except BrokenPipeError:  # ``watchdogctl events | head``
             sys.stderr.close()
@@ -228,8 +248,9 @@ class CtlGroup(click.Group):
 @click.version_option(__version__, prog_name="watchdogctl", message="%(prog)s %(version)s")
 @click.pass_context
 def cli(ctx: click.Context, socket_path: str | None, request_timeout: float) -> None:
-    """Control a running watchdog: status, start, stop, restart, signal, reload, events, wait."""
-    ctx.obj = Client(socket_path or default_socket(), request_timeout)
+    """Control a running watchdog: status, start, stop, restart, signal, reload, events, logs, wait."""
+    given = ctx.get_parameter_source("request_timeout") is not click.core.ParameterSource.DEFAULT
+    ctx.obj = Client(socket_path or default_socket(), request_timeout, given)
 
 
 names_argument = click.argument("names", nargs=-1, required=True, metavar="NAME...")
@@ -245,18 +266,26 @@ def status(client: Client, names: tuple[str, ...], as_json: bool) -> int:
     """Each rule's state, as `watchdog --status` shows it, with its exit status (1: one is not fine)."""
     query = urlencode([("rule", name) for name in names])
     content = client.call("GET", "/v1/status" + (f"?{query}" if query else ""))
-    rules = content.get("rules", [])
+    rules = printable(content.get("rules", []))  # what services said, without terminal escapes
     click.echo(json.dumps(content, indent=1) if as_json else view.format_table(rules))
+    if names and not as_json:
+        for rule in rules:
+            if rule.get("last_output"):
+                click.echo(f"\n{rule.get('name')}: the last lines of its last run")
+                for entry in rule["last_output"]:
+                    click.echo(format_line({**entry, "rule": rule.get("name")}, True))
     return view.exit_status(rules)
 
 
 def act(client: Client, verb: str, names: Sequence[str], wait_timeout: float | None) -> int:
     answer = client.call("POST", f"/v1/{verb}", {"rules": list(names)})
-    for result in answer.get("results", []):
+    results = answer.get("results", [])
+    for result in results:
         pid = f" (pid {result['pid']})" if result.get("pid") else ""
-        click.echo(f"{result.get('rule')}: {result.get('result')}{pid}")
-    if wait_timeout is not None:
-        wait_for_states(client, names, "stopped" if verb == "stop" else "ready", wait_timeout)
+        click.echo(one_line(f"{result.get('rule')}: {result.get('result')}{pid}"))
+    if wait_timeout is not None:  # GROUP:* and all: the rules they stood for
+        rules = [str(result.get("rule")) for result in results]
+        wait_for_states(client, rules, "stopped" if verb == "stop" else "ready", wait_timeout)
     return EXIT_OK
 
 
@@ -265,7 +294,10 @@ def act(client: Client, verb: str, names: Sequence[str], wait_timeout: float | N
 @wait_option
 @click.pass_obj
 def start(client: Client, names: tuple[str, ...], wait_timeout: float | None) -> int:
-    """Start rules that are stopped (or missing); running ones are left alone."""
+    """Start rules that are stopped (or missing); running ones are left alone.
+
+    NAME is a rule, GROUP:* every rule of a group, GROUP:NAME one of them, or all.
+    """
     return act(client, "start", names, wait_timeout)
 
 
@@ -274,7 +306,10 @@ def start(client: Client, names: tuple[str, ...], wait_timeout: float | None) ->
 @wait_option
 @click.pass_obj
 def stop(client: Client, names: tuple[str, ...], wait_timeout: float | None) -> int:
-    """Stop rules (stop signal, grace, KILL); they stay stopped until started."""
+    """Stop rules (stop signal, grace, KILL); they stay stopped until started.
+
+    NAME is a rule, GROUP:* every rule of a group, GROUP:NAME one of them, or all.
+    """
     return act(client, "stop", names, wait_timeout)
 
 
@@ -283,8 +318,34 @@ def stop(client: Client, names: tuple[str, ...], wait_timeout: float | None) -> 
 @wait_option
 @click.pass_obj
 def restart(client: Client, names: tuple[str, ...], wait_timeout: float | None) -> int:
-    """Stop rules like stop, then start them again: never two copies at once."""
+    """Stop rules like stop, then start them again: never two copies at once.
+
+    NAME is a rule, GROUP:* every rule of a group, GROUP:NAME one of them, or all.
+    """
     return act(client, "restart", names, wait_timeout)
+
+
+@cli.command()
+@click.argument("names", nargs=-1, metavar="[NAME...]")
+@click.pass_obj
+def pid(client: Client, names: tuple[str, ...]) -> int:
+    """The watchdog's pid; with NAME (or GROUP:*, all), each rule's pids, as supervisorctl pid.
+
+    Exit 1 when a rule named has no process.
+    """
+    query = urlencode([("rule", name) for name in names])
+    content = client.call("GET", "/v1/status" + (f"?{query}" if query else ""))
+    if not names:
+        click.echo(content.get("pid"))
+        return EXIT_OK
+    code = EXIT_OK
+    for rule in content.get("rules", []):
+        pids = rule.get("pids") or []
+        if not pids:
+            code = EXIT_NOT_RUNNING
+        shown = ",".join(str(number) for number in pids) or "0"
+        click.echo(f"{rule.get('name')} {shown}" if len(content.get("rules", [])) > 1 else shown)
+    return code
 
 
 @cli.command("signal")
@@ -296,9 +357,9 @@ def send_signal(client: Client, name: str, signal_name: str) -> int:
     answer = client.call("POST", "/v1/signal", {"rule": name, "signal": signal_name})
     count = int(answer.get("processes", 0))
     if not count:
-        click.echo(f"watchdogctl: {name}: no process to send {answer.get('signal')} to", err=True)
+        click.echo(one_line(f"watchdogctl: {name}: no process to send {answer.get('signal')} to"), err=True)
         return EXIT_NOT_RUNNING
-    click.echo(f"{name}: sent {answer.get('signal')} to {count} process{'es' if count > 1 else ''}")
+    click.echo(one_line(f"{name}: sent {answer.get('signal')} to {count} process{'es' if count > 1 else ''}"))
     return EXIT_OK
 
 
@@ -309,14 +370,15 @@ def reload(client: Client) -> int:
 
     New rules start, removed ones stop, changed ones restart; the others are
     not touched. A configuration with an error changes nothing (exit 6).
+    Waits for the answer however long the reload takes, unless --timeout.
     """
-    answer = client.call("POST", "/v1/reload")
+    answer = client.call("POST", "/v1/reload", wait_forever=not client.timeout_given)
     for what in ("added", "removed", "changed", "unchanged"):
         if answer.get(what):
-            click.echo(f"{what}: {', '.join(answer[what])}")
+            click.echo(one_line(f"{what}: {', '.join(map(str, answer[what]))}"))
     if answer.get("not_applied"):
-        click.echo("watchdogctl: not applied until the watchdog restarts: "
-                   + ", ".join(answer["not_applied"]), err=True)
+        click.echo(one_line("watchdogctl: not applied until the watchdog restarts: "
+                            + ", ".join(map(str, answer["not_applied"]))), err=True)
     return EXIT_OK
 
 
@@ -331,6 +393,77 @@ def events(client: Client, names: tuple[str, ...]) -> int:
     for event in client.events(names):
         click.echo(json.dumps(event))
         sys.stdout.flush()
+    return EXIT_OK
+
+
+def parse_since(text: str, now: float) -> float:
+    """``--since``: ``90s``, ``10m``, ``2h``, ``1d`` ago, an RFC 3339 time, or a Unix time."""
+    spelled = text.strip()
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if spelled[-1:].lower() in units:
+        try:
+            return now - float(spelled[:-1]) * units[spelled[-1].lower()]
+        except ValueError:
+            pass
+    try:
+        return float(spelled)
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(spelled.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: give 10m, 2h, 1d, an RFC 3339 time or a Unix time",
+                                 param_hint="--since") from None
+    if when.tzinfo is None:
+        when = when.astimezone()  # local time, as date(1) shows it
+    return when.timestamp()
+
+
+def format_line(entry: dict[str, Any], timestamps: bool) -> str:
+    """``web stderr | the line``, control characters escaped (a service's line may hold any)."""
+    stamp = ""
+    if timestamps:
+        stamp = datetime.fromtimestamp(float(entry.get("time", 0)), UTC).isoformat(
+            timespec="milliseconds") + " "
+    return one_line(f"{stamp}{entry.get('rule')} {entry.get('stream')} | {entry.get('line', '')}")
+
+
+@cli.command()
+@click.argument("names", nargs=-1, metavar="[NAME...]")
+@click.option("-n", "--lines", "count", type=int, default=30, show_default=True, metavar="N",
+              help="How many of the last lines kept to show first (-1: all).")
+@click.option("-f", "--follow", is_flag=True, help="Then print each new line as it is written.")
+@click.option("--since", metavar="TIME", help="Only lines written since TIME: 10m, 2h, 1d, an RFC 3339 "
+                                              "time, or a Unix time.")
+@click.option("--stdout", "stream", flag_value="stdout", help="Only the services' stdout.")
+@click.option("--stderr", "stream", flag_value="stderr", help="Only the services' stderr.")
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object per line: time, rule, stream, run, pid, line.")
+@click.option("-t", "--timestamps", is_flag=True, help="Show when each line was read.")
+@click.pass_obj
+def logs(client: Client, names: tuple[str, ...], count: int, follow: bool, since: str | None,
+         stream: str | None, as_json: bool, timestamps: bool) -> int:
+    """What the services wrote (kept in the watchdog's memory), several rules interleaved.
+
+    Each line says its rule and stream; -f follows until interrupted.
+    """
+    query: list[tuple[str, str]] = [("rule", name) for name in names]
+    query.append(("n", str(count)))
+    if since is not None:
+        query.append(("since", repr(parse_since(since, time.time()))))
+    if stream is not None:
+        query.append(("stream", stream))
+    if follow:
+        query.append(("follow", "1"))
+    connection, response = client.open("GET", "/v1/logs?" + urlencode(query),
+                                       timeout=None if follow else client.timeout)
+    try:
+        for entry in EventStream(connection, response):
+            click.echo(json.dumps(entry) if as_json else format_line(entry, timestamps))
+            if follow:
+                sys.stdout.flush()
+    finally:
+        connection.close()
     return EXIT_OK
 
 

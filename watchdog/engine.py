@@ -23,9 +23,12 @@ from watchdog.background import Background
 from watchdog.children import Children
 from watchdog.events import Waiter
 from watchdog.exits import EXIT_INTERNAL_ERROR, EXIT_NOT_RUNNING, EXIT_OK
-from watchdog.hooks import call_contained, log_failure
+from watchdog.hooks import call_contained, calls, log_failure
+from watchdog.logfiles import LogFiles
+from watchdog.logoptions import default_settings
 from watchdog.logs import logger
 from watchdog.matchers import Matchers
+from watchdog.output import Capture, LogLine
 from watchdog.ownership import Ownership
 from watchdog.rulerun import Transitions, after_end, decide, how_it_ended
 from watchdog.rules import ALWAYS, FORWARDABLE_SIGNALS, NO, Rule
@@ -48,6 +51,7 @@ from watchdog.stopping import RuleStop, Signaller, Targets, top_processes
 from watchdog.tasks import InitTasks
 from watchdog.timers import Timer, Timers
 from watchdog.tracker import Tracker
+from watchdog.writer import outputs
 
 if TYPE_CHECKING:  # concurrent.futures is imported once background work is
     from concurrent.futures import Future
@@ -65,6 +69,13 @@ FIRST_RECHECK = 0.05
 SETTLE_AFTER_START = 1.0
 
 
+def initial_status(rule: Rule) -> RuleStatus:
+    """Where a rule starts: missing (so it is started), or stopped until asked (``--autostart``)."""
+    if rule.autostart:
+        return RuleStatus()
+    return RuleStatus(state=STOPPED, reason="autostart=false: starts when asked (watchdogctl start)")
+
+
 class Engine:
     """Keeps every rule's service alive until a stop signal or a give-up."""
 
@@ -78,6 +89,8 @@ class Engine:
         grace: float = 8.0,
         use_pidfd: bool = True,
         prefix: bool = False,
+        timestamps: bool = False,
+        log_files: LogFiles | None = None,
         clock: Callable[[], float] = time.monotonic,
         init_tasks: Sequence[Rule] = (),
         scope: int | None = None,
@@ -94,13 +107,23 @@ class Engine:
         self.snapshots = Tracker(backstop=interval, scope=scope)
         self.ownership = Ownership()
         self.take_snapshot = self.snapshots.take
-        self.status = {rule.name: RuleStatus() for rule in rules}
+        self.status = {rule.name: initial_status(rule) for rule in rules}
         # Every change of a rule's run state goes through here (watchdog.rulerun).
         self.transitions = Transitions(hooks, self._wake)
         self.move = self.transitions.move
         self.waiter = Waiter(use_pidfd)
         self.init_tasks = init_tasks
-        self.children = Children(self.waiter, [rule.name for rule in [*rules, *init_tasks]], prefix)
+        # Services' output: relayed to our stdout and stderr, kept per rule, written to files.
+        self.writers = outputs().both()
+        self.output = Capture(self.waiter, [rule.name for rule in [*rules, *init_tasks]], *self.writers,
+                              prefix=prefix, timestamps=timestamps, default=default_settings())
+        self.log_files = log_files
+        if log_files is not None:
+            self.output.files = log_files.write
+            self.output.files_busy = log_files.busy
+            log_files.wake = self.waiter.wake
+        self.output.on_ready = self._ready_from_output
+        self.children = Children(self.output)
         self.signaller = Signaller(self.waiter)
         self.timers = Timers()
         self.background = Background(self.waiter.wake)
@@ -262,11 +285,21 @@ class Engine:
             self._stop_reason = f"giving up on {rule.name}"
             self._check_soon = True  # called from a timer or background callback: the loop must wake
 
+    def reopen_log_files(self) -> None:
+        """Close every ``--log-file``; each is opened again (created if gone) at its next line."""
+        if self.log_files is not None:
+            self.log_files.reopen()
+
+    def grace_of(self, rule: Rule) -> float:
+        """How long ``rule``'s processes get between the stop signal and SIGKILL."""
+        return self.grace if rule.grace is None else rule.grace
+
     def describe(self, rule: Rule) -> str:
         """What ``rule``'s matcher looks for, in words."""
         try:
-            return self.matchers.describe(rule)
-        except Exception as exc:
+            described: str = calls.run(f"matcher {rule.strategy}", "describe", self.matchers.describe, rule)
+            return described
+        except BaseException as exc:
             log_failure(f"matcher {rule.strategy}", "describe", exc)
             return f"a match for {rule.name!r}"
 
@@ -283,7 +316,7 @@ class Engine:
         if rule.name in self.status:
             raise ValueError(f"a rule named {rule.name!r} exists already")
         self.rules.append(rule)
-        self.status[rule.name] = RuleStatus()
+        self.status[rule.name] = initial_status(rule)
         logger.info("added %r", rule.command, extra={"rule": rule.name, "event": "added"})
         self.hooks.watchdog_rule_added(rule=rule, engine=self)
         self._check_soon = True
@@ -307,6 +340,7 @@ class Engine:
         del self._removing[rule.name]
         status = self.status.pop(rule.name)
         self.rules.remove(rule)
+        self.output.forget(rule.name)
         for pid in status.pids:
             self.waiter.unwatch(pid)
         self.ownership.forget(rule)  # a rule added under its name starts afresh
@@ -331,32 +365,37 @@ class Engine:
         every rule matches, 1 otherwise, leaving the services running.
 
         An unexpected error in the engine itself is logged, every service is
-        stopped the usual way, and the status is ``EXIT_INTERNAL_ERROR``.
+        stopped the usual way, and the status is ``EXIT_INTERNAL_ERROR``. That
+        includes a SystemExit or KeyboardInterrupt that got this far: plugins'
+        are contained before, and the watchdog's own exit is a return.
         """
         self._once = once
         caught = (*STOP_SIGNALS, *FORWARDABLE_SIGNALS, signal.SIGCHLD)
-        with self.waiter.signals_caught(caught):
+        with self.waiter.signals_caught(caught), calls.watching():
             try:
                 return self._loop(once)
-            except Exception as exc:
+            except BaseException as exc:
                 logger.critical("internal error: %s: %s; stopping every service",
                                 type(exc).__name__, exc, exc_info=exc, extra={"event": "internal-error"})
                 self.exit_code = EXIT_INTERNAL_ERROR
                 try:
                     return self._stop("internal error")
-                except Exception:
+                except BaseException:
                     Shutdown(self).kill_known()
                     return EXIT_INTERNAL_ERROR
 
     # --- the loop -------------------------------------------------------------
 
     def _loop(self, once: bool) -> int:
+        for writer in self.writers:  # our own lines: sent when the reader takes them
+            writer.attach(self.waiter.add_writer, self.waiter.remove_reader, self.waiter.wake)
         self._announce()
         init_failed = InitTasks(
             self.init_tasks, self.children, self.waiter, grace=self.grace, clock=self.clock,
             stop_signals=STOP_SIGNALS, forwarded_signals=FORWARDABLE_SIGNALS,
         ).run()
         if init_failed is not None:
+            self.close_output()
             self.waiter.close()
             return init_failed
         self.hooks.watchdog_started(engine=self)
@@ -401,6 +440,9 @@ class Engine:
             if timer_due is not None:
                 wake_at = min(wake_at, timer_due)
             exited = self.waiter.wait(0 if self._check_soon else wake_at - self.clock())
+            for writer in self.writers:  # lines other threads logged meanwhile
+                writer.poll()
+            self.output.resume()  # pipes left unread while their log files had too much to write
             reaped = self.reap()
             for signum in self.waiter.take_signals():
                 if signum in STOP_SIGNALS:
@@ -438,14 +480,16 @@ class Engine:
                 status.recheck_after = FIRST_RECHECK
             status.pids = tuple(p for p in status.pids if p != pid)
             self.waiter.unwatch(pid)
-            self.hooks.watchdog_process_exited(rule=rule, pid=pid, returncode=returncode)
+            status.last_output = self._last_output(rule, pid)
+            self.hooks.watchdog_process_exited(rule=rule, pid=pid, returncode=returncode, engine=self)
         return changed
 
     def _match(self, rule: Rule, snapshot: Snapshot) -> list[Proc] | None:
         """The rule's processes; None when its matcher failed (logged)."""
         try:
-            procs = self.matchers.match(rule, snapshot)
-        except Exception as exc:
+            procs: list[Proc] = calls.run(f"matcher {rule.strategy}", f"matching rule {rule.name}",
+                                          self.matchers.match, rule, snapshot)
+        except BaseException as exc:
             log_failure(f"matcher {rule.strategy}", f"matching rule {rule.name}", exc)
             return None
         status = self.status[rule.name]
@@ -561,9 +605,11 @@ class Engine:
                        extra={"rule": rule.name, "event": "orphaned-workers"})
         self.ownership.seen(rule, [])
         if dead in status.pids:  # not a child of ours, whose exit reap reported
-            status.pids = tuple(pid for pid in status.pids if pid != dead)
+            status.pids = ()  # its workers are left, but nothing serves: the service ended
             self.waiter.unwatch(dead)
-            self.hooks.watchdog_process_exited(rule=rule, pid=dead, returncode=self.ownership.exit_of(dead))
+            status.ended_with = self.ownership.exit_of(dead)  # reaped here when re-parented to us
+            status.last_output = self._last_output(rule, None)
+            self.hooks.watchdog_process_exited(rule=rule, pid=dead, returncode=status.ended_with, engine=self)
         self._begin_stop(rule, f"main process {dead} died", restart=False, planned=False, crashed=True)
         return True
 
@@ -635,18 +681,43 @@ class Engine:
     def _follow(self, rule: Rule, status: RuleStatus, procs: list[Proc], snapshot: Snapshot) -> None:
         """Watch the new matches' pidfds; report adopted processes that are gone."""
         matched = {proc.pid for proc in procs}
+        gone = []
         for pid in status.pids:
             if pid not in matched:
                 self.waiter.unwatch(pid)
                 if pid not in status.children and snapshot.get(pid) is None \
                         and not (status.stop is not None and status.stop.crashed):  # the clear-up's own
-                    # Not started by us: its status is known only if it came to us to be reaped.
-                    status.ended_with = self.ownership.exit_of(pid)
-                    self.hooks.watchdog_process_exited(rule=rule, pid=pid, returncode=status.ended_with)
+                    gone.append(pid)
         for proc in top_processes(procs):
             self.waiter.watch(proc.pid)
         status.pids = tuple(sorted(matched))
         self.ownership.seen(rule, procs)
+        # Reported once the rule's processes are known: a worker that ends while the
+        # service runs on is not the service ending (plugins/log.py).
+        for pid in gone:
+            # Not started by us: its status is known only if it came to us to be reaped.
+            status.ended_with = self.ownership.exit_of(pid)
+            if not status.pids:
+                status.last_output = self._last_output(rule, None)
+            self.hooks.watchdog_process_exited(rule=rule, pid=pid, returncode=status.ended_with, engine=self)
+
+    def _last_output(self, rule: Rule, pid: int | None) -> list[dict[str, Any]]:
+        """The last lines of the run that ``pid`` started (else the latest), for a crash report."""
+        return [line_view(line) for line in self.output.last_lines(rule.name, pid)]
+
+    def _ready_from_output(self, name: str) -> None:
+        """``--ready-log``: a line of this start matched."""
+        rule = next((rule for rule in self.rules if rule.name == name), None)
+        if rule is not None:
+            self.set_ready(rule)
+
+    def close_output(self) -> None:
+        """At exit: the pipes' last lines out, the log files written and closed."""
+        self.children.drain_output()
+        if self.log_files is not None:
+            self.log_files.close()
+        for writer in self.writers:
+            writer.detach()
 
     def _settled(self) -> bool:
         """Nothing is starting, and no waiting rule may start now (``--once``)."""
@@ -659,12 +730,13 @@ class Engine:
     def _begin_stop(self, rule: Rule, reason: str, *, restart: bool, planned: bool,
                     crashed: bool = False) -> None:
         status = self.status[rule.name]
-        status.stop = RuleStop(rule.name, reason, restart, deadline=self.clock() + self.grace,
+        grace = self.grace_of(rule)
+        status.stop = RuleStop(rule.name, reason, restart, deadline=self.clock() + grace,
                                crashed=crashed)
         status.planned = planned
         self.move(rule, status, STOPPING, reason)
         if not crashed:  # a crash's clear-up is no stop anyone asked for
-            logger.info("%s (%s), grace %ss", "restarting" if restart else "stopping", reason, self.grace,
+            logger.info("%s (%s), grace %ss", "restarting" if restart else "stopping", reason, grace,
                         extra={"rule": rule.name, "event": "restarting" if restart else "stopping"})
             self.hooks.watchdog_rule_stopping(rule=rule, reason=reason)
         procs = self.current(rule, self.take_snapshot()) or []
@@ -724,3 +796,9 @@ class Engine:
 
     def _stop(self, reason: str) -> int:
         return Shutdown(self).run(reason)
+
+
+def line_view(line: LogLine) -> dict[str, Any]:
+    """A line of output as the status and the events show it."""
+    return {"time": round(line.time, 3), "stream": line.stream,
+            "line": line.text.decode("utf-8", "replace")}

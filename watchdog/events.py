@@ -19,6 +19,10 @@ from types import FrameType
 
 from watchdog.logs import logger
 
+# The longest one wait may take: the kernel counts a wait's milliseconds in an int
+# (24.8 days). A later due time is reached by waiting again: nothing due means no check.
+MAX_WAIT = 24 * 3600.0
+
 
 def pidfd_supported() -> bool:
     if not hasattr(os, "pidfd_open"):
@@ -125,7 +129,7 @@ class Waiter:
         if self._pending:
             timeout = 0
         exited = set()
-        for key, _ in self._selector.select(None if timeout is None else max(0.0, timeout)):
+        for key, _ in self._selector.select(None if timeout is None else min(max(0.0, timeout), MAX_WAIT)):
             if key.data is None:
                 try:
                     while self._wake_r.recv(4096):

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 from watchdog.exits import EXIT_NO_WATCHDOG
+from watchdog.logs import printable
+from watchdog.safefiles import owner_words, trusted_uid
 from watchdog.statusview import default_status_file, show_status
 from watchdog.view import exit_status, format_table
 
@@ -133,6 +135,10 @@ def connect(path: str, timeout: float | None) -> socket.socket:
     return sock
 
 
+class NotTrusted(Exception):
+    """The socket is served by a user who is neither root nor ours."""
+
+
 def get_status(path: str, timeout: float, names: Sequence[str]) -> dict[str, Any] | None:
     """The answer to ``GET /v1/status``; None for any answer but a 200 with a JSON object.
 
@@ -144,6 +150,14 @@ def get_status(path: str, timeout: float, names: Sequence[str]) -> dict[str, Any
     request = (f"GET /v1/status{'?' + query if query else ''} HTTP/1.1\r\nHost: watchdog\r\n"
                "Connection: close\r\n\r\n")
     with connect(path, timeout) as sock:
+        # Whoever serves the socket answers for the watchdog (as watchdogctl checks it).
+        import socket
+        import struct
+
+        _, uid, _ = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                                        struct.calcsize("3i")))
+        if not trusted_uid(uid):
+            raise NotTrusted(f"not trusting {path}: it is served by {owner_words(uid)}")
         sock.sendall(request.encode())
         answer = bytearray()
         while len(answer) <= ANSWER_LIMIT:
@@ -180,11 +194,14 @@ def ctl_status(path: str, timeout: float, names: Sequence[str], as_json: bool) -
     except TimeoutError:
         print(f"watchdogctl: no answer from {path} within {timeout:g}s", file=sys.stderr)
         return EXIT_BAD_ANSWER
+    except NotTrusted as exc:
+        print(f"watchdogctl: {exc}", file=sys.stderr)
+        return EXIT_NO_WATCHDOG
     except OSError:
         return None
     if content is None:
         return None
-    rules = content["rules"]
+    rules = printable(content["rules"])  # what services said, without terminal escapes
     try:
         shown = json.dumps(content, indent=1) if as_json else format_table(rules)
     except (KeyError, TypeError, AttributeError):

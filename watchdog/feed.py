@@ -42,7 +42,7 @@ class Feed:
         connection.on_close.append(lambda: self.unfollow(connection))
         for rule in engine.rules:
             if not names or rule.name in names:
-                connection.send(self.line(engine, rule.name, "current", None))
+                connection.send(self.line(engine, rule.name, "current", None, rule=rule))
 
     def unfollow(self, connection: Connection) -> None:
         self.followers.pop(connection, None)
@@ -79,11 +79,23 @@ class Feed:
             if not names or name in names:
                 connection.send(data)
 
+    def exited(self, rule: Rule, pid: int, returncode: int | None, output: list[dict[str, Any]]) -> None:
+        """Event ``exited``: the service (not one worker of it) ended, with its last lines."""
+        if not self.followers:
+            return
+        entry = {"time": time.time(), "event": "exited", "rule": rule.name, "pid": pid,
+                 "status": returncode, "last_output": output}
+        data = (json.dumps(entry) + "\n").encode()
+        for connection, names in list(self.followers.items()):
+            if not names or rule.name in names:
+                connection.send(data)
+
     def line(self, engine: EngineAPI, name: str, event: str, previous: str | None,
-             override: dict[str, Any] | None = None) -> bytes:
+             override: dict[str, Any] | None = None, rule: Rule | None = None) -> bytes:
         entry: dict[str, Any] = {"time": time.time(), "event": event, "rule": name, "previous": previous}
         status = engine.status.get(name)
-        rule = next((rule for rule in engine.rules if rule.name == name), None)
+        if rule is None:  # follow() knows it: a search per line made a follower of n rules cost n²
+            rule = next((rule for rule in engine.rules if rule.name == name), None)
         if status is None or rule is None:  # removed: nothing more to say than its name
             entry["state"] = None
         else:

@@ -13,32 +13,36 @@ import click
 
 RULES = "Rules and matching"
 KEEPING_ALIVE = "Keeping services alive"
+SERVICE = "User, environment, directory and limits"
 HEALTH = "Health checks and limits"
 ORDER = "Start-up order and readiness"
 CONTROL = "Control and status"
 OUTPUT = "Output"
 PLUGINS = "Plugins and configuration"
 
-ORDERED = (RULES, KEEPING_ALIVE, HEALTH, ORDER, CONTROL, OUTPUT, PLUGINS)
+ORDERED = (RULES, KEEPING_ALIVE, SERVICE, HEALTH, ORDER, CONTROL, OUTPUT, PLUGINS)
 
 # The core's own options, by parameter name.
 CORE = {
     "rule": RULES, "match": RULES, "shell": RULES, "scope": RULES,
     "interval": KEEPING_ALIVE, "once": KEEPING_ALIVE, "check": KEEPING_ALIVE, "grace": KEEPING_ALIVE,
     "stop_signal": KEEPING_ALIVE, "forward_signals": KEEPING_ALIVE, "no_pidfd": KEEPING_ALIVE,
+    "user": SERVICE, "env": SERVICE, "env_file": SERVICE, "directory": SERVICE, "umask": SERVICE,
+    "rlimit": SERVICE,
     "restart": KEEPING_ALIVE, "success_exit": KEEPING_ALIVE, "start_timeout": KEEPING_ALIVE,
-    "after": ORDER, "init": ORDER,
+    "after": ORDER, "init": ORDER, "priority": ORDER, "autostart": ORDER,
     "prefix": OUTPUT, "log_format": OUTPUT, "verbose": OUTPUT, "quiet": OUTPUT,
-    "plugins": PLUGINS, "disable": PLUGINS, "config": PLUGINS, "list_plugins": PLUGINS,
-    "version": PLUGINS, "help": PLUGINS,
+    "plugins": PLUGINS, "disable": PLUGINS, "config": PLUGINS, "print_config": PLUGINS,
+    "list_plugins": PLUGINS, "version": PLUGINS, "help": PLUGINS,
 }
 
 # Built-in plugins' options, by the plugin's registered name.
 BUILTIN = {
-    "basename": RULES, "regex": RULES, "pidfile": RULES,
+    "basename": RULES, "regex": RULES, "pidfile": RULES, "child": RULES,
     "respawn": KEEPING_ALIVE, "essential": ORDER, "notify": ORDER,
     "health": HEALTH, "health_cmd": HEALTH, "health_http": HEALTH, "health_tcp": HEALTH,
     "limits": HEALTH, "control": CONTROL, "probes": CONTROL, "status": CONTROL, "log": OUTPUT,
+    "groups": CONTROL,
 }
 
 

@@ -5,14 +5,32 @@ implementation runs on its own, an exception is logged with the plugin's
 name and the hook (the traceback at ``-v``), and the other implementations
 still run. A plugin whose calls of one hook fail ``MAX_FAILURES_IN_A_ROW``
 times in a row is unregistered with one error line: counted by hook, so that
-its other hooks succeeding in between do not hide one that always fails. Timer and background callbacks go
-through ``call_contained``: logged the same way, never raised into the loop.
+its other hooks succeeding in between do not hide one that always fails.
+Timer, reader and background callbacks go through ``call_contained``: logged
+the same way, never raised into the loop.
+
+"An exception" is any ``BaseException``: a plugin's ``sys.exit()``,
+``KeyboardInterrupt`` or stray ``GeneratorExit`` is its bug like any other,
+and must not end the watchdog with its services left unsupervised. The
+watchdog's own exit does not pass through here: its stop signals are
+recorded by handlers, never raised, and it leaves ``Engine.run`` by returning.
+
+Every call is timed on the loop (``PluginCalls``): the loop does nothing
+else while a plugin runs, so a call of ``SLOW_CALL`` seconds or more is
+named in the log when it returns. A call that does not return cannot be
+named by the loop it blocks: a watcher thread, which only reads the
+(call, start time) the loop last wrote and logs, names it after
+``STUCK_CALL`` seconds and again each time the wait doubles.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pluggy
@@ -20,20 +38,106 @@ import pluggy
 from watchdog.logs import logger
 
 MAX_FAILURES_IN_A_ROW = 5
+# A restart waits for whatever the loop is doing: half a second is already a late restart.
+SLOW_CALL = 0.5
+SLOW_REPEAT = 60.0  # one slow plugin is named at most once a minute per hook, with a count
+STUCK_CALL = 5.0  # a call still running after this long is named by the watcher thread
 
 
-def log_failure(owner: str, where: str, exc: Exception) -> None:
+def log_failure(owner: str, where: str, exc: BaseException) -> None:
     logger.error("plugin %s failed in %s: %s: %s", owner, where, type(exc).__name__, exc,
                  exc_info=exc if logger.isEnabledFor(logging.DEBUG) else None,
                  extra={"event": "plugin-error"})
 
 
+class PluginCalls:
+    """Times plugin calls made on the loop, and watches for one that does not return.
+
+    ``current`` is the innermost call under way, ``(serial, owner, where,
+    started)``, or None: written only by the loop, read by the watcher thread.
+    The time a plugin spends in calls it makes back into the engine (which
+    may call other plugins) is the inner calls', not its own.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.current: tuple[int, str, str, float] | None = None
+        self._serial = itertools.count()
+        self._nested: list[list[float]] = []  # per call under way: time spent in its inner calls
+        self._slow_noted: dict[tuple[str, str], tuple[float, int]] = {}  # last named at, since then
+
+    def run(self, owner: str, where: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)``, timed; what it raises is raised."""
+        started = self.clock()
+        inner = [0.0]
+        outer = self.current
+        self._nested.append(inner)
+        self.current = (next(self._serial), owner, where, started)
+        try:
+            return fn(*args)
+        finally:
+            self.current = outer
+            self._nested.pop()
+            took = self.clock() - started
+            if self._nested:
+                self._nested[-1][0] += took
+            if took - inner[0] >= SLOW_CALL:
+                self._slow(owner, where, took - inner[0])
+
+    def _slow(self, owner: str, where: str, took: float) -> None:
+        now = self.clock()
+        noted_at, since = self._slow_noted.get((owner, where), (-SLOW_REPEAT, 0))
+        if now - noted_at < SLOW_REPEAT:
+            self._slow_noted[(owner, where)] = (noted_at, since + 1)
+            return
+        self._slow_noted[(owner, where)] = (now, 0)
+        more = f" ({since} more slow calls since the last warning)" if since else ""
+        logger.warning("plugin %s took %.2fs in %s%s: the loop (reaping, restarts, signals) waited "
+                       "for it; blocking work belongs in engine.run_in_background", owner, took, where,
+                       more, extra={"event": "plugin-slow"})
+
+    @contextmanager
+    def watching(self) -> Iterator[None]:
+        """While the loop runs: a daemon thread names a call that has not returned."""
+        stop = threading.Event()
+        thread = threading.Thread(target=self._watch, args=(stop,), daemon=True, name="watchdog-stuck")
+        try:
+            thread.start()
+        except RuntimeError:  # no thread to be had (a pid limit): slow calls are still named
+            pass
+        try:
+            yield
+        finally:
+            stop.set()
+
+    def _watch(self, stop: threading.Event) -> None:
+        reported: tuple[int, float] | None = None  # the call named last, and after how long
+        while not stop.wait(STUCK_CALL / 5):  # named within 6 s; one wake-up a second costs nothing
+            current = self.current
+            if current is None:
+                continue
+            serial, owner, where, started = current
+            stuck = self.clock() - started
+            if stuck < STUCK_CALL or (reported is not None and reported[0] == serial
+                                      and stuck < 2 * reported[1]):
+                continue
+            reported = (serial, stuck)
+            logger.error("plugin %s has been in %s for %.0fs and has not returned: the loop is "
+                         "blocked (no reaping, no restarts; stop signals wait until it returns)",
+                         owner, where, stuck, extra={"event": "plugin-stuck"})
+
+
+# One loop per process: every plugin call made on it is timed by this one.
+calls = PluginCalls()
+
+
 def call_contained(fn: Callable[..., Any], *args: Any) -> None:
     """Run a plugin's callback; an exception is logged, never raised."""
+    owner, where = getattr(fn, "__module__", None) or "?", getattr(fn, "__qualname__", repr(fn))
     try:
-        fn(*args)
-    except Exception as exc:
-        log_failure(getattr(fn, "__module__", None) or "?", getattr(fn, "__qualname__", repr(fn)), exc)
+        calls.run(owner, where, fn, *args)
+    except BaseException as exc:
+        log_failure(owner, where, exc)
 
 
 class SafeHooks:
@@ -57,8 +161,9 @@ class SafeHooks:
                 if impl.hookwrapper or impl.wrapper:
                     continue
                 try:
-                    result = impl.function(*(kwargs[name] for name in impl.argnames))
-                except Exception as exc:
+                    result = calls.run(impl.plugin_name, hook_name, impl.function,
+                                       *(kwargs[name] for name in impl.argnames))
+                except BaseException as exc:
                     self._failed(impl.plugin_name, impl.plugin, hook_name, exc)
                     continue
                 self._failures[impl.plugin_name, hook_name] = 0
@@ -68,7 +173,7 @@ class SafeHooks:
 
         return call
 
-    def _failed(self, name: str, plugin: object, hook_name: str, exc: Exception) -> None:
+    def _failed(self, name: str, plugin: object, hook_name: str, exc: BaseException) -> None:
         log_failure(name, hook_name, exc)
         count = self._failures[name, hook_name] = self._failures.get((name, hook_name), 0) + 1
         if count >= MAX_FAILURES_IN_A_ROW and self._pm.is_registered(plugin):

@@ -42,7 +42,10 @@ def watchdog_add_options() -> list[click.Option]:
     """Return click options to add to the ``watchdog`` command.
 
     Their values reach ``watchdog_configure`` as ``config.options[param_name]``.
-    Per-rule flags take ``NAME=VALUE`` and ``multiple=True`` by convention.
+    Per-rule flags take ``NAME=VALUE`` and ``multiple=True`` by convention; a
+    metavar starting ``[NAME=]`` (type ``watchdog.params.DefaultOrPerRule``)
+    also takes a bare value, the default for every rule
+    (``config.parse_with_default``).
     """
 
 
@@ -181,13 +184,16 @@ def watchdog_process_started(rule: Rule, pid: int) -> None:
 
 
 @hookspec
-def watchdog_process_exited(rule: Rule, pid: int, returncode: int | None) -> None:
+def watchdog_process_exited(rule: Rule, pid: int, returncode: int | None, engine: EngineAPI) -> None:
     """A process of ``rule`` ended.
 
     ``returncode`` is the exit status of a process the engine reaped: a
     command it started, or a daemon re-parented to it (negative: killed by
     that signal); None for a matched process it did not reap, whose status
     only its own parent can know.
+    ``engine.status[rule.name].pids`` are the rule's processes still running
+    (none: the service ended), and ``.last_output`` the last lines its run
+    wrote (stderr first) when the service ended.
     """
 
 

@@ -2,7 +2,11 @@
 
 Plugins log through ``logging.getLogger("watchdog")`` and may attach
 ``extra={"rule": ..., "event": ..., "pid": ..., "status": ...}`` so that both
-formats carry those fields.
+formats carry those fields; ``"output"`` (a list of lines, a crash's last
+output) follows the text line indented, or is the JSON field ``output``.
+
+Lines go through ``watchdog.writer``: a reader of stderr that stops costs
+dropped lines (counted, then said), never a blocked watchdog.
 """
 
 from __future__ import annotations
@@ -10,11 +14,14 @@ from __future__ import annotations
 import json
 import logging
 import re
-import sys
 from datetime import UTC, datetime
+from typing import Any
+
+from watchdog.writer import NonBlockingWriter, outputs
 
 logger = logging.getLogger("watchdog")
 EVENT_FIELDS = ("rule", "event", "pid", "status")
+OUTPUT_INDENT = "    | "
 # C0 and C1 controls (newline, carriage return, escape...) and Unicode's line and
 # paragraph separators: any of them in a path, a pattern or a name could start what
 # looks like a line of its own, or drive the terminal that shows the log.
@@ -54,6 +61,8 @@ class TextFormatter(logging.Formatter):
             if value is not None:
                 parts.append(f"{key}={value}")
         line = one_line(" ".join(parts))
+        for text in getattr(record, "output", None) or ():
+            line += "\n" + OUTPUT_INDENT + one_line(text)
         if record.exc_info:  # -v with a plugin's failure, or a core error
             line += "\n" + self.formatException(record.exc_info)
         return line
@@ -67,14 +76,44 @@ class JsonFormatter(logging.Formatter):
         for key in EVENT_FIELDS:
             entry[key] = getattr(record, key, None)
         entry["message"] = record.getMessage()
+        output = getattr(record, "output", None)
+        if output:
+            entry["output"] = list(output)
         if record.exc_info:
             entry["traceback"] = self.formatException(record.exc_info)
         return json.dumps(entry)
 
 
+class WriterHandler(logging.Handler):
+    """Each record as one write to a ``watchdog.writer.NonBlockingWriter``."""
+
+    def __init__(self, writer: NonBlockingWriter) -> None:
+        super().__init__()
+        self.writer = writer
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.writer.write((self.format(record) + "\n").encode("utf-8", "backslashreplace"))
+        except Exception:
+            self.handleError(record)
+
+
 def setup_logging(fmt: str = "text", level: int = logging.INFO) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    handler = WriterHandler(outputs().stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     logger.handlers[:] = [handler]
     logger.setLevel(level)
     logger.propagate = False
+
+
+def printable(value: Any) -> Any:
+    """``value`` (JSON-like: dicts, lists, strings...) with every string passed through
+    ``one_line``: what a service or another process said can neither break a table's
+    lines nor send the terminal an escape sequence."""
+    if isinstance(value, str):
+        return one_line(value)
+    if isinstance(value, dict):
+        return {printable(key): printable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [printable(item) for item in value]
+    return value

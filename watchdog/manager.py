@@ -30,8 +30,9 @@ BUILTIN_PLUGINS = {
     "basename": "watchdog.plugins.basename",
     "regex": "watchdog.plugins.regex",
     "pidfile": "watchdog.plugins.pidfile",
+    "child": "watchdog.plugins.child:Child",
     "respawn": "watchdog.plugins.respawn:Respawn",
-    "log": "watchdog.plugins.log",
+    "log": "watchdog.plugins.log:Log",
     "status": "watchdog.plugins.status:Status",
     "essential": "watchdog.plugins.essential",
     "notify": "watchdog.plugins.notify:Notify",
@@ -42,6 +43,7 @@ BUILTIN_PLUGINS = {
     "health_http": "watchdog.plugins.health_http",
     "health_tcp": "watchdog.plugins.health_tcp",
     "limits": "watchdog.plugins.limits",
+    "groups": "watchdog.plugins.groups",
 }
 AUTOLOAD_OFF_VARIABLE = "WATCHDOG_DISABLE_PLUGIN_AUTOLOAD"
 

@@ -7,7 +7,9 @@ from typing import Any
 
 import click
 
-from watchdog.logs import one_line
+from watchdog.logs import one_line, printable
+
+__all__ = ["exit_status", "one_line", "printable"]
 
 
 def exit_status(run: Callable[[], Any], prog: str, on_abort: Callable[[], int]) -> int:

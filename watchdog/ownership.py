@@ -155,7 +155,8 @@ class Ownership:
         A main process is a top process of the rule at the last check (``seen``)
         that is gone now. Every process of the rule now must have been its child
         then, or, born since (a master killed as soon as it forked), be in the
-        process group it led; none may lead a tree of its own (a new master with
+        process group or session it led (it may have called ``setsid`` after
+        that check); none may lead a tree of its own (a new master with
         workers), lead its own process group or session (a daemon's next stage),
         and the dead one must not have exited 0 (a parent that exits 0 after
         forking has handed over). When its status is not ours to know (not
@@ -169,11 +170,13 @@ class Ownership:
                      if proc.ppid not in before and snapshot.get(pid) is None}
         if not dead_tops:
             return 0, []
-        led = {before[pid].pgid for pid in dead_tops} & dead_tops  # groups the dead led
         now = {proc.pid for proc in procs}
         for proc in procs:
             was = before.get(proc.pid)
-            if (was.ppid not in dead_tops) if was is not None else (proc.pgid not in led):
+            # A group or session id is its leader's pid, never handed out again while
+            # the group lives: a process in one named after a dead top is its.
+            if (was.ppid not in dead_tops) if was is not None else \
+                    (proc.pgid not in dead_tops and proc.sid not in dead_tops):
                 return 0, []
             if proc.ppid in now or any(other.ppid == proc.pid for other in procs):
                 return 0, []

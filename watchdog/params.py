@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import shlex
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -11,25 +12,45 @@ import click
 
 if TYPE_CHECKING:  # generic for type checkers in recent click, a plain class at run time
     FloatParam = click.ParamType[float]
+    AnyParam = click.ParamType[Any]
 else:
     FloatParam = click.ParamType
+    AnyParam = click.ParamType
+
+
+# Every duration a flag gives is at most a week. Longer ones are mistakes (3e6 for
+# 3 s in microseconds), and the kernel's waits take milliseconds in an int (epoll:
+# 24.8 days at most), so a larger value would end in an OverflowError mid-run.
+MAX_SECONDS = 7 * 24 * 3600.0
+MAX_SECONDS_TEXT = "604800 (7 days)"
+
+
+def seconds_problem(seconds: float, minimum: float = 0.0, maximum: float = MAX_SECONDS) -> str | None:
+    """Why ``seconds`` is no duration the watchdog takes; None when it is one."""
+    if not math.isfinite(seconds) or seconds < minimum:
+        return f"is not a finite number of seconds >= {minimum:g}"
+    if seconds > maximum:
+        return f"is more than {MAX_SECONDS_TEXT if maximum == MAX_SECONDS else f'{maximum:g}'} seconds"
+    return None
 
 
 class Seconds(FloatParam):
-    """A finite number of seconds, at least ``minimum`` (click's FloatRange lets NaN through)."""
+    """A finite number of seconds from ``minimum`` to ``maximum`` (click's FloatRange lets NaN through)."""
 
     name = "seconds"
 
-    def __init__(self, minimum: float = 0.0) -> None:
+    def __init__(self, minimum: float = 0.0, maximum: float = MAX_SECONDS) -> None:
         self.minimum = minimum
+        self.maximum = maximum
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
         try:
             seconds = float(value)
         except (TypeError, ValueError):
             self.fail(f"{value!r} is not a number of seconds", param, ctx)
-        if not math.isfinite(seconds) or seconds < self.minimum:
-            self.fail(f"{value!r} is not a finite number of seconds >= {self.minimum:g}", param, ctx)
+        problem = seconds_problem(seconds, self.minimum, self.maximum)
+        if problem is not None:
+            self.fail(f"{value!r} {problem}", param, ctx)
         return seconds
 
 
@@ -69,3 +90,38 @@ def split_env_values(envvar: str, text: str, assignments: bool) -> list[str]:
     if assignments and not all("=" in word for word in words):
         return [text.strip()]
     return words
+
+
+class DefaultOrPerRule(click.types.StringParamType):
+    """``VALUE`` (the default for every rule) or ``NAME=VALUE`` (one rule's), each checked by
+    ``inner`` as it is given; the text is kept, for ``Config.parse_with_default`` to read."""
+
+    def __init__(self, inner: AnyParam) -> None:
+        self.inner = inner
+        self.name = f"[NAME=]{inner.name}"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value).strip()
+        name, sep, rest = text.partition("=")
+        if sep and not name.strip():
+            self.fail(f"{text!r}: expected VALUE or NAME=VALUE", param, ctx)
+        self.inner.convert(rest if sep else text, param, ctx)
+        return text
+
+
+SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024 ** 2, "mb": 1024 ** 2,
+              "mib": 1024 ** 2, "g": 1024 ** 3, "gb": 1024 ** 3, "gib": 1024 ** 3}
+SIZE = re.compile(r"\s*(\d+)\s*([a-zA-Z]*)\s*")
+
+
+def parse_size(flag: str, text: str, maximum: int) -> int:
+    """Bytes from ``1048576``, ``64K``, ``50MB`` or ``1GiB`` (supervisord's KB, MB and GB are
+    1024-based too); a usage error beyond ``maximum``."""
+    found = SIZE.fullmatch(text)
+    unit = found.group(2).lower() if found else ""
+    if found is None or unit not in SIZE_UNITS:
+        raise click.UsageError(f"{flag}: {text!r} is not a size (bytes, or with K, M or G: 64K, 50MB)")
+    size = int(found.group(1)) * SIZE_UNITS[unit]
+    if size > maximum:
+        raise click.UsageError(f"{flag}: {text!r} is more than the maximum, {maximum // 1024 ** 2} MiB")
+    return size

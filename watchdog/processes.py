@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
+import subprocess
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from watchdog.launch import Launch
 
 PR_SET_CHILD_SUBREAPER = 36
 # Python ignores these; a child must start with the defaults, as after a shell.
@@ -12,15 +18,21 @@ SIGNALS_TO_RESET = (signal.SIGPIPE, signal.SIGXFSZ)
 
 
 def spawn(argv: Sequence[str], stdout: int | None = None, stderr: int | None = None,
-          env: Mapping[str, str] | None = None) -> int:
+          env: Mapping[str, str] | None = None, launch: Launch | None = None) -> int:
     """Start ``argv`` in a session of its own, stdin from /dev/null; return its pid.
 
-    Its environment is ours, with ``env`` added over it.
+    Its environment is ours, with ``env`` added over it, unless ``launch`` (the
+    rule's ``--user``, ``--env``... see ``watchdog.launch``) makes another.
 
     A new session keeps the terminal's Ctrl-C away from services (the watchdog
     stops them in order instead) and makes the child's process group easy to
     signal as a whole. Raises OSError when the program cannot be executed.
     """
+    environ: Mapping[str, str] | None = launch.environment(env or {}) if launch is not None else None
+    if launch is not None and not launch.plain():
+        return spawn_launched(argv, stdout, stderr, environ or {**os.environ, **(env or {})}, launch)
+    if environ is None:
+        environ = {**os.environ, **env} if env else os.environ
     actions: list[tuple[int, ...] | tuple[int, int, str, int, int]] = [
         (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0)
     ]
@@ -29,9 +41,44 @@ def spawn(argv: Sequence[str], stdout: int | None = None, stderr: int | None = N
     if stderr is not None:
         actions.append((os.POSIX_SPAWN_DUP2, stderr, 2))
     return os.posix_spawnp(
-        argv[0], list(argv), {**os.environ, **env} if env else os.environ, file_actions=actions, setsid=True,
-        setsigdef=SIGNALS_TO_RESET,
+        argv[0], list(argv), environ, file_actions=actions, setsid=True, setsigdef=SIGNALS_TO_RESET,
     )
+
+
+class Started(subprocess.Popen[bytes]):
+    """A Popen that leaves its child to ``reap``.
+
+    A Popen dropped while its child runs joins subprocess's list of children to
+    wait for later, and would then reap one of ours, or a stranger with its pid.
+    """
+
+    def __del__(self) -> None:
+        pass
+
+
+def spawn_launched(argv: Sequence[str], stdout: int | None, stderr: int | None,
+                   environ: Mapping[str, str], launch: Launch) -> int:
+    """``spawn`` for what posix_spawn cannot do: a directory, a umask, limits, another user.
+
+    subprocess forks and does these in C, the user switch too (supplementary
+    groups, group, user, in that order); with limits, they and the user switch
+    run in Python in the child instead (``Launch.preexec``), limits first.
+    """
+    try:
+        child = Started(
+            list(argv), stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, env=environ,
+            cwd=launch.directory, umask=-1 if launch.umask is None else launch.umask,
+            start_new_session=True, restore_signals=True, close_fds=False, preexec_fn=launch.preexec,
+            **launch.credentials(),
+        )
+    except subprocess.SubprocessError as exc:  # the preexec function failed: the child is gone
+        raise OSError(errno.EPERM, f"cannot set the user or the limits ({exc})") from None
+    except OSError as exc:
+        if launch.directory is not None and exc.filename == launch.directory:
+            raise type(exc)(exc.errno, f"directory {launch.directory}: {exc.strerror}",
+                            launch.directory) from None
+        raise
+    return child.pid
 
 
 def reap() -> list[tuple[int, int]]:

@@ -15,7 +15,7 @@ SHAPE_RULES = {"match", "shell"}
 def definition(rule: Rule) -> tuple[Any, ...]:
     """Everything that says how a rule runs and is matched; its run-time memory is not in it."""
     return (rule.command, rule.argv, rule.program, rule.strategy, rule.stop_signal, rule.settings,
-            rule.restart, rule.success_exit, rule.start_timeout)
+            rule.launch, rule.grace, rule.restart, rule.success_exit, rule.start_timeout)
 
 
 def same(old: Rule, new: Rule) -> bool:
@@ -57,15 +57,24 @@ def plan(running: Iterable[Rule], wanted: Iterable[Rule]) -> Plan:
 
 
 def options_not_applied(running: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[str]:
-    """Single-valued options whose value changed: they take a restart of the watchdog.
+    """Options whose value changed in a way only a restart of the watchdog applies.
 
-    Multi-valued options (commands, ``--rule``, per-rule flags) are what the
-    rules are made of, and the plan applies those.
+    Per-rule values (``NAME=VALUE``) and the commands are what the rules are
+    made of, and the plan applies those; what is left of a repeatable option,
+    its bare values, takes a restart: ``--grace 8`` (the default for every
+    rule), an ``--init`` task, a plugin.
     """
     changed = []
     for name, value in wanted.items():
-        if name in SHAPE_RULES or isinstance(value, list | tuple):
+        if name in SHAPE_RULES or name == "commands":
             continue
-        if running.get(name) != value:
+        old = running.get(name)
+        if isinstance(value, list | tuple):
+            value, old = bare(value), bare(old if isinstance(old, list | tuple) else ())
+        if old != value:
             changed.append(name.replace("_", "-"))
     return sorted(changed)
+
+
+def bare(values: Iterable[Any]) -> tuple[Any, ...]:
+    return tuple(value for value in values if not (isinstance(value, str) and "=" in value))

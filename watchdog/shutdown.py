@@ -45,6 +45,8 @@ class Shutdown:
         first: a wave is signalled once the waves before it have ended, and
         gets an equal share of what is left of the grace (SIGKILL for its
         leftovers at the end of its share), so the whole stop stays within it.
+        A rule with a grace of its own (``--grace NAME=SECONDS``) gets all of
+        it from its stop signal on, whatever its wave.
 
         Then every other process of ours: our descendants that no rule matched
         (a copy a misconfigured rule started, a daemon of another name). As
@@ -55,11 +57,14 @@ class Shutdown:
         self.engine.hooks.watchdog_stopping(signal_name=reason)
         began = self.engine.clock()
         deadline = began + self.engine.grace
+        own_graces = [rule.grace for rule in self.engine.rules if rule.grace is not None]
+        others_deadline = began + max([self.engine.grace, *own_graces])  # for what no rule matches
         waves = stop_waves(self.engine.rules)
         last_wave = max(waves.values(), default=0)
         wave = 0
         wave_deadline = began + self.engine.grace / (last_wave + 1)
         killed: set[str] = set()
+        signalled_at: dict[str, float] = {}
         signalled_groups: set[int] = set()
         signalled_pids: set[int] = set()
         code = EXIT_OK
@@ -69,13 +74,16 @@ class Shutdown:
             alive = self.alive(snapshot)
             now = self.engine.clock()
             if not alive:
-                if not self._stop_others(snapshot, signalled_pids, now >= deadline):
+                if not self._stop_others(snapshot, signalled_pids, now >= others_deadline):
                     break
-                if now >= deadline:
+                if now >= others_deadline:
                     code = EXIT_KILLED
                     break
-                self.engine.waiter.wait(deadline - now)
+                self.engine.waiter.wait(others_deadline - now)
                 continue
+            if all(rule.name in killed for rule in alive):  # what SIGKILL has not removed yet
+                self._stop_others(self.engine.take_snapshot(full=True), signalled_pids, kill=True)
+                break
             while wave < last_wave and not any(waves[rule.name] <= wave and rule.name not in killed
                                                for rule in alive):
                 wave += 1
@@ -83,6 +91,7 @@ class Shutdown:
             for rule, procs in alive.items():
                 if waves[rule.name] > wave:
                     continue  # a rule after it is still running
+                signalled_at.setdefault(rule.name, now)
                 targets = Targets.of(self.engine.groups_of(rule), procs)
                 targets.groups -= signalled_groups
                 targets.pids -= signalled_pids
@@ -92,25 +101,27 @@ class Shutdown:
                 signalled_groups |= targets.groups
                 signalled_pids |= targets.pids
             again = self._stop_requested_again()
-            if now >= wave_deadline or again:
-                late = {rule: procs for rule, procs in alive.items()
-                        if wave == last_wave or again or waves[rule.name] <= wave}
+            # A rule with a --grace of its own has it from its stop signal on; the others
+            # share the default, wave by wave.
+            kill_at = {rule.name: wave_deadline if rule.grace is None
+                       else signalled_at[rule.name] + rule.grace
+                       for rule in alive if rule.name in signalled_at and rule.name not in killed}
+            late = {rule: procs for rule, procs in alive.items() if rule.name not in killed
+                    and (again or (rule.name in kill_at and now >= kill_at[rule.name]))}
+            if late:
                 names = ", ".join(rule.name for rule in late)
                 logger.warning("still running after the grace, sending SIGKILL: %s", names)
                 for rule, procs in late.items():
                     self.engine.signaller.kill(self.engine.groups_of(rule), procs)
                 code = EXIT_KILLED
-                if len(late) == len(alive):
-                    self._stop_others(self.engine.take_snapshot(full=True), signalled_pids, kill=True)
-                    break
                 killed |= {rule.name for rule in late}
                 continue
             for procs in alive.values():
                 for proc in procs:
                     self.engine.waiter.watch(proc.pid)
-            self.engine.waiter.wait(wave_deadline - now)
+            self.engine.waiter.wait(min(kill_at.values(), default=others_deadline) - now)
         self._finish_reaping()
-        self.engine.children.drain_output()
+        self.engine.close_output()
         logger.info("stopped in %.2fs", self.engine.clock() - began)
         if self.engine.exit_code is not None:
             code = self.engine.exit_code

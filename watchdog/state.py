@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from watchdog.stopping import RuleStop
@@ -80,3 +80,5 @@ class RuleStatus:
     passed_check: bool = False  # health was healthy at least once since the last start
     message: str = ""  # what the service says of itself (the notify protocol's STATUS=)
     adopted: dict[int, int] = field(default_factory=dict)  # engine.adopt: pid -> its start ticks
+    # The last lines of output of the last run that ended (stderr first): time, stream, line.
+    last_output: list[dict[str, Any]] = field(default_factory=list)

@@ -15,25 +15,30 @@ import sys
 from typing import Any, TextIO
 
 from watchdog.exits import EXIT_NO_WATCHDOG
+from watchdog.logs import printable
+from watchdog.safefiles import Untrusted, default_directory, read_trusted
 from watchdog.snapshot import DEAD_STATES, Snapshot, is_watchdog_argv, read_stat
 from watchdog.view import exit_status, format_table
 
 
 def default_status_file() -> str:
-    """``/run/watchdog/status.json`` for root; a per-user path in the temp dir otherwise."""
-    if os.geteuid() == 0:
-        return "/run/watchdog/status.json"
-    import tempfile  # here: what it imports costs every root probe a few ms
-
-    return os.path.join(tempfile.gettempdir(), f"watchdog-{os.geteuid()}", "status.json")
+    """``/run/watchdog/status.json`` for root; a private per-user directory otherwise
+    (``watchdog.safefiles.default_directory``)."""
+    return os.path.join(default_directory(), "status.json")
 
 
 def read(path: str) -> dict[str, Any] | None:
-    """The status file's content; None when it is missing or is not a JSON object."""
+    """The status file's content; None when there is none to believe.
+
+    Raises Untrusted when another user could have written it (see
+    ``watchdog.safefiles``): a forged file must not pass for a watchdog.
+    """
     try:
-        with open(path) as f:
-            content = json.load(f)
-    except (OSError, ValueError):
+        data = read_trusted(path)
+        content = None if data is None else json.loads(data)
+    except (OSError, ValueError, RecursionError) as exc:
+        if isinstance(exc, Untrusted):
+            raise
         return None
     return content if isinstance(content, dict) else None
 
@@ -59,10 +64,16 @@ def live_watchdog(content: dict[str, Any] | None) -> int | None:
 
 def show_status(path: str, as_json: bool, out: TextIO | None = None) -> int:
     """``watchdog --status``: print the table (or JSON) and return the exit status."""
-    content = read(path)
+    try:
+        content = read(path)
+    except Untrusted as exc:
+        print(f"watchdog: not trusting the status file: {printable(str(exc))}", file=sys.stderr)
+        return EXIT_NO_WATCHDOG
     if live_watchdog(content) is None or content is None:
         print(f"no watchdog is running (status file {path})", file=sys.stderr)
         return EXIT_NO_WATCHDOG
-    rules = content.get("rules", [])
+    # What a service said of itself (a health check's output, a status message) is
+    # shown without the control characters that could drive the terminal.
+    rules = printable(content.get("rules", []))
     print(json.dumps(content, indent=1) if as_json else format_table(rules), file=out or sys.stdout)
     return exit_status(rules)

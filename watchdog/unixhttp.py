@@ -5,10 +5,14 @@ so a client that sends half a request, or stops reading its answer, costs
 a file descriptor and a little memory until its deadline, never a wait.
 Limits (``Limits``, the control socket's by default): a request is at most
 ``MAX_REQUEST`` bytes and must arrive within ``REQUEST_TIME``; its answer
-must be taken within ``RESPONSE_TIME``; at most ``MAX_CONNECTIONS`` clients
-at once (more get 503). One request per connection (``Connection: close``).
-A streamed answer (``stream``, chunked) has no deadline, but a client that
-lets ``MAX_BACKLOG`` bytes pile up unread is dropped.
+must be taken within ``RESPONSE_TIME`` (a handler that will answer later may
+lift that: ``Connection.answer_later``); at most ``MAX_CONNECTIONS`` clients
+at once. Up to ``MAX_CONNECTIONS`` more are told 503 (once their request is
+in, or after ``BUSY_TIME``: an answer sent while a client still writes would
+reach it as a reset); beyond those, a connection is closed at once. One
+request per connection (``Connection: close``). A streamed answer
+(``stream``, chunked) has no deadline, but a client that lets
+``MAX_BACKLOG`` bytes pile up unread is dropped.
 
 The peer's credentials (``SO_PEERCRED``) are read at accept; ``authorize``
 decides, and anyone it refuses gets 403 with a JSON error. The same server
@@ -29,12 +33,14 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from watchdog.logs import logger
+from watchdog.safefiles import check_directory, directory_mode
 from watchdog.timers import Timer
 
 MAX_REQUEST = 64 * 1024
 REQUEST_TIME = 10.0
 RESPONSE_TIME = 30.0
 MAX_CONNECTIONS = 64
+BUSY_TIME = 1.0
 MAX_BACKLOG = 1024 * 1024
 ACCEPT_BATCH = 16  # accepts per wake-up, so a flood of clients cannot hold the loop
 RECV_SIZE = 65536
@@ -99,6 +105,8 @@ class Request:
             return json.loads(self.body)
         except ValueError as exc:
             raise HTTPError(400, f"the body is not JSON: {exc}") from None
+        except RecursionError:  # the parser recurses once per [ or {
+            raise HTTPError(400, "the body is JSON nested too deeply") from None
 
 
 def parse_request(data: bytes, peer: Peer, max_request: int = MAX_REQUEST) -> Request | None:
@@ -122,7 +130,7 @@ def parse_request(data: bytes, peer: Peer, max_request: int = MAX_REQUEST) -> Re
     if "transfer-encoding" in headers:
         raise HTTPError(411, "chunked request bodies are not accepted: send Content-Length")
     length_text = headers.get("content-length", "0")
-    if not length_text.isdigit():
+    if not (length_text.isascii() and length_text.isdigit()):  # "²" is a digit to str.isdigit
         raise HTTPError(400, f"bad Content-Length: {length_text[:20]!r}")
     length = int(length_text)
     if end + 4 + length > max_request:
@@ -179,11 +187,15 @@ class Connection:
     watching: str = ""  # "r", "w" or "": how the loop watches our fd now
     deadline: Timer | None = None
     on_close: list[Callable[[], None]] = field(default_factory=list)
+    on_drained: Callable[[], None] | None = None  # a stream's backlog went out: send more
     refusal: str | None = None  # why this peer may not be served
+    refusal_status: int = 403  # 503 for a client beyond the limit
 
     def __post_init__(self) -> None:
         self.fd = self.sock.fileno()
-        self.deadline = self.server.loop.call_later(self.server.limits.request_time, self._timed_out)
+        busy = self.refusal_status == 503
+        self.deadline = self.server.loop.call_later(
+            BUSY_TIME if busy else self.server.limits.request_time, self._timed_out)
         self._watch("r")
 
     @property
@@ -206,6 +218,12 @@ class Connection:
 
     def fail(self, error: HTTPError) -> None:
         self.answer(self.server.error_page(error))
+
+    def answer_later(self) -> None:
+        """No deadline for this answer: the handler answers when its work ends (a reload),
+        however long that takes. The client may give up meanwhile; it costs a descriptor."""
+        if self.phase == "handling":
+            self._cancel_deadline()
 
     def stream(self, content_type: str = "application/x-ndjson") -> None:
         """Start a chunked answer with no deadline; ``send`` adds to it, ``close`` ends it."""
@@ -243,8 +261,11 @@ class Connection:
         self._cancel_deadline()
         self.sock.close()
         self.server.connections.discard(self)
+        self.server.turned_away.discard(self)
+        self.out = bytearray()  # a dropped client's backlog goes now, not when the last reference does
         for callback in self.on_close:
             callback()
+        self.on_close.clear()
 
     # --- the loop's callbacks ---------------------------------------------------------
 
@@ -292,12 +313,17 @@ class Connection:
             self.close()
         elif self.phase == "streaming":
             self._watch("r")  # to see the client leave while nothing is to be sent
+            if self.on_drained is not None:
+                self.on_drained()
 
     def _timed_out(self) -> None:
         self.deadline = None
         if self.phase == "reading":
             self.begin_answer()
-            self.fail(HTTPError(408, f"no whole request within {self.server.limits.request_time:g}s"))
+            if self.refusal_status == 503:  # a busy answer need not wait for the request
+                self.fail(HTTPError(503, self.refusal or "busy"))
+            else:
+                self.fail(HTTPError(408, f"no whole request within {self.server.limits.request_time:g}s"))
             if not self.closed:
                 self.close()  # no more waiting for a client that does not read either
         else:
@@ -340,6 +366,7 @@ class Server:
         self.peer_of = peer_of
         self.error_page = error_page
         self.connections: set[Connection] = set()
+        self.turned_away: set[Connection] = set()  # beyond the limit, to be told 503
         self._paused = False
         sock.setblocking(False)
         loop.add_reader(sock.fileno(), self._accept)
@@ -356,18 +383,16 @@ class Server:
                 return
             client.setblocking(False)
             peer = self.peer_of(client)
-            if len(self.connections) >= self.limits.max_connections:
-                try:
-                    client.send(self.error_page(
-                        HTTPError(503, f"busy: {self.limits.max_connections} clients already")))
-                except OSError:
-                    pass
+            # A refused client still sends its request before it gets the 403 (or the
+            # 503): an answer sent before it is done writing would reach it as a reset.
+            limit = self.limits.max_connections
+            if len(self.connections) < limit:
+                self.connections.add(Connection(self, client, peer, refusal=self.authorize(peer)))
+            elif len(self.turned_away) < limit:
+                self.turned_away.add(Connection(self, client, peer, refusal_status=503, refusal=(
+                    f"busy: {limit} clients already; try again later")))
+            else:
                 client.close()
-                continue
-            # A refused client still sends its request before it gets the 403: an
-            # answer sent before it is done writing would reach it as a broken pipe.
-            connection = Connection(self, client, peer, refusal=self.authorize(peer))
-            self.connections.add(connection)
 
     def _pause(self, exc: OSError) -> None:
         """Out of descriptors: a level-triggered reader would fire at once again, so wait a second."""
@@ -384,19 +409,19 @@ class Server:
 
     def dispatch(self, request: Request, connection: Connection) -> None:
         if connection.refusal is not None:
-            connection.fail(HTTPError(403, connection.refusal))
+            connection.fail(HTTPError(connection.refusal_status, connection.refusal))
             return
         try:
             self.handler(request, connection)
         except HTTPError as exc:
             connection.fail(exc)
-        except Exception as exc:
+        except BaseException as exc:  # a handler that calls sys.exit is a bug like any other
             logger.error("%s: %s %s failed: %s: %s", self.name, request.method, request.path,
                          type(exc).__name__, exc, extra={"event": f"{self.name}-error"})
             connection.fail(HTTPError(500, f"internal error: {type(exc).__name__}: {exc}"))
 
     def close(self) -> None:
-        for connection in list(self.connections):
+        for connection in [*self.connections, *self.turned_away]:
             connection.close()
         if not self._paused:
             self.loop.remove_reader(self.sock.fileno())
@@ -405,18 +430,6 @@ class Server:
 
 
 # --- the listening socket ------------------------------------------------------------------
-
-
-def check_directory(directory: str) -> None:
-    """Refuse a directory that someone else could use to swap our socket for theirs."""
-    info = os.stat(directory)
-    if not stat.S_ISDIR(info.st_mode):
-        raise ValueError(f"{directory} is not a directory")
-    if info.st_uid not in (0, os.geteuid()):
-        raise ValueError(f"{directory} belongs to uid {info.st_uid}, neither root nor us")
-    if info.st_mode & 0o022:
-        raise ValueError(f"{directory} is writable by other users (mode {info.st_mode & 0o7777:o}): "
-                         "give the socket a directory of its own")
 
 
 def listen(path: str) -> socket.socket:
@@ -428,7 +441,7 @@ def listen(path: str) -> socket.socket:
     ValueError saying why.
     """
     directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, mode=0o755 if os.geteuid() == 0 else 0o700, exist_ok=True)
+    os.makedirs(directory, mode=directory_mode(), exist_ok=True)
     check_directory(directory)
     try:
         existing = os.lstat(path)
@@ -450,7 +463,9 @@ def listen(path: str) -> socket.socket:
     finally:
         os.umask(old_umask)
     os.chmod(path, 0o600)
-    sock.listen(MAX_CONNECTIONS)
+    # Room for the clients served, those told 503 and a burst waiting to be accepted
+    # (16 a wake-up): a full queue makes a unix socket's connect fail with EAGAIN.
+    sock.listen(4 * MAX_CONNECTIONS)
     return sock
 
 

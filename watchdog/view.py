@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from watchdog.exits import EXIT_NOT_RUNNING, EXIT_OK
+from watchdog.groups import group_of
 from watchdog.state import EXITED, HEALTHY, RUNNING, UNHEALTHY
 
 if TYPE_CHECKING:
@@ -39,7 +40,9 @@ def rule_view(rule: Rule, status: RuleStatus) -> dict[str, Any]:
         "reason": status.reason, "ready": status.ready, "waiting_for": list(status.waiting_for),
         "message": status.message, "health": status.health, "health_detail": status.health_detail,
         "restart": rule.restart, "success_exit": sorted(rule.success_exit),
-        "start_timeout": rule.start_timeout,
+        "start_timeout": rule.start_timeout, **rule.launch.view(), "grace": rule.grace,
+        "group": group_of(rule),
+        "last_output": status.last_output,  # the last lines of the last run that ended
     }
 
 

@@ -6,8 +6,9 @@
 # Builds examples/docker/Dockerfile with podman, runs the seed's `docker run` line
 # against it, runs compose.yaml with podman-compose, then one container per fault
 # (--pids-limit, --memory, --read-only, --user, a service that ignores SIGTERM), and
-# examples/kubernetes/pod.yaml with `podman kube play`, its HTTP probes on the probe port.
-# SCENARIOs: seed compose pids memory read_only user stubborn kube (default: all).
+# examples/kubernetes/pod.yaml with `podman kube play`, its HTTP probes on the probe port;
+# then examples/docker/supervisord's image under supervisord and under the watchdog.
+# SCENARIOs: seed compose pids memory read_only user stubborn kube supervisord (default: all).
 # Prints one PASS or FAIL line per check and FIGURE lines with what it measured;
 # exits 0 when every check passed, 1 when one failed, 77 when it cannot run here
 # (it says why). Needs root, podman, runc, mmdebstrap, podman-compose and curl, and
@@ -34,7 +35,7 @@ figure() { echo "FIGURE $*"; }
 note() { echo "---- $*"; }
 now_ms() { date +%s%3N; }
 
-ALL_SCENARIOS=(seed compose pids memory read_only user stubborn kube)
+ALL_SCENARIOS=(seed compose pids memory read_only user stubborn kube supervisord)
 SCENARIOS=("$@")
 [ $# -gt 0 ] || SCENARIOS=("${ALL_SCENARIOS[@]}")
 for scenario in "${SCENARIOS[@]}"; do
@@ -619,6 +620,123 @@ EOF
   expect $c "deleted: apache2 shut down gracefully ('caught SIGTERM' in its own error log)" \
     grep -q 'caught SIGTERM, shutting down' "$apache_logs/error.log"
   figure "kube: pod stop -t $grace took $(seconds $took) s, exit code $code; the watchdog's own line: $(grep -o 'stopped in .*' "$log" | tail -n 1)"
+}
+
+# --- an image of supervisord's usual shape, under supervisord and under the watchdog ---
+
+# examples/docker/supervisord: nginx, Debian's php-fpm and a cron-like worker under a
+# supervisord.conf. The same image runs under supervisord (--entrypoint), then under its
+# own ENTRYPOINT ["watchdog", "--config", "/etc/supervisor/supervisord.conf"], the file
+# unchanged. Under each: it serves; kill -9 of a worker copy and of php-fpm's master, and
+# the time until a new one runs (serves), side by side; podman stop. supervisord's own
+# outcome is a FIGURE, the watchdog's a PASS or FAIL.
+scenario_supervisord() {
+  local image=watchdog-supervisord dockerfile=$DOCKER_DIR/supervisord/Dockerfile
+  note "supervisord: podman build -f examples/docker/supervisord/Dockerfile -t $image ."
+  local began took
+  began=$(now_ms)
+  if ! pm build --pull=never --format docker -f "$dockerfile" -t "$image" "$ROOT" \
+      >"$WORK/build-supervisord.log" 2>&1; then
+    fail "supervisord: podman build failed:"
+    tail -n 20 "$WORK/build-supervisord.log" | sed 's/^/    build| /'
+    return
+  fi
+  figure "supervisord: image built in $(seconds $(($(now_ms) - began))) s"
+  # The page php-fpm serves through nginx: "php-fpm PID".
+  php_ok() { curl -s -m 2 "http://127.0.0.1:$1/index.php" | grep -q '^php-fpm [0-9]'; }
+  # The pids of processes in container $1 whose command line starts with $2.
+  pids_of() {
+    pm exec "$1" sh -c 'for d in /proc/[0-9]*; do
+      case "$(tr "\0" " " <"$d/cmdline" 2>/dev/null)" in "$0"*) echo "${d#/proc/}";; esac
+    done' "$2"
+  }
+  # The time (ms) of the first line of supervisord's log in container $1 at or after $2 (ms)
+  # that matches $3: its lines begin "2026-12-02 13:35:19,323".
+  sv_log_ms() {
+    logs "$1" | grep -E -- "$3" | while read -r day time _; do date -d "$day ${time/,/.}" +%s%3N; done \
+      | awk -v since="$2" '!found && $1 >= since { print; found = 1 } END { exit !found }'
+  }
+  local worker_cmd="/bin/sh -c while true; do date"
+  local runner c http old code worker_times=() fpm_times=()
+  for runner in supervisord watchdog; do
+    c=sv-$runner
+    if [ $runner = supervisord ]; then
+      note "$c: podman run --entrypoint supervisord $image (-c /etc/supervisor/supervisord.conf)"
+      run_container $c -p 127.0.0.1::80 --entrypoint '["supervisord", "-c", "/etc/supervisor/supervisord.conf"]' \
+        "$image" || continue
+    else
+      note "$c: podman run $image (ENTRYPOINT watchdog --config /etc/supervisor/supervisord.conf)"
+      run_container $c -p 127.0.0.1::80 "$image" || continue
+    fi
+    http=$(host_port $c 80)
+    expect $c "nginx and php-fpm serve a PHP page" wait_for 30 php_ok "$http"
+    # shellcheck disable=SC2329
+    two_workers() { [ "$(pids_of $c "$worker_cmd" | grep -cv "^$1\$")" = 2 ]; }
+    expect $c "both worker copies run" wait_for 10 two_workers none
+    # A worker copy: both restart it.
+    old=$(pids_of $c "$worker_cmd" | head -n 1)
+    began=$(now_ms)
+    # The kill's own time, taken in the container (the host's clock) just before it.
+    local killed
+    killed=$(pm exec $c sh -c 'date +%s%3N; kill -9 "$0"' "$old")
+    if wait_for 30 two_workers "$old"; then
+      took=$(($(now_ms) - began))
+      pass "$c: kill -9 of a worker copy (pid $old): running again after $(seconds $took) s"
+      # From the kill to the new copy's start in the runner's own log.
+      local name spawned
+      if [ $runner = supervisord ]; then
+        name=$(logs $c | grep -oE "spawned: '[^']+' with pid $old\$" | cut -d"'" -f2)
+        spawned=$(sv_log_ms $c "$killed" "INFO spawned: '$name'")
+      else
+        name=$(logs $c | grep -oE "watchdog: [^ ]+: started .* pid=$old\$" | cut -d' ' -f2 | tr -d :)
+        spawned=$(log_ms $c "$killed" "$name: started")
+      fi
+      if [ -n "$spawned" ] && [ -n "$killed" ]; then
+        worker_times+=("$runner $((spawned - killed)) ms")
+      else
+        worker_times+=("$runner: no start in its log")
+      fi
+    else
+      fail "$c: kill -9 of a worker copy (pid $old): not running again after 30 s"
+      worker_times+=("$runner: not back in 30 s")
+    fi
+    # php-fpm's master: its workers live on and hold the socket a new master must bind.
+    old=$(pids_of $c "php-fpm: master")
+    # shellcheck disable=SC2329
+    fpm_back() { local new; new=$(pids_of $c "php-fpm: master") && [ -n "$new" ] && [ "$new" != "$old" ] && php_ok "$http"; }
+    began=$(now_ms)
+    pm exec $c kill -9 "$old"
+    if wait_for 30 fpm_back; then
+      took=$(($(now_ms) - began))
+      fpm_times+=("$runner $(seconds $took) s")
+      [ $runner = watchdog ] && pass "$c: kill -9 of php-fpm's master (pid $old): a new master serves after $(seconds $took) s"
+    else
+      fpm_times+=("$runner: not back in 30 s")
+      if [ $runner = watchdog ]; then
+        fail "$c: kill -9 of php-fpm's master (pid $old): no new master serving after 30 s"
+        show_logs $c
+      else
+        local failed fatal=""
+        failed=$(logs $c | grep -c 'Another FPM instance seems to already listen')
+        logs_have $c "gave up: php-fpm entered FATAL" && fatal=", then FATAL (gave up)"
+        figure "$c: php-fpm not back after kill -9 of its master: $failed starts failed, the old workers holding its socket$fatal"
+      fi
+    fi
+    if [ $runner = watchdog ]; then
+      expect $c "the watchdog said it ignores supervisord.conf's control sections" \
+        logs_have $c "\[unix_http_server\] ignored: .*watchdogctl"
+      expect $c "the watchdog stopped php-fpm's old workers before starting it again" \
+        logs_have $c "php-fpm: main process [0-9]+ died .* stopping them"
+    fi
+    if running $c; then
+      began=$(now_ms); pm stop -t 10 $c >/dev/null 2>&1; took=$(($(now_ms) - began)); code=$(exit_code $c)
+      expect $c "podman stop: graceful, exit code 0 (was $code) in $(seconds $took) s" test "$code" = 0
+    else
+      figure "$c: had already exited (code $(exit_code $c)): its exit_on_fatal event listener ended supervisord"
+    fi
+  done
+  figure "supervisord image, kill -9 of a worker copy until its new copy starts (each one's log): ${worker_times[*]}"
+  figure "supervisord image, kill -9 of php-fpm's master until a new one serves: ${fpm_times[*]}"
 }
 
 started=$(now_ms)
