@@ -60,7 +60,10 @@ class Config:
                            ) -> tuple[Any, list[tuple[Rule, Any]]]:
         """``with_default`` of option ``flag``'s values, each converted by ``param_type``;
         ``default`` when no bare value is given. Bad values are usage errors naming the flag."""
-        bare, pairs = self.with_default(flag, self.options.get(flag.lstrip("-").replace("-", "_"), ()))
+        given = self.options.get(flag.lstrip("-").replace("-", "_"), ())
+        if not isinstance(given, list | tuple):  # one value, as a program building a Config may pass
+            given = (str(given),)
+        bare, pairs = self.with_default(flag, given)
 
         def convert(text: str, rule: Rule | None = None) -> Any:
             try:
