@@ -189,6 +189,7 @@ class OutputSettings:
     backups: int = 0
     ready: str | None = None  # a regular expression
     stderr_to_stdout: bool = False
+    owner: tuple[int, int] | None = None  # uid, gid of the rule's --user: its log files are its own
 
 
 FileWriter = Callable[[str, bytes, OutputSettings], None]
