@@ -13,9 +13,8 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -32,6 +31,9 @@ from watchdog.unixhttp import Connection, HTTPError, Peer, Request, Server, list
 from watchdog.view import rule_view
 
 from .status import default_status_file
+
+if TYPE_CHECKING:  # concurrent.futures is imported once background work is
+    from concurrent.futures import Future
 
 SOCKET_NAME = "control.sock"
 # What ``start`` did when it started nothing, by the state the rule was in.

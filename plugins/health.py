@@ -15,18 +15,22 @@ plugin knows none of them by name. In Docker's words, per rule:
   and ``--max-restarts``), ``report`` (log it, show it, keep probing) or
   ``exit`` (stop every service and exit with status 7, for an orchestrator).
 
-A rule is probed only while it is running; the rounds run in background
-threads, so a hanging probe never delays the loop. When the rule stops
-running its health goes back to unknown, and a new run starts afresh.
+A rule is probed only while it is running; a round runs the rule's probes
+one after another, the first failure deciding. Probes that run on the loop
+(``watchdog.health.LoopProbe``: the built-in TCP, HTTP and command checks)
+wait on sockets and child exits; blocking ones run in a background thread.
+Either way a hanging probe never delays the loop. When the rule stops running
+its health goes back to unknown, the round under way is ended (its sockets
+closed, its command killed), and a new run starts afresh.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
+from typing import TYPE_CHECKING, cast
 
 import click
 
@@ -34,12 +38,15 @@ from watchdog import hookimpl
 from watchdog.api import EngineAPI
 from watchdog.config import Config
 from watchdog.exits import EXIT_UNHEALTHY
-from watchdog.health import Probe, Result, Target, failure_words, probes, seconds_text
+from watchdog.health import AnyProbe, Cancel, Probe, Result, Target, failure_words, probes, seconds_text
 from watchdog.logs import logger
 from watchdog.params import MAX_SECONDS, MAX_SECONDS_TEXT
 from watchdog.rules import Rule
 from watchdog.state import HEALTHY, RUNNING, UNHEALTHY, UNKNOWN
 from watchdog.timers import Timer
+
+if TYPE_CHECKING:  # concurrent.futures is imported once background work is
+    from concurrent.futures import Future
 
 RESTART, REPORT, EXIT = "restart", "report", "exit"
 SETTINGS, STATE = "health", "health"  # rule.settings and rule.state keys
@@ -60,12 +67,17 @@ class Schedule:
 
 @dataclass
 class Round:
-    """One round of a rule's probes, in a background thread."""
+    """One round of a rule's probes, one probe after another."""
 
     generation: int
-    future: Future[Result] | None = None
+    checks: list[AnyProbe]
+    target: Target
+    step: int = 0  # the probe under way
+    details: list[str] = field(default_factory=list)  # of the probes that passed
+    future: Future[Result] | None = None  # a blocking probe's thread, while it runs
+    cancel: Cancel | None = None  # ends the loop probe under way
     overdue: Timer | None = None  # cancelled when it answers: an idle loop sleeps through it
-    settled: bool = False  # its verdict is in (answered, or declared overdue)
+    settled: bool = False  # its verdict is in (answered, declared overdue, or the run ended)
 
 
 @dataclass
@@ -80,18 +92,12 @@ class Run:
     round: Round | None = None
 
 
-def run_round(checks: list[Probe], target: Target) -> Result:
-    """Every probe of the rule, one after another: the first failure decides."""
-    details = []
-    for check in checks:
-        try:
-            result = check(target)
-        except BaseException as exc:  # a probe's bug is a failed check, not a crashed schedule
-            result = Result(False, f"probe error: {failure_words(exc, target.timeout)}")
-        if not result.ok:
-            return result
-        details.append(result.detail)
-    return Result(True, "; ".join(details))
+def call_probe(check: Probe, target: Target) -> Result:
+    """A blocking probe, in a background thread."""
+    try:
+        return check(target)
+    except BaseException as exc:  # a probe's bug (sys.exit too) is a failed check, not a crashed schedule
+        return Result(False, f"probe error: {failure_words(exc, target.timeout)}")
 
 
 def parse_seconds(flag: str, name: str, text: str, *, zero: bool = False) -> float:
@@ -214,6 +220,8 @@ class Health:
         if run.timer is not None:
             run.timer.cancel()
             run.timer = None
+        if run.round is not None and not run.round.settled:
+            self.settle(run.round)  # its sockets are closed, its command killed
 
     def not_running(self, rule: Rule, engine: EngineAPI) -> None:
         self.end_run(run_of(rule))
@@ -240,31 +248,76 @@ class Health:
             return
         target = Target(tuple(sorted(set(status.pids) | status.children)), schedule.timeout)
         checks = probes(rule)
-        this = run.round = Round(generation)
-        this.future = engine.run_in_background(partial(run_round, checks, target),
-                                               partial(self.answered, rule, this))
-        limit = schedule.timeout * len(checks) + OVERDUE_AFTER
-        this.overdue = engine.call_later(limit, partial(self.overdue, rule, this))
+        this = run.round = Round(generation, checks, target)
+        self.run_step(rule, this)
+        if not this.settled:  # most loop probes on loopback answer at once: no timer for them
+            limit = schedule.timeout * len(checks) + OVERDUE_AFTER
+            this.overdue = engine.call_later(limit, partial(self.overdue, rule, this))
 
-    def answered(self, rule: Rule, this: Round, future: Future[Result]) -> None:
-        if this.settled:
+    def run_step(self, rule: Rule, this: Round) -> None:
+        """Start the round's next probe, or give the round's verdict when every one passed."""
+        engine = self.engine
+        assert engine is not None
+        if this.step == len(this.checks):
+            self.answered(rule, this, Result(True, "; ".join(this.details)))
             return
+        check, step = this.checks[this.step], this.step
+        start = getattr(check, "start", None)
+        if start is None:
+            blocking = cast(Probe, check)  # a plain callable: it blocks, so it gets a thread
+            this.future = engine.run_in_background(partial(call_probe, blocking, this.target),
+                                                   partial(self.thread_answered, rule, this))
+            return
+        stepped = partial(self.stepped, rule, this, step)
+        try:
+            cancel = start(this.target, engine, stepped)
+        except BaseException as exc:  # a probe's bug (sys.exit too) is a failed check
+            stepped(Result(False, f"probe error: {failure_words(exc, this.target.timeout)}"))
+            return
+        if this.step == step and not this.settled:  # it did not answer at once
+            this.cancel = cancel
+
+    def thread_answered(self, rule: Rule, this: Round, future: Future[Result]) -> None:
+        try:
+            result = future.result()
+        except BaseException as exc:  # no thread for it, or a probe that called sys.exit
+            result = Result(False, f"probe error: {exc}")
+        self.stepped(rule, this, this.step, result)
+
+    def stepped(self, rule: Rule, this: Round, step: int, result: Result) -> None:
+        """A probe of the round answered: the next one, or the verdict."""
+        if this.settled or step != this.step:
+            return
+        this.cancel = None
+        if not result.ok:
+            self.answered(rule, this, result)
+            return
+        this.details.append(result.detail)
+        this.step += 1
+        self.run_step(rule, this)
+
+    def settle(self, this: Round) -> None:
+        """The round is over: end the probe under way and the overdue timer."""
         this.settled = True
         if this.overdue is not None:
             this.overdue.cancel()
+        cancel, this.cancel = this.cancel, None
+        if cancel is not None:
+            cancel()
+
+    def answered(self, rule: Rule, this: Round, result: Result) -> None:
+        if this.settled:
+            return
+        self.settle(this)
         if this.generation != run_of(rule).generation:
             return
-        try:
-            result = future.result()
-        except BaseException as exc:  # a probe that called sys.exit: a failed check too
-            result = Result(False, f"probe error: {exc}")
         self.verdict(rule, result)
         self.next_round(rule, this.generation)
 
     def overdue(self, rule: Rule, this: Round) -> None:
         if this.settled or this.generation != run_of(rule).generation:
             return
-        this.settled = True
+        self.settle(this)
         timeout = rule.settings[SETTINGS].timeout
         self.verdict(rule, Result(False, f"timed out after {seconds_text(timeout)}"))
         self.next_round(rule, this.generation)

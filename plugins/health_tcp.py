@@ -1,36 +1,45 @@
 """Check ``health_tcp``: ``--health-tcp NAME=[HOST:]PORT``, healthy when a connection opens.
 
 HOST defaults to 127.0.0.1 (the container's own loopback); an IPv6 address
-goes in brackets (``[::1]:5432``). The connection is closed at once.
+goes in brackets (``[::1]:5432``). The connection is closed at once. The
+probe runs on the loop (``watchdog.netprobe``): a non-blocking connect the
+loop waits on, bounded by ``--health-timeout``, name look-up included.
 """
 
 from __future__ import annotations
 
-import socket
-from dataclasses import dataclass
+from functools import partial
 
 import click
 
 from watchdog import hookimpl
+from watchdog.api import EngineAPI
 from watchdog.config import Config
-from watchdog.health import Result, Target, add_probe, failure_words
+from watchdog.health import Cancel, Done, Result, Target, add_probe, failure_words
+from watchdog.netprobe import Exchange, Resolver
 
 FLAG = "--health-tcp"
 DEFAULT_HOST = "127.0.0.1"
 
 
-@dataclass(frozen=True)
 class TcpProbe:
-    host: str
-    port: int
+    """A connection to ``host:port`` opens (one made for the rule's run: it keeps the resolver)."""
 
-    def __call__(self, target: Target) -> Result:
-        try:
-            with socket.create_connection((self.host, self.port), timeout=target.timeout):
-                pass
-        except OSError as exc:
-            return Result(False, failure_words(exc, target.timeout))
-        return Result(True, f"connected to {self.host}:{self.port}")
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self.resolver = Resolver(host, port)
+
+    def start(self, target: Target, engine: EngineAPI, done: Done) -> Cancel:
+        exchange = Exchange(engine, self.resolver, target.timeout, b"", None,
+                            partial(self.finish, target.timeout, done))
+        return exchange.cancel
+
+    def finish(self, timeout: float, done: Done, answer: bytes | None, error: BaseException | None) -> None:
+        if error is not None:
+            done(Result(False, failure_words(error, timeout)))
+        else:
+            done(Result(True, f"connected to {self.host}:{self.port}"))
 
 
 def parse_address(text: str, default_host: str = DEFAULT_HOST) -> tuple[str, int] | None:

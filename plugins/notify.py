@@ -26,9 +26,7 @@ with a debug line. In a config file: ``notify = ["sshd"]`` at the top level,
 from __future__ import annotations
 
 import os
-import shutil
 import socket
-import tempfile
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -116,6 +114,8 @@ class Notify:
     def watchdog_started(self, engine: EngineAPI) -> None:
         if not self.rules:
             return
+        import tempfile  # here, as shutil below: only a run with --notify needs them
+
         self.engine = engine
         self.directory = tempfile.mkdtemp(prefix="watchdog-notify-")
         os.chmod(self.directory, 0o711)  # a service that dropped root must reach its socket
@@ -137,6 +137,8 @@ class Notify:
             channel.sock.close()
         self.channels.clear()
         if self.directory is not None:
+            import shutil
+
             shutil.rmtree(self.directory, ignore_errors=True)
             self.directory = None
 

@@ -9,6 +9,8 @@ fine (``watchdog.view``: running and not unhealthy, or a one-shot that
 exited with a success status), 1 when one is not, 3 when no watchdog is
 running (no file, or the pid in it is not a live watchdog). Each rule is
 shown as ``watchdog.view.rule_view`` builds it, as the control socket does.
+Reading and showing the file is ``watchdog.statusview``'s, which the lean
+``watchdog --status`` path (``watchdog.execprobe``) shares.
 """
 
 from __future__ import annotations
@@ -24,26 +26,18 @@ import click
 from watchdog import __version__, hookimpl
 from watchdog.api import EngineAPI
 from watchdog.config import Config
-from watchdog.exits import EXIT_NO_WATCHDOG
 from watchdog.logs import logger
-from watchdog.oneline import printable
 from watchdog.rules import Rule
 from watchdog.safefiles import (
     Identity,
     Untrusted,
-    default_directory,
-    read_trusted,
     remove_if_ours,
     write_atomically,
 )
-from watchdog.snapshot import DEAD_STATES, Snapshot, is_watchdog_argv, read_stat
-from watchdog.view import exit_status, format_table, rule_view
+from watchdog.statusview import default_status_file, live_watchdog, read, show_status
+from watchdog.view import rule_view
 
-
-def default_status_file() -> str:
-    """``/run/watchdog/status.json`` for root; a private per-user directory otherwise
-    (``watchdog.safefiles.default_directory``)."""
-    return os.path.join(default_directory(), "status.json")
+__all__ = ["Status", "StatusFile", "default_status_file"]
 
 
 class StatusFile:
@@ -147,57 +141,3 @@ class Status:
     def watchdog_stopped(self) -> None:
         if self.file is not None:
             self.file.remove()
-
-
-def read(path: str) -> dict[str, Any] | None:
-    """The status file's content; None when there is none to believe.
-
-    Raises Untrusted when another user could have written it (see
-    ``watchdog.safefiles``): a forged file must not pass for a watchdog.
-    """
-    try:
-        data = read_trusted(path)
-        content = None if data is None else json.loads(data)
-    except (OSError, ValueError, RecursionError) as exc:
-        if isinstance(exc, Untrusted):
-            raise
-        return None
-    return content if isinstance(content, dict) else None
-
-
-def live_watchdog(content: dict[str, Any] | None) -> int | None:
-    """The pid of the watchdog that wrote ``content``, if it is still running."""
-    if content is None or not isinstance(content.get("pid"), int):
-        return None
-    pid: int = content["pid"]
-    proc = read_stat("/proc", str(pid))
-    if proc is None or proc.state in DEAD_STATES:
-        return None
-    snapshot = Snapshot({pid: proc}, os.getpid())
-    try:
-        started = float(content.get("started", 0))
-    except (TypeError, ValueError):
-        return None
-    # A reused pid belongs to a process younger than the file's watchdog.
-    if is_watchdog_argv(snapshot.cmdline(pid) or []) and snapshot.start_time(proc) <= started + 1:
-        return pid
-    return None
-
-
-def show_status(path: str, as_json: bool) -> int:
-    try:
-        content = read(path)
-    except Untrusted as exc:
-        click.echo(f"watchdog: not trusting the status file: {printable(str(exc))}", err=True)
-        return EXIT_NO_WATCHDOG
-    if live_watchdog(content) is None or content is None:
-        click.echo(f"no watchdog is running (status file {path})", err=True)
-        return EXIT_NO_WATCHDOG
-    # What a service said of itself (a health check's output, a status message) is
-    # shown without the control characters that could drive the terminal.
-    rules = printable(content.get("rules", []))
-    if as_json:
-        click.echo(json.dumps(content, indent=1))
-    else:
-        click.echo(format_table(rules))
-    return exit_status(rules)

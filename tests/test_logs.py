@@ -182,6 +182,25 @@ def test_log_file_rotates_at_the_byte_limit_keeping_n_backups(tmp_path: Path, wa
     assert wd.proc.poll() is None
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="running a rule as another user takes root")
+def test_log_files_and_the_directory_made_for_them_belong_to_the_rule_s_user(
+        tmp_path: Path, watchdog: Start) -> None:
+    import pwd
+
+    nobody = pwd.getpwnam("nobody")
+    rule = name("u")
+    path = tmp_path / "made" / "svc.log"
+    existing = tmp_path / "there"
+    existing.mkdir()
+    watchdog("--rule", f"{rule}=sh -c 'echo first; sleep 1000'", "--user", f"{rule}=nobody",
+             "--log-file", f"{rule}={path}", "--log-file-stderr", f"{rule}={existing / 'err.log'}")
+    wait_for(lambda: path.exists() and path.read_text() == "first\n", what="the log file")
+    made = path.parent.stat()
+    assert (made.st_uid, made.st_gid, oct(made.st_mode & 0o777)) == (nobody.pw_uid, nobody.pw_gid, "0o750")
+    assert (path.stat().st_uid, path.stat().st_gid) == (nobody.pw_uid, nobody.pw_gid)
+    assert existing.stat().st_uid == 0  # a directory that was there keeps its owner
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs takes root")
 def test_a_full_disk_drops_lines_says_so_once_and_resumes(tmp_path: Path, watchdog: Start) -> None:
     disk = tmp_path / "disk"
@@ -203,10 +222,10 @@ def test_a_full_disk_drops_lines_says_so_once_and_resumes(tmp_path: Path, watchd
         time.sleep(0.5)  # more lines are dropped meanwhile; it is said only once
         assert wd.log().count("cannot write the log file") == 1
         path.write_bytes(b"")  # room again
-        wd.wait_log("writing the log file", 10)
+        wd.wait_log("writing the log file", 30)
         resumed = wd.log().split("writing the log file")[1].splitlines()[0]
         assert "again" in resumed and int(resumed.split("; ")[1].split()[0]) > 0
-        wait_for(lambda: "d out" in path.read_text(), what="lines written again")
+        wait_for(lambda: "d out" in path.read_text(), 30, "lines written again")
         wd.stop()
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)

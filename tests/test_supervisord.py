@@ -409,3 +409,23 @@ def test_a_program_that_cannot_run_is_an_error_naming_its_line(tmp_path: Path) -
                and "warning" not in line]
     assert error.startswith(f"watchdog: {conf}:3: [program:x] command: ")
     assert "wd-no-such-program is not found on PATH" in error
+
+
+def test_tail_is_logs_as_supervisorctl_spells_it(tmp_path: Path, watchdog: Start) -> None:
+    conf = write(tmp_path, "[supervisord]\n[program:talker]\n"
+                           "command=/bin/sh -c 'echo out-line; echo err-line >&2; exec sleep 1000'\n"
+                           "stdout_logfile=/dev/stdout\n")
+    wd = watchdog("--config", str(conf))
+    wait_for(lambda: settled(tmp_path, set()), 20, "talker running")
+    wait_for(lambda: "err-line" in control(tmp_path, "tail", "talker").stdout, 10, "both lines kept")
+    both = control(tmp_path, "tail", "talker").stdout
+    assert "out-line" in both and "err-line" in both
+    only = control(tmp_path, "tail", "talker:*", "stderr")
+    assert only.returncode == 0, only.stderr
+    assert "err-line" in only.stdout and "out-line" not in only.stdout
+    with subprocess.Popen([sys.executable, "-m", "watchdog.ctl", "--socket", str(tmp_path / "control.sock"),
+                           "tail", "-f", "talker"], stdout=subprocess.PIPE, text=True) as follow:
+        assert follow.stdout is not None
+        assert "out-line" in follow.stdout.readline() + follow.stdout.readline()
+        follow.terminate()
+    assert wd.stop() == 0

@@ -1,3 +1,3 @@
-from watchdog.cli import main
+from watchdog.execprobe import watchdog_main
 
-main()
+watchdog_main()

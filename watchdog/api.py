@@ -9,13 +9,15 @@ calls here waits for a process.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from watchdog.output import Capture
 from watchdog.rules import Rule
 from watchdog.state import RuleStatus
 from watchdog.timers import Timer
+
+if TYPE_CHECKING:  # concurrent.futures is imported once background work is
+    from concurrent.futures import Future
 
 T = TypeVar("T")
 
@@ -76,6 +78,15 @@ class EngineAPI(Protocol):
         ``future.result()`` in ``on_done`` returns the result or raises what
         ``work`` raised, or ``RuntimeError`` when no thread could be started for
         it (a pid limit reached). Work that can hang must bound itself (timeouts).
+        """
+
+    def watch_child(self, pid: int, on_exit: Callable[[int], None]) -> None:
+        """Call ``on_exit(returncode)`` on the loop once ``pid`` has ended and been reaped.
+
+        For a process the plugin started itself (``watchdog.processes.spawn``),
+        on the loop, before the loop runs again: the engine reaps every child
+        (it is PID 1 or a subreaper), so this is how the plugin learns its
+        status. The returncode is negative when a signal killed it.
         """
 
     def add_reader(self, fd: int, on_readable: Callable[[], None]) -> None:

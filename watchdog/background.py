@@ -17,17 +17,19 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from watchdog.hooks import call_contained
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 T = TypeVar("T")
 MAX_JOBS = 64  # running at once; a plugin that starts more waits for one to end
 IDLE_SECONDS = 60.0
 
-OnDone = Callable[[Future[Any]], None] | None
-Job = tuple[Callable[[], Any], Future[Any], OnDone]
+OnDone = Callable[["Future[Any]"], None] | None
+Job = tuple[Callable[[], Any], "Future[Any]", OnDone]
 
 
 class Background:
@@ -43,6 +45,8 @@ class Background:
         self._idle = 0  # workers waiting for a job that no queued job is meant for (under _lock)
 
     def submit(self, work: Callable[[], T], on_done: Callable[[Future[T]], None] | None = None) -> Future[T]:
+        from concurrent.futures import Future  # here: most runs never need it
+
         future: Future[T] = Future()
         if self._running < MAX_JOBS:
             self._hand_over((work, future, on_done))

@@ -24,7 +24,6 @@ import logging
 import os
 import re
 import stat
-import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -103,6 +102,8 @@ class ConfigFile:
 
 def read_config_file(path: str) -> ConfigFile:
     """A TOML file, or a supervisord configuration (``watchdog.inifile`` says how they are told apart)."""
+    import tomllib  # here: only a run with --config reads TOML
+
     raw = read_bounded(path)
     from watchdog.inifile import is_supervisord_format
 

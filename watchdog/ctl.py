@@ -7,9 +7,7 @@ read a stream of state changes). Errors are one line on stderr.
 from __future__ import annotations
 
 import http.client
-import importlib
 import json
-import os
 import socket
 import sys
 import time
@@ -21,6 +19,7 @@ from urllib.parse import urlencode
 import click
 
 from watchdog import __version__, view
+from watchdog.execprobe import default_socket
 from watchdog.logs import one_line
 from watchdog.oneline import exit_status, printable
 from watchdog.params import Seconds
@@ -60,18 +59,6 @@ class CtlError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
-
-
-def status_plugin() -> Any:
-    # The built-in plugins are installed as watchdog.plugins, a package the
-    # type checker knows by its source directory's name: imported by name.
-    return importlib.import_module("watchdog.plugins.status")
-
-
-def default_socket() -> str:
-    """Where the watchdog puts it by default: beside the status file."""
-    status_file = os.environ.get("WATCHDOG_STATUS_FILE") or status_plugin().default_status_file()
-    return os.path.join(os.path.dirname(str(status_file)), "control.sock")
 
 
 class UnixConnection(http.client.HTTPConnection):
@@ -478,6 +465,17 @@ def logs(client: Client, names: tuple[str, ...], count: int, follow: bool, since
     finally:
         connection.close()
     return EXIT_OK
+
+
+@cli.command()
+@click.argument("name")
+@click.argument("stream", required=False, type=click.Choice(["stdout", "stderr"]))
+@click.option("-f", "--follow", is_flag=True, help="Then print each new line as it is written.")
+@click.pass_context
+def tail(ctx: click.Context, name: str, stream: str | None, follow: bool) -> int:
+    """supervisorctl's tail: `logs NAME` (GROUP:* too), both streams unless STREAM is given."""
+    return int(ctx.invoke(logs, names=(name,), count=30, follow=follow, since=None, stream=stream,
+                          as_json=False, timestamps=False))
 
 
 @cli.command()

@@ -15,9 +15,8 @@ import os
 import signal
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
 from functools import partial
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from watchdog import leftovers, processes, view
 from watchdog.background import Background
@@ -53,6 +52,9 @@ from watchdog.tasks import InitTasks
 from watchdog.timers import Timer, Timers
 from watchdog.tracker import Tracker
 from watchdog.writer import outputs
+
+if TYPE_CHECKING:  # concurrent.futures is imported once background work is
+    from concurrent.futures import Future
 
 T = TypeVar("T")
 
@@ -132,6 +134,7 @@ class Engine:
         self._last_check = clock()
         self._removing: dict[str, Rule] = {}  # by name: stopping, to be dropped (remove_rule)
         self._replacing: dict[str, Rule] = {}  # by name: added once the removed one is gone
+        self._helpers: dict[int, Callable[[int], None]] = {}  # plugins' own children: pid -> on_exit
 
     # --- the interface plugins use (watchdog.api.EngineAPI) --------------------
 
@@ -222,6 +225,10 @@ class Engine:
     ) -> Future[T]:
         """Run ``work()`` in a thread; ``on_done(future)`` is then called on the loop."""
         return self.background.submit(work, on_done)
+
+    def watch_child(self, pid: int, on_exit: Callable[[int], None]) -> None:
+        """Call ``on_exit(returncode)`` on the loop when ``pid``, a plugin's own child, is reaped."""
+        self._helpers[pid] = on_exit
 
     def add_reader(self, fd: int, on_readable: Callable[[], None]) -> None:
         """Call ``on_readable()`` on the loop whenever ``fd`` can be read (a socket of the plugin's)."""
@@ -453,8 +460,15 @@ class Engine:
                 return
 
     def reap(self) -> bool:
+        """Collect every child that ended; True when one may change what a check finds."""
         reaped = self.children.reap()
+        changed = False
         for pid, rule, returncode in reaped:
+            on_exit = self._helpers.pop(pid, None) if rule is None else None
+            if on_exit is not None:  # a plugin's helper (a health check's command), not a service
+                self.hooks.call_contained(on_exit, returncode)
+                continue
+            changed = True
             self.ownership.reaped(pid, returncode)  # a daemon's stage or a master: did it hand over?
             if rule is None or rule not in self.rules:
                 continue  # an orphan we adopted (PID 1, subreaper), or one of a rule removed since
@@ -468,7 +482,7 @@ class Engine:
             self.waiter.unwatch(pid)
             status.last_output = self._last_output(rule, pid)
             self.hooks.watchdog_process_exited(rule=rule, pid=pid, returncode=returncode, engine=self)
-        return bool(reaped)
+        return changed
 
     def _match(self, rule: Rule, snapshot: Snapshot) -> list[Proc] | None:
         """The rule's processes; None when its matcher failed (logged)."""

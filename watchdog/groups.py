@@ -8,8 +8,10 @@ of a group, ``GROUP:NAME`` one of them, and ``all`` every rule.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
-from watchdog.rules import Rule
+if TYPE_CHECKING:  # for the type checker alone: watchdog.view, on the exec probe's path, uses this
+    from watchdog.rules import Rule
 
 GROUP = "group"  # rule.settings key
 

@@ -2,15 +2,23 @@
 
 A probe plugin parses its own per-rule flag in ``watchdog_configure`` and
 attaches a probe to the rule with ``add_probe``; the built-in ``health``
-plugin runs every probe of a running rule once per ``--health-interval``,
-off the loop, and turns the results into the rule's health (retries, start
-period) and into what unhealthy does. A third-party check is one more probe
-added the same way.
+plugin runs every probe of a running rule once per ``--health-interval``
+and turns the results into the rule's health (retries, start period) and
+into what unhealthy does. A third-party check is one more probe added the
+same way. A probe is one of two kinds:
 
-A probe is called in a background thread with the rule's processes and the
-rule's ``--health-timeout``, and must return within that timeout (bound every
-socket, process or read with it); the schedule treats one that has not
-answered a second later as timed out.
+- a ``LoopProbe`` runs on the engine's loop: it opens non-blocking sockets
+  the loop waits on (``engine.add_reader``/``add_writer``), starts processes
+  whose exit the loop reports (``engine.watch_child``), bounds itself with a
+  timer (``engine.call_later``) and calls ``done`` once. No thread, and a
+  probe costs the loop only the moments its sockets are ready. The built-in
+  TCP, plain-HTTP and command checks are such probes.
+- a blocking ``Probe`` (a plain callable) is called in a background thread
+  and must return within the timeout (bound every socket, process or read
+  with it). Checks that block in a library (TLS) are written so.
+
+Either way the schedule treats a probe that has not answered a second after
+its timeout as timed out, and ends a loop probe then (``cancel``).
 """
 
 from __future__ import annotations
@@ -18,11 +26,15 @@ from __future__ import annotations
 import errno
 import socket
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from watchdog.readiness import HEALTH_CHECKED
 from watchdog.rules import Rule
+
+if TYPE_CHECKING:
+    from watchdog.api import EngineAPI
 
 PROBES = "health.probes"  # rule.settings key: the rule's probes, in the order they run
 
@@ -46,13 +58,31 @@ class Probe(Protocol):
         """Run one check, blocking at most ``target.timeout`` seconds."""
 
 
-def add_probe(rule: Rule, probe: Probe) -> None:
+Done = Callable[[Result], None]
+Cancel = Callable[[], None]
+
+
+class LoopProbe(Protocol):
+    def start(self, target: Target, engine: EngineAPI, done: Done) -> Cancel:
+        """Begin one check on the loop and return at once; ``done(result)`` follows, once.
+
+        ``done`` may be called before ``start`` returns (a refused connection).
+        The probe bounds itself by ``target.timeout``. The returned function
+        ends the check early (the rule stopped, or the schedule gave up on it):
+        it closes what the check opened and ``done`` is not called after it.
+        """
+
+
+AnyProbe = Probe | LoopProbe
+
+
+def add_probe(rule: Rule, probe: AnyProbe) -> None:
     """Check ``rule`` with ``probe``; the rule is ready (``--after``) once a check has passed."""
     rule.settings.setdefault(PROBES, []).append(probe)
     rule.settings[HEALTH_CHECKED] = True
 
 
-def probes(rule: Rule) -> list[Probe]:
+def probes(rule: Rule) -> list[AnyProbe]:
     return list(rule.settings.get(PROBES, ()))
 
 

@@ -140,11 +140,19 @@ class LogFiles:
                 pass
         self.files.clear()
 
-    def _open(self, path: str, truncate: bool = False) -> OpenFile:
+    def _open(self, path: str, owner: tuple[int, int] | None, truncate: bool = False) -> OpenFile:
         directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, mode=0o750, exist_ok=True)
+        if not os.path.isdir(directory):
+            os.makedirs(directory, mode=0o750, exist_ok=True)
+            if owner is not None:  # made for the rule's user; a directory that was there is left as it is
+                os.chown(directory, *owner)
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
-        fd = os.open(path, flags | (os.O_TRUNC if truncate else 0), 0o640)
+        try:  # a file made now is the rule's user's; one that was there keeps its owner
+            fd = os.open(path, flags | os.O_EXCL, 0o640)
+            if owner is not None:
+                os.fchown(fd, *owner)
+        except FileExistsError:
+            fd = os.open(path, flags | (os.O_TRUNC if truncate else 0), 0o640)
         info = os.fstat(fd)
         if not (stat.S_ISREG(info.st_mode) or stat.S_ISCHR(info.st_mode)):
             os.close(fd)
@@ -155,7 +163,7 @@ class LogFiles:
         open_file = self.files.get(path)
         try:
             if open_file is None:
-                open_file = self.files[path] = self._open(path)
+                open_file = self.files[path] = self._open(path, settings.owner)
             limit = settings.max_bytes if open_file.regular else 0
             while data:
                 if limit and open_file.size and open_file.size + len(data) > limit:
@@ -163,7 +171,7 @@ class LogFiles:
                     if fits:
                         self._put(open_file, data[:fits])
                         data = data[fits:]
-                    open_file = self.files[path] = self._rotate(path, open_file, settings.backups)
+                    open_file = self.files[path] = self._rotate(path, open_file, settings)
                     continue
                 piece = data
                 if limit and len(data) > limit:  # an empty file: as many lines as fit, else one line
@@ -183,16 +191,17 @@ class LogFiles:
             open_file.size += written
             view = view[written:]
 
-    def _rotate(self, path: str, open_file: OpenFile, backups: int) -> OpenFile:
+    def _rotate(self, path: str, open_file: OpenFile, settings: OutputSettings) -> OpenFile:
         os.close(open_file.fd)
+        backups = settings.backups
         if backups <= 0:
-            return self._open(path, truncate=True)
+            return self._open(path, settings.owner, truncate=True)
         for index in range(backups - 1, 0, -1):
             older = f"{path}.{index}"
             if os.path.lexists(older):
                 os.replace(older, f"{path}.{index + 1}")
         os.replace(path, f"{path}.1")
-        return self._open(path)
+        return self._open(path, settings.owner)
 
     def _failed(self, path: str, data: bytes, exc: OSError) -> None:
         stale = self.files.pop(path, None)

@@ -98,6 +98,9 @@ def configure(config: Config) -> None:
         if "file_stderr" in given and given.get("stderr_to_stdout"):
             raise click.UsageError(f"--log-file-stderr {rule.name}: its stderr joins stdout "
                                    "(--log-stderr stdout): give one or the other")
+        identity = rule.launch.identity
+        if identity is not None and rule.launch.switches_user():
+            given["owner"] = (identity.uid, identity.gid)
         settings = dataclasses.replace(default_settings(), **given)
         rule.settings[SETTINGS_KEY] = settings
         if settings.ready is not None:

@@ -15,6 +15,7 @@ import json
 import logging
 import re
 from datetime import UTC, datetime
+from typing import Any
 
 from watchdog.writer import NonBlockingWriter, outputs
 
@@ -103,3 +104,16 @@ def setup_logging(fmt: str = "text", level: int = logging.INFO) -> None:
     logger.handlers[:] = [handler]
     logger.setLevel(level)
     logger.propagate = False
+
+
+def printable(value: Any) -> Any:
+    """``value`` (JSON-like: dicts, lists, strings...) with every string passed through
+    ``one_line``: what a service or another process said can neither break a table's
+    lines nor send the terminal an escape sequence."""
+    if isinstance(value, str):
+        return one_line(value)
+    if isinstance(value, dict):
+        return {printable(key): printable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [printable(item) for item in value]
+    return value

@@ -14,6 +14,7 @@ import os
 import re
 import sys
 from collections.abc import Iterable
+from types import FunctionType, ModuleType
 from typing import TYPE_CHECKING
 
 import click
@@ -55,6 +56,33 @@ class PluginManager(pluggy.PluginManager):
         self.origins: dict[str, str] = {}
         # Every name a plugin could be registered under in this run, disabled or not.
         self.known_names: list[str] = list(BUILTIN_PLUGINS)
+
+    def parse_hookimpl_opts(self, plugin: object, name: str) -> pluggy.HookimplOpts | None:
+        # pluggy asks this of every attribute of every plugin, through inspect.getattr_static:
+        # a module plugin's attributes are mostly what it imported, and that was most of
+        # start-up's plugin set-up. Only a function that carries the hookimpl mark can be a
+        # hook: the plain namespace says so without running anything; pluggy decides the rest.
+        value = static_attribute(plugin, name)
+        if not (isinstance(value, FunctionType) and MARK in value.__dict__) \
+                and not isinstance(value, (staticmethod, classmethod)):
+            return None
+        return super().parse_hookimpl_opts(plugin, name)
+
+
+MARK = f"{NAME}_impl"  # the attribute pluggy's HookimplMarker sets on a marked function
+
+
+def static_attribute(plugin: object, name: str) -> object:
+    """``plugin.name`` as found in the namespaces, without calling a descriptor or ``__getattr__``."""
+    if isinstance(plugin, ModuleType):
+        return plugin.__dict__.get(name)
+    namespaces = [getattr(plugin, "__dict__", {})] if not isinstance(plugin, type) else []
+    for klass in (plugin if isinstance(plugin, type) else type(plugin)).__mro__:
+        namespaces.append(klass.__dict__)
+    for namespace in namespaces:
+        if name in namespace:
+            return namespace[name]
+    return None
 
 
 def make_plugin_manager(modules: Iterable[str] = (), disabled: Iterable[str] = ()) -> PluginManager:

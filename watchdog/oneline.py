@@ -7,7 +7,9 @@ from typing import Any
 
 import click
 
-from watchdog.logs import one_line
+from watchdog.logs import one_line, printable
+
+__all__ = ["exit_status", "one_line", "printable"]
 
 
 def exit_status(run: Callable[[], Any], prog: str, on_abort: Callable[[], int]) -> int:
@@ -24,16 +26,3 @@ def exit_status(run: Callable[[], Any], prog: str, on_abort: Callable[[], int]) 
     except click.ClickException as exc:
         click.echo(f"{prog}: {one_line(exc.format_message())}", err=True)
         return exc.exit_code
-
-
-def printable(value: Any) -> Any:
-    """``value`` (JSON-like: dicts, lists, strings...) with every string passed through
-    ``one_line``: what a service or another process said can neither break a table's
-    lines nor send the terminal an escape sequence."""
-    if isinstance(value, str):
-        return one_line(value)
-    if isinstance(value, dict):
-        return {printable(key): printable(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [printable(item) for item in value]
-    return value

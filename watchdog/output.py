@@ -4,16 +4,18 @@ Every command the engine starts writes into two pipes of ours (one with
 ``--log-stderr NAME=stdout``); the engine's one selector wakes when a pipe
 has data. What is read is, in this order:
 
-* relayed to the watchdog's own stdout or stderr, unchanged by default, with
-  the rule's name in front (``--prefix``) and a timestamp (``--timestamps``)
-  when asked, through a writer that never blocks (``watchdog.writer``);
+* relayed to the watchdog's own stdout or stderr, through a writer that never
+  blocks (``watchdog.writer``): by default the bytes as they were read, as if
+  the service wrote there itself; with the rule's name in front (``--prefix``)
+  or a timestamp (``--timestamps``), whole lines;
 * kept in the rule's bounded memory (``--log-buffer``), which ``watchdogctl
   logs``, ``GET /v1/logs`` and the last lines of a crash read;
 * handed to the rule's log file (``watchdog.logfiles``) and to followers.
 
-Only whole lines go out, so two services' lines never interleave mid-line;
-what is left without a trailing newline goes out when the pipe closes (every
-writer gone, the service and any daemon it forked) or when the watchdog stops.
+Lines are cut where a newline is; what is left without one is a line when the
+pipe closes (every writer gone, the service and any daemon it forked) or when
+the watchdog stops. With a prefix or a timestamp only whole lines are relayed,
+so two services' lines never interleave mid-line.
 A line longer than ``MAX_LINE`` goes out in pieces of that size as it comes:
 a service that writes hundreds of megabytes without a newline is relayed in
 linear time and never held whole in memory.
@@ -187,6 +189,7 @@ class OutputSettings:
     backups: int = 0
     ready: str | None = None  # a regular expression
     stderr_to_stdout: bool = False
+    owner: tuple[int, int] | None = None  # uid, gid of the rule's --user: its log files are its own
 
 
 FileWriter = Callable[[str, bytes, OutputSettings], None]
@@ -254,6 +257,8 @@ class LineRelay:
             if not count:
                 self.close()
                 return
+            if self.capture.raw:  # unchanged: every byte as it comes, a partial line too
+                self.capture.sinks[self.stream].write(memoryview(self.buffer)[self.kept:self.kept + count])
             self._lines(self.kept + count)
             if count == self.read_size == CHUNK:
                 self._grow()
@@ -341,6 +346,9 @@ class Capture:
         self.sinks = {STDOUT: stdout, STDERR: stderr}
         self.prefix = prefix
         self.timestamps = timestamps
+        # Without a prefix or a timestamp the relay is the bytes as read, written before they
+        # are cut into lines: an init script's "Starting apache2..." shows before its "done."
+        self.raw = not prefix and not timestamps
         self.width = max((len(name) for name in names), default=0)
         self.default = default or OutputSettings(buffer=0)
         self.targets: dict[str, RelayTarget] = {}
@@ -438,8 +446,9 @@ class Capture:
                 else bytes(head[-memory.capacity:])
             memory.add(Chunk(self.seq, now, target.name, relay.stream, relay.run, relay.pid, kept))
         stamp = rfc3339(now) + b" " if self.timestamps else b""
-        lead = stamp + target.label
-        self.sinks[relay.stream].write(with_lead(whole, lead) if whole is not None and lead else head)
+        if not self.raw:
+            lead = stamp + target.label
+            self.sinks[relay.stream].write(with_lead(whole, lead) if whole is not None else head)
         if writes_file and whole is not None and self.files is not None:
             path = settings.file_stderr if relay.stream == STDERR and settings.file_stderr else settings.file
             if path is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import signal
@@ -97,6 +96,8 @@ def reap() -> list[tuple[int, int]]:
 
 def become_subreaper() -> bool:
     """Adopt orphaned descendants, as PID 1 does; False where the kernel refuses."""
+    import ctypes  # here: as PID 1, a container's watchdog never needs it
+
     libc = ctypes.CDLL(None, use_errno=True)
     return bool(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
 
@@ -108,6 +109,15 @@ def signal_group(pgid: int, sig: int) -> bool:
     except (ProcessLookupError, PermissionError):
         return False
     return True
+
+
+def kill_each(pids: Sequence[int], sig: int) -> None:
+    """Signal each process that still exists."""
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 def process_group(pid: int) -> int | None:

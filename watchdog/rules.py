@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import shutil
 import signal
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -108,7 +107,7 @@ def check_executable(program: str, command: str) -> None:
             raise click.UsageError(f"command {command!r}: {program} does not exist")
         if not os.access(program, os.X_OK):
             raise click.UsageError(f"command {command!r}: {program} is not executable")
-    elif shutil.which(program) is None:
+    elif which(program) is None:
         raise click.UsageError(f"command {command!r}: {program} is not found on PATH")
 
 
@@ -179,3 +178,9 @@ def parse_forwarded(flag: str, text: str) -> frozenset[signal.Signals]:
         allowed = ", ".join(sig.name.removeprefix("SIG") for sig in FORWARDABLE_SIGNALS)
         raise click.UsageError(f"{flag}: {text!r}: give some of {allowed}, or none")
     return frozenset(chosen)
+
+
+def which(program: str) -> str | None:
+    import shutil  # here: what it imports (compression modules) costs start-up 4 ms
+
+    return shutil.which(program)

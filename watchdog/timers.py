@@ -8,39 +8,43 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
-@dataclass(order=True)
+@dataclass
 class Timer:
     """A due time; ``callback`` None means "run a check then"."""
 
     when: float
     seq: int
-    callback: Callable[[], None] | None = field(compare=False, default=None)
-    cancelled: bool = field(compare=False, default=False)
+    callback: Callable[[], None] | None = field(default=None)
+    cancelled: bool = field(default=False)
 
     def cancel(self) -> None:
         self.cancelled = True
 
 
 class Timers:
+    """The heap holds ``(when, seq, timer)``: tuples compare in C, and health probes add
+    and cancel a few timers each, many times a second. A cancelled timer stays in the
+    heap until it comes up."""
+
     def __init__(self) -> None:
-        self._heap: list[Timer] = []
+        self._heap: list[tuple[float, int, Timer]] = []
         self._seq = itertools.count()
 
     def add(self, when: float, callback: Callable[[], None] | None = None) -> Timer:
         timer = Timer(when, next(self._seq), callback)
-        heapq.heappush(self._heap, timer)
+        heapq.heappush(self._heap, (when, timer.seq, timer))
         return timer
 
     def next_due(self) -> float | None:
-        while self._heap and self._heap[0].cancelled:
+        while self._heap and self._heap[0][2].cancelled:
             heapq.heappop(self._heap)
-        return self._heap[0].when if self._heap else None
+        return self._heap[0][0] if self._heap else None
 
     def pop_due(self, now: float) -> list[Timer]:
         """The timers due by ``now``, earliest first, removed from the heap."""
         due = []
-        while self._heap and self._heap[0].when <= now:
-            timer = heapq.heappop(self._heap)
+        while self._heap and self._heap[0][0] <= now:
+            _, _, timer = heapq.heappop(self._heap)
             if not timer.cancelled:
                 due.append(timer)
         return due

@@ -30,9 +30,7 @@ import stat
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http import HTTPStatus
 from typing import Any, Protocol
-from urllib.parse import parse_qs, urlsplit
 
 from watchdog.logs import logger
 from watchdog.safefiles import check_directory, directory_mode
@@ -140,11 +138,15 @@ def parse_request(data: bytes, peer: Peer, max_request: int = MAX_REQUEST) -> Re
     body = data[end + 4:end + 4 + length]
     if len(body) < length:
         return None
+    from urllib.parse import parse_qs, urlsplit  # here: the first request, not start-up
+
     url = urlsplit(target)
     return Request(method.upper(), url.path, parse_qs(url.query), headers, bytes(body), peer, url.query)
 
 
 def response_head(status: int, headers: dict[str, str]) -> bytes:
+    from http import HTTPStatus  # here: the first answer, not start-up
+
     lines = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}"]
     lines += [f"{name}: {value}" for name, value in {**headers, "Connection": "close"}.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
