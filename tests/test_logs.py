@@ -295,7 +295,9 @@ def test_ready_log_gates_after(tmp_path: Path, watchdog: Start) -> None:
 def test_a_logs_follower_that_stops_reading_is_dropped_and_nothing_else_notices(
     tmp_path: Path, watchdog: Start
 ) -> None:
-    flood = flooder(tmp_path, "f")
+    # 16 MiB: well past the 1 MiB a follower may hold back, and bounded, since the watchdog
+    # relays it into the log file the test reads (an endless flood filled memory on a slow host).
+    flood = flooder(tmp_path, "f", total=16 << 20)
     other = program(tmp_path, name("fo"))
     wd = watchdog(str(flood), f"{other} 1000", "--log-buffer", f"{name('f')}=0")
     sock = socket_of(wd)
