@@ -1,6 +1,6 @@
 """Plugin ``control``: the control socket, HTTP with JSON over a unix socket (``watchdogctl``).
 
-Endpoints (README, "Control socket"): ``GET /v1/status``, ``POST /v1/start``,
+Endpoints (plugins/control-socket.md): ``GET /v1/status``, ``POST /v1/start``,
 ``/v1/stop``, ``/v1/restart``, ``/v1/signal``, ``/v1/reload``,
 ``GET /v1/events`` and ``GET /v1/logs`` (``watchdog.logstream``). Only root and
 the watchdog's own user may use it (``SO_PEERCRED``); the socket is 0600 in a

@@ -197,13 +197,14 @@ def test_disable_of_a_name_no_plugin_has_is_a_usage_error_naming_the_plugins() -
 def test_one_off_actions_take_no_environment_variable(tmp_path: Path) -> None:
     # An image that happens to set WATCHDOG_VERSION=1 must start its services, not print a version.
     env = {**os.environ, "WATCHDOG_DISABLE_PLUGIN_AUTOLOAD": "1", "WATCHDOG_VERSION": "1",
-           "WATCHDOG_LIST_PLUGINS": "1", "WATCHDOG_STATUS": "1",
+           "WATCHDOG_LIST_PLUGINS": "1", "WATCHDOG_STATUS": "1", "WATCHDOG_PRINT_CONFIG": "1",
            "WATCHDOG_CONTROL_SOCKET": str(tmp_path / "control.sock"),
            "WATCHDOG_STATUS_FILE": str(tmp_path / "status.json")}
     result = subprocess.run([sys.executable, "-m", "watchdog", "--once", "true"],
                             capture_output=True, text=True, timeout=60, env=env)
     assert "started 'true'" in result.stderr
     assert "watchdog 0" not in result.stdout and "basename" not in result.stdout
+    assert "[rules." not in result.stdout  # --print-config's TOML
 
 
 def test_both_commands_print_their_version_in_one_form() -> None:

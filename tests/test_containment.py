@@ -24,10 +24,10 @@ CASES = [
     ("hook", "SystemExit", "plugin wd_exits:Exits failed in watchdog_checked: SystemExit"),
     ("hook", "KeyboardInterrupt", "plugin wd_exits:Exits failed in watchdog_checked: KeyboardInterrupt"),
     ("hook", "GeneratorExit", "plugin wd_exits:Exits failed in watchdog_checked: GeneratorExit"),
-    ("timer", "SystemExit", "plugin wd_exits failed in Exits.timer: SystemExit"),
-    ("reader", "KeyboardInterrupt", "plugin wd_exits failed in Exits.readable: KeyboardInterrupt"),
-    ("on_done", "SystemExit", "plugin wd_exits failed in Exits.on_done: SystemExit"),
-    ("work", "SystemExit", "plugin wd_exits failed in Exits.take_result: SystemExit"),
+    ("timer", "SystemExit", "plugin wd_exits:Exits failed in Exits.timer: SystemExit"),
+    ("reader", "KeyboardInterrupt", "plugin wd_exits:Exits failed in Exits.readable: KeyboardInterrupt"),
+    ("on_done", "SystemExit", "plugin wd_exits:Exits failed in Exits.on_done: SystemExit"),
+    ("work", "SystemExit", "plugin wd_exits:Exits failed in Exits.take_result: SystemExit"),
     ("probe", "SystemExit", "unhealthy (probe error: SystemExit"),
 ]
 

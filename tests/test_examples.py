@@ -22,6 +22,7 @@ DOCKER = ROOT / "examples" / "docker"
 DOCKERFILE = DOCKER / "Dockerfile"
 COMPOSE = DOCKER / "compose.yaml"
 KUBERNETES = ROOT / "examples" / "kubernetes"
+SUPERVISORD = ROOT / "examples" / "supervisord"
 POD = KUBERNETES / "pod.yaml"
 SERVICES = ("/usr/sbin/apache2", "/usr/sbin/sshd")
 IMAGE = "watchdog-demo"  # the tag the README builds
@@ -254,7 +255,7 @@ def test_the_pod_termination_grace_period_exceeds_the_watchdog_grace() -> None:
     assert pod["spec"]["terminationGracePeriodSeconds"] > grace
 
 
-@pytest.mark.parametrize("directory", [DOCKER, KUBERNETES], ids=lambda path: path.name)
+@pytest.mark.parametrize("directory", [DOCKER, KUBERNETES, SUPERVISORD], ids=lambda path: path.name)
 def test_each_example_readme_names_every_file_beside_it(directory: Path) -> None:
     readme = (directory / "README.md").read_text()
     files = [path.name for path in directory.iterdir() if path.name != "README.md"]

@@ -14,6 +14,7 @@ from watchdog.cli import make_cli
 from watchdog.manager import make_plugin_manager
 
 README = Path(__file__).parent.parent / "README.md"
+MANUAL = Path(__file__).parent.parent / "MANUAL.md"
 PLUGIN_GUIDE = Path(__file__).parent.parent / "plugins" / "README.md"
 MARKER = "<!-- readme-plugin-example"
 
@@ -39,9 +40,9 @@ def test_the_readme_plugin_is_at_most_30_lines_and_works(
     assert f"started '{exe} 1000' pid={stamp.read_text().strip()}" in wd.wait_log("pid=")
 
 
-def test_every_flag_of_the_command_is_in_the_readme(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_flag_of_the_command_is_in_the_readme_or_the_manual(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WATCHDOG_DISABLE_PLUGIN_AUTOLOAD", "1")  # the project's own flags only
-    readme = README.read_text()
+    readme = README.read_text() + MANUAL.read_text()
     command = make_cli(make_plugin_manager())
     flags = [opt for param in command.params if isinstance(param, click.Option)
              for opt in param.opts if opt.startswith("--")]
@@ -57,3 +58,10 @@ def test_the_exit_status_table_has_a_row_for_every_status_in_exits_py() -> None:
     table = README.read_text().split("| exit status | when |", 1)[1].split("\n\n", 1)[0]
     rows = {int(match) for match in re.findall(r"^\| (\d+) \|", table, re.M)}
     assert rows == statuses
+
+
+def test_the_disable_row_names_every_built_in_plugin() -> None:
+    from watchdog.manager import BUILTIN_PLUGINS
+
+    row = next(line for line in MANUAL.read_text().splitlines() if line.startswith("| `--disable NAME`"))
+    assert [name for name in BUILTIN_PLUGINS if f"`{name}`" not in row] == []

@@ -31,6 +31,7 @@ from watchdog.supervisor_keys import markdown_table
 HERE = Path(__file__).parent
 CONFIGS = sorted((HERE / "supervisord").glob("*.conf"))
 REFERENCE = HERE / "supervisord" / "reference.py"
+EXAMPLE = HERE.parent / "examples" / "supervisord" / "supervisord.conf"
 Start = Callable[..., Watchdog]
 NOT_HONOURED = re.compile(r"^# (?P<key>[a-z-]+) = (?P<value>.*): not honoured, ")
 # What the watchdog adds that supervisord's process configs do not show: rotation of a
@@ -151,7 +152,16 @@ def test_it_runs_unchanged_and_stops_gracefully(path: Path, tmp_path: Path, watc
 
 
 def test_the_readme_table_is_the_mapping_table() -> None:
-    assert markdown_table() in (HERE.parent / "README.md").read_text()
+    assert markdown_table() in (EXAMPLE.parent / "README.md").read_text()
+
+
+def test_the_example_translates_to_its_rules() -> None:
+    """examples/supervisord/supervisord.conf: every program a rule, the listener the one key not run."""
+    printed = print_config(EXAMPLE)
+    rules = printed_rules(printed)
+    assert set(rules) == {"php-fpm", "nginx", "queue_00", "queue_01"}
+    assert rules["queue_01"]["user"] == "www-data"
+    assert rules["nginx"]["stop-signal"] == "QUIT"
 
 
 # --- the file format ---------------------------------------------------------------

@@ -33,8 +33,10 @@ Job = tuple[Callable[[], Any], "Future[Any]", OnDone]
 
 
 class Background:
-    def __init__(self, wake: Callable[[], None]) -> None:
+    def __init__(self, wake: Callable[[], None],
+                 contain: Callable[..., None] = call_contained) -> None:
         self._wake = wake
+        self._contain = contain  # calls on_done so that a plugin's bug is logged as its own
         self._finished: queue.SimpleQueue[tuple[Future[Any], OnDone]] = queue.SimpleQueue()
         self._jobs: queue.SimpleQueue[Job] = queue.SimpleQueue()
         self._running = 0  # jobs handed to workers and not yet through run_finished (loop only)
@@ -112,4 +114,4 @@ class Background:
             if self._waiting:
                 self._hand_over(self._waiting.pop(0))
             if on_done is not None:
-                call_contained(on_done, future)
+                self._contain(on_done, future)

@@ -171,7 +171,7 @@ def core_options(strategies: Sequence[str], default_strategy: str) -> list[click
                  "(told apart by its sections); flags override it.",
         ),
         click.Option(
-            ["--print-config"], is_flag=True,
+            ["--print-config"], is_flag=True, allow_from_autoenv=False,
             help="Print the resolved options and rules as TOML for --config, with where each "
                  "value came from, and exit.",
         ),

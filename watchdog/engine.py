@@ -23,7 +23,7 @@ from watchdog.background import Background
 from watchdog.children import Children
 from watchdog.events import Waiter
 from watchdog.exits import EXIT_INTERNAL_ERROR, EXIT_NOT_RUNNING, EXIT_OK
-from watchdog.hooks import call_contained, calls, log_failure
+from watchdog.hooks import calls, log_failure
 from watchdog.logfiles import LogFiles
 from watchdog.logoptions import default_settings
 from watchdog.logs import logger
@@ -126,7 +126,7 @@ class Engine:
         self.children = Children(self.output)
         self.signaller = Signaller(self.waiter)
         self.timers = Timers()
-        self.background = Background(self.waiter.wake)
+        self.background = Background(self.waiter.wake, self.hooks.call_contained)
         self.exit_code: int | None = None
         self._stop_reason: str | None = None
         self._once = False
@@ -232,14 +232,14 @@ class Engine:
 
     def add_reader(self, fd: int, on_readable: Callable[[], None]) -> None:
         """Call ``on_readable()`` on the loop whenever ``fd`` can be read (a socket of the plugin's)."""
-        self.waiter.add_reader(fd, partial(call_contained, on_readable))
+        self.waiter.add_reader(fd, partial(self.hooks.call_contained, on_readable))
 
     def remove_reader(self, fd: int) -> None:
         self.waiter.remove_reader(fd)
 
     def add_writer(self, fd: int, on_writable: Callable[[], None]) -> None:
         """Call ``on_writable()`` on the loop whenever ``fd`` can be written (not while it is a reader)."""
-        self.waiter.add_writer(fd, partial(call_contained, on_writable))
+        self.waiter.add_writer(fd, partial(self.hooks.call_contained, on_writable))
 
     def remove_writer(self, fd: int) -> None:
         self.waiter.remove_reader(fd)
@@ -455,7 +455,7 @@ class Engine:
                 if timer.callback is None:
                     self._check_soon = True
                 else:
-                    call_contained(timer.callback)
+                    self.hooks.call_contained(timer.callback)
             if exited or reaped or self._check_soon or self.clock() >= self._next_check(deadline):
                 return
 
@@ -466,7 +466,7 @@ class Engine:
         for pid, rule, returncode in reaped:
             on_exit = self._helpers.pop(pid, None) if rule is None else None
             if on_exit is not None:  # a plugin's helper (a health check's command), not a service
-                call_contained(on_exit, returncode)
+                self.hooks.call_contained(on_exit, returncode)
                 continue
             changed = True
             self.ownership.reaped(pid, returncode)  # a daemon's stage or a master: did it hand over?

@@ -6,8 +6,10 @@ name and the hook (the traceback at ``-v``), and the other implementations
 still run. A plugin whose calls of one hook fail ``MAX_FAILURES_IN_A_ROW``
 times in a row is unregistered with one error line: counted by hook, so that
 its other hooks succeeding in between do not hide one that always fails.
-Timer, reader and background callbacks go through ``call_contained``: logged
-the same way, never raised into the loop.
+Timer, reader, writer and background callbacks go through
+``SafeHooks.call_contained``: logged the same way, never raised into the loop,
+and named like the hooks by the plugin's registered name (the entry point's
+name, ``-p``'s MODULE, a built-in's name), found from the callable.
 
 "An exception" is any ``BaseException``: a plugin's ``sys.exit()``,
 ``KeyboardInterrupt`` or stray ``GeneratorExit`` is its bug like any other,
@@ -25,10 +27,12 @@ named by the loop it blocks: a watcher thread, which only reads the
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import threading
 import time
+import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -131,13 +135,27 @@ class PluginCalls:
 calls = PluginCalls()
 
 
-def call_contained(fn: Callable[..., Any], *args: Any) -> None:
-    """Run a plugin's callback; an exception is logged, never raised."""
-    owner, where = getattr(fn, "__module__", None) or "?", getattr(fn, "__qualname__", repr(fn))
+def call_contained(fn: Callable[..., Any], *args: Any, owner: str | None = None) -> None:
+    """Run a plugin's callback; an exception is logged, never raised.
+
+    ``owner`` names the plugin in the log (``SafeHooks.owner_of`` finds its
+    registered name); without one, the callback's module does.
+    """
+    target = unwrap(fn)
+    where = getattr(target, "__qualname__", repr(target))
+    if owner is None:
+        owner = getattr(target, "__module__", None) or "?"
     try:
         calls.run(owner, where, fn, *args)
     except BaseException as exc:
         log_failure(owner, where, exc)
+
+
+def unwrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The function a ``functools.partial`` (however nested) will call."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    return fn
 
 
 class SafeHooks:
@@ -151,6 +169,29 @@ class SafeHooks:
     def __init__(self, pm: pluggy.PluginManager) -> None:
         self._pm = pm
         self._failures: dict[tuple[str, str], int] = {}  # (plugin, hook): failures in a row
+
+    def owner_of(self, fn: Callable[..., Any]) -> str:
+        """The name ``fn``'s plugin was registered under: its entry point's name, the
+        MODULE given to ``-p``, or a built-in's name, as every other message names it.
+
+        A bound method belongs to the plugin object it is bound to; any other callable
+        (a lambda, a closure, a module's function) to the plugin made from its module.
+        A callable of no registered plugin is named by its module.
+        """
+        target = unwrap(fn)
+        bound_to = getattr(target, "__self__", None)
+        module = getattr(target, "__module__", None)
+        by_module = None
+        for name, plugin in self._pm.list_name_plugin():
+            if bound_to is not None and plugin is bound_to:
+                return str(name)
+            if by_module is None and module is not None and module in plugin_modules(plugin):
+                by_module = str(name)
+        return by_module or module or "?"
+
+    def call_contained(self, fn: Callable[..., Any], *args: Any) -> None:
+        """``call_contained`` with the plugin named by its registered name."""
+        call_contained(fn, *args, owner=self.owner_of(fn))
 
     def __getattr__(self, hook_name: str) -> Callable[..., list[Any]]:
         caller = getattr(self._pm.hook, hook_name)
@@ -180,3 +221,12 @@ class SafeHooks:
             self._pm.unregister(plugin)
             logger.error("plugin %s failed %d times in a row in %s: disabled for the rest of this run; "
                          "the services go on", name, count, hook_name, extra={"event": "plugin-disabled"})
+
+
+def plugin_modules(plugin: object) -> tuple[str, ...]:
+    """The module a registered plugin's code comes from: a module plugin's own name,
+    or the module of an object's class (or of a class registered as it is)."""
+    if isinstance(plugin, types.ModuleType):
+        return (plugin.__name__,)
+    cls = plugin if isinstance(plugin, type) else type(plugin)
+    return (cls.__module__,)

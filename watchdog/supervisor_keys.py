@@ -3,8 +3,9 @@
 Each ``Key`` converts a supervisord value into settings of a watchdog rule (or
 of the whole run): the keys of a rule's TOML table, which are the per-rule
 flags. A setting whose value is not exactly what supervisord does carries a
-note, printed as a comment by ``--print-config``. The README's table is made
-from ``KEYS`` (``markdown_table``), and a test keeps the two equal.
+note, printed as a comment by ``--print-config``. The table in
+examples/supervisord/README.md is made from ``KEYS`` (``markdown_table``), and
+a test keeps the two equal.
 """
 
 from __future__ import annotations
@@ -52,10 +53,10 @@ class Key:
     section: str  # "program", "supervisord", "group"
     name: str
     meaning: str  # what supervisord does with it
-    watchdog: str  # what the watchdog does (README)
+    watchdog: str  # what the watchdog does (examples/supervisord/README.md)
     convert: Convert | None = None  # None: read while building rules, or nothing to set
     default: str | None = None  # supervisord's default, converted too when it matters
-    difference: str = ""  # where the watchdog deliberately does otherwise (README)
+    difference: str = ""  # where the watchdog deliberately does otherwise (examples/supervisord/README.md)
 
 
 def boolean(value: str) -> bool:
@@ -450,7 +451,7 @@ SECTIONS_TABLE = [
 
 
 def markdown_table() -> str:
-    """The README's table: every key, what supervisord does, what the watchdog does."""
+    """The table of examples/supervisord/README.md: every key, what supervisord and the watchdog do."""
     lines = ["| Section | Key | In supervisord | Under the watchdog | Difference |", "|---|---|---|---|---|"]
     for key in KEYS:
         cells = [f"[{key.section}]", f"`{key.name}`", key.meaning, key.watchdog, key.difference]
