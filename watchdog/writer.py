@@ -20,6 +20,7 @@ wait for a reader, so it is written as it is.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import select
 import socket
@@ -259,12 +260,7 @@ class Outputs:
             writer.flush(timeout / 2)
 
 
-_outputs: Outputs | None = None
-
-
+@functools.cache
 def outputs() -> Outputs:
-    """The process's one pair: fd 1 and 2 are the process's, not a run's."""
-    global _outputs
-    if _outputs is None:
-        _outputs = Outputs()
-    return _outputs
+    """The process's one pair, made on first use: fd 1 and 2 are the process's, not a run's."""
+    return Outputs()
