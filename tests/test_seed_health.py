@@ -25,7 +25,14 @@ pytestmark = pytest.mark.skipif(seed_problem() is not None, reason=str(seed_prob
 def main_processes(procs: list[psutil.Process]) -> list[psutil.Process]:
     """The processes whose parent is not among ``procs``: one per running copy of the service."""
     pids = {proc.pid for proc in procs}
-    return [proc for proc in procs if proc.ppid() not in pids]
+    mains = []
+    for proc in procs:
+        try:
+            if proc.ppid() not in pids:
+                mains.append(proc)
+        except psutil.NoSuchProcess:
+            continue  # ended since it was listed (a copy being stopped): not a running copy
+    return mains
 
 
 def test_a_hung_apache2_is_restarted_by_its_http_check_and_comes_back_as_one_copy(
