@@ -48,6 +48,14 @@ SLOW_REPEAT = 60.0  # one slow plugin is named at most once a minute per hook, w
 STUCK_CALL = 5.0  # a call still running after this long is named by the watcher thread
 
 
+# A plugin's name or a callback's, or how to find it when a message needs it.
+Name = str | Callable[[], str]
+
+
+def named(name: Name) -> str:
+    return name if isinstance(name, str) else name()
+
+
 def log_failure(owner: str, where: str, exc: BaseException) -> None:
     logger.error("plugin %s failed in %s: %s: %s", owner, where, type(exc).__name__, exc,
                  exc_info=exc if logger.isEnabledFor(logging.DEBUG) else None,
@@ -65,12 +73,12 @@ class PluginCalls:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
-        self.current: tuple[int, str, str, float] | None = None
+        self.current: tuple[int, Name, Name, float] | None = None
         self._serial = itertools.count()
         self._nested: list[list[float]] = []  # per call under way: time spent in its inner calls
         self._slow_noted: dict[tuple[str, str], tuple[float, int]] = {}  # last named at, since then
 
-    def run(self, owner: str, where: str, fn: Callable[..., Any], *args: Any) -> Any:
+    def run(self, owner: Name, where: Name, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(*args)``, timed; what it raises is raised."""
         started = self.clock()
         inner = [0.0]
@@ -86,7 +94,7 @@ class PluginCalls:
             if self._nested:
                 self._nested[-1][0] += took
             if took - inner[0] >= SLOW_CALL:
-                self._slow(owner, where, took - inner[0])
+                self._slow(named(owner), named(where), took - inner[0])
 
     def _slow(self, owner: str, where: str, took: float) -> None:
         now = self.clock()
@@ -128,27 +136,37 @@ class PluginCalls:
             reported = (serial, stuck)
             logger.error("plugin %s has been in %s for %.0fs and has not returned: the loop is "
                          "blocked (no reaping, no restarts; stop signals wait until it returns)",
-                         owner, where, stuck, extra={"event": "plugin-stuck"})
+                         named(owner), named(where), stuck, extra={"event": "plugin-stuck"})
 
 
 # One loop per process: every plugin call made on it is timed by this one.
 calls = PluginCalls()
 
 
-def call_contained(fn: Callable[..., Any], *args: Any, owner: str | None = None) -> None:
+def call_contained(fn: Callable[..., Any], *args: Any, owner: Name | None = None) -> None:
     """Run a plugin's callback; an exception is logged, never raised.
 
     ``owner`` names the plugin in the log (``SafeHooks.owner_of`` finds its
-    registered name); without one, the callback's module does.
+    registered name); without one, the callback's module does. Both names are
+    found only when a message needs them: timers and sockets call back many
+    times a second, and almost every call needs none.
     """
-    target = unwrap(fn)
-    where = getattr(target, "__qualname__", repr(target))
+    where = functools.partial(qualname_of, fn)
     if owner is None:
-        owner = getattr(target, "__module__", None) or "?"
+        owner = functools.partial(module_of, fn)
     try:
         calls.run(owner, where, fn, *args)
     except BaseException as exc:
-        log_failure(owner, where, exc)
+        log_failure(named(owner), where(), exc)
+
+
+def qualname_of(fn: Callable[..., Any]) -> str:
+    target = unwrap(fn)
+    return getattr(target, "__qualname__", None) or repr(target)
+
+
+def module_of(fn: Callable[..., Any]) -> str:
+    return getattr(unwrap(fn), "__module__", None) or "?"
 
 
 def unwrap(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -191,9 +209,10 @@ class SafeHooks:
 
     def call_contained(self, fn: Callable[..., Any], *args: Any) -> None:
         """``call_contained`` with the plugin named by its registered name."""
-        call_contained(fn, *args, owner=self.owner_of(fn))
+        call_contained(fn, *args, owner=functools.partial(self.owner_of, fn))
 
     def __getattr__(self, hook_name: str) -> Callable[..., list[Any]]:
+        """The caller of hook ``hook_name``, made once: some hooks are called many times a second."""
         caller = getattr(self._pm.hook, hook_name)
 
         def call(**kwargs: Any) -> list[Any]:
@@ -212,6 +231,7 @@ class SafeHooks:
                     results.append(result)
             return results
 
+        setattr(self, hook_name, call)  # found without __getattr__ from now on
         return call
 
     def _failed(self, name: str, plugin: object, hook_name: str, exc: BaseException) -> None:
