@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import errno
 import os
-import select
 import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -89,6 +88,9 @@ class Exchange:
     With ``enough`` None the exchange is the connection itself: it finishes
     with ``b""`` as soon as the connection is open, and closes it.
     """
+
+    __slots__ = ("engine", "resolver", "timeout", "request", "enough", "_finish", "answer", "finished",
+                 "sock", "watched", "addresses", "error", "looking_up", "deadline", "timer", "forget_lookup")
 
     def __init__(self, engine: EngineAPI, resolver: Resolver, timeout: float, request: bytes,
                  enough: Callable[[bytes], bool] | None, finish: Finish) -> None:
@@ -173,16 +175,17 @@ class Exchange:
             self.error = exc
             self._connect_next()
             return
+        if code == errno.EINPROGRESS:
+            # On loopback, the usual case, the handshake is over by now: asking again says
+            # how it went (0, refused, or EALREADY while it goes on) in one system call, and
+            # saves registering with the loop, a wake-up and unregistering, for every probe.
+            code = self.sock.connect_ex(sockaddr)
+            if code == errno.EISCONN:
+                code = 0
         if code == 0:
             self._connected()
-        elif code == errno.EINPROGRESS:
-            # On loopback, the usual case, the handshake is over by now: one look saves
-            # registering with the loop, a wake-up and unregistering, for every probe.
-            _, writable, _ = select.select([], [self.sock], [], 0)
-            if writable:
-                self._connect_ended()
-            else:
-                self._watch(self.engine.add_writer, self._connect_ended)
+        elif code == errno.EALREADY:
+            self._watch(self.engine.add_writer, self._connect_ended)
         else:
             self.error = OSError(code, os.strerror(code))  # ConnectionRefusedError for ECONNREFUSED
             self._connect_next()
