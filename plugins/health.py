@@ -26,6 +26,7 @@ closed, its command killed), and a new run starts afresh.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -52,6 +53,10 @@ RESTART, REPORT, EXIT = "restart", "report", "exit"
 SETTINGS, STATE = "health", "health"  # rule.settings and rule.state keys
 # A probe must bound itself by the timeout; this much later the schedule stops waiting for it.
 OVERDUE_AFTER = 1.0
+# A round due at most this part of its interval after an earlier planned batch of rounds joins
+# it: many rules' checks then share one wake-up of the loop (as Monit's share its cycle), and
+# none runs later than its interval says.
+EARLY = 0.1
 
 
 @dataclass
@@ -73,7 +78,7 @@ class Round:
     checks: list[AnyProbe]
     target: Target
     step: int = 0  # the probe under way
-    details: list[str] = field(default_factory=list)  # of the probes that passed
+    passed: list[Result] = field(default_factory=list)  # what the probes that passed said
     future: Future[Result] | None = None  # a blocking probe's thread, while it runs
     cancel: Cancel | None = None  # ends the loop probe under way
     overdue: Timer | None = None  # cancelled when it answers: an idle loop sleeps through it
@@ -88,8 +93,17 @@ class Run:
     started_at: float | None = None  # the engine started its command then (the start period's origin)
     start_period_until: float | None = None  # None: over, or none was asked for
     failures: int = 0  # failed rounds in a row
-    timer: Timer | None = None
+    due: float | None = None  # its next round is in the batch due then
     round: Round | None = None
+    target: Target | None = None  # the last round's: most rounds look at the same processes
+
+
+@dataclass
+class Batch:
+    """Rounds due at one time, run on one wake-up of the loop: (rule, generation) each."""
+
+    timer: Timer
+    rounds: list[tuple[Rule, int]]
 
 
 def call_probe(check: Probe, target: Target) -> Result:
@@ -153,6 +167,8 @@ class Health:
 
     def __init__(self) -> None:
         self.engine: EngineAPI | None = None
+        self.batches: dict[float, Batch] = {}  # by due time
+        self.due_times: list[float] = []  # the batches', in order
 
     @hookimpl
     def watchdog_add_options(self) -> list[click.Option]:
@@ -189,7 +205,7 @@ class Health:
         if schedule is None or self.engine is None:
             return
         run = run_of(rule)
-        self.end_run(run)
+        self.end_run(rule, run)
         now = self.engine.clock()
         origin = run.started_at if run.started_at is not None else now
         run.started_at = None
@@ -200,7 +216,7 @@ class Health:
     def watchdog_rule_stopping(self, rule: Rule) -> None:
         # Health stays as it is while the stop goes on: it is often the reason for it.
         if SETTINGS in rule.settings:
-            self.end_run(run_of(rule))
+            self.end_run(rule, run_of(rule))
 
     @hookimpl
     def watchdog_rule_missing(self, rule: Rule, engine: EngineAPI) -> None:
@@ -214,30 +230,61 @@ class Health:
 
     # --- the schedule -----------------------------------------------------------
 
-    def end_run(self, run: Run) -> None:
+    def end_run(self, rule: Rule, run: Run) -> None:
+        self.unschedule(rule, run)
         run.generation += 1
         run.failures = 0
-        if run.timer is not None:
-            run.timer.cancel()
-            run.timer = None
         if run.round is not None and not run.round.settled:
             self.settle(run.round)  # its sockets are closed, its command killed
 
     def not_running(self, rule: Rule, engine: EngineAPI) -> None:
-        self.end_run(run_of(rule))
+        self.end_run(rule, run_of(rule))
         if engine.status[rule.name].health != UNKNOWN:
             engine.set_health(rule, UNKNOWN, "not running")
 
     def schedule(self, rule: Rule, run: Run, when: float) -> None:
+        """Plan the rule's next round for ``when``, or with a batch planned a little earlier."""
         assert self.engine is not None
-        run.timer = self.engine.call_at(when, partial(self.due, rule, run.generation))
+        times = self.due_times
+        place = bisect.bisect_right(times, when)
+        if place and times[place - 1] >= when - EARLY * rule.settings[SETTINGS].interval:
+            when = times[place - 1]
+            self.batches[when].rounds.append((rule, run.generation))
+        else:
+            times.insert(place, when)
+            self.batches[when] = Batch(self.engine.call_at(when, partial(self.run_batch, when)),
+                                       [(rule, run.generation)])
+        run.due = when
+
+    def unschedule(self, rule: Rule, run: Run) -> None:
+        batch = self.batches.get(run.due) if run.due is not None else None
+        run.due = None
+        if batch is not None:
+            batch.rounds.remove((rule, run.generation))
+            if not batch.rounds:  # no wake-up for nothing
+                batch.timer.cancel()
+                self.forget_batch(batch.timer.when)
+
+    def forget_batch(self, when: float) -> Batch:
+        self.due_times.pop(bisect.bisect_left(self.due_times, when))
+        return self.batches.pop(when)
+
+    def run_batch(self, when: float) -> None:
+        for rule, generation in self.forget_batch(when).rounds:
+            try:
+                self.due(rule, generation)
+            except BaseException as exc:  # the schedule's own bug: the other rules' rounds still run
+                logger.error("health round failed: %s: %s", type(exc).__name__, exc, exc_info=exc,
+                             extra={"rule": rule.name, "event": "plugin-error"})
 
     def due(self, rule: Rule, generation: int) -> None:
         engine, run, schedule = self.engine, run_of(rule), rule.settings[SETTINGS]
         assert engine is not None
-        run.timer = None
         status = engine.status[rule.name]
-        if generation != run.generation or status.state != RUNNING:
+        if generation != run.generation:
+            return
+        run.due = None
+        if status.state != RUNNING:
             return  # the next run schedules its own rounds when the rule is found again
         last = run.round
         if last is not None and last.future is not None and not last.future.done():
@@ -246,7 +293,10 @@ class Health:
                                              "(the last probe has not returned)"))
             self.next_round(rule, generation)
             return
-        target = Target(tuple(sorted(set(status.pids) | status.children)), schedule.timeout)
+        pids = tuple(sorted(set(status.pids) | status.children)) if status.children else status.pids
+        target = run.target
+        if target is None or target.pids != pids or target.timeout != schedule.timeout:
+            target = run.target = Target(pids, schedule.timeout)
         checks = probes(rule)
         this = run.round = Round(generation, checks, target)
         self.run_step(rule, this)
@@ -259,7 +309,9 @@ class Health:
         engine = self.engine
         assert engine is not None
         if this.step == len(this.checks):
-            self.answered(rule, this, Result(True, "; ".join(this.details)))
+            passed = this.passed
+            self.answered(rule, this, passed[0] if len(passed) == 1 else Result(True, "; ".join(
+                result.detail for result in passed)))
             return
         check, step = this.checks[this.step], this.step
         start = getattr(check, "start", None)
@@ -292,7 +344,7 @@ class Health:
         if not result.ok:
             self.answered(rule, this, result)
             return
-        this.details.append(result.detail)
+        this.passed.append(result)
         this.step += 1
         self.run_step(rule, this)
 

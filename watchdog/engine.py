@@ -248,6 +248,10 @@ class Engine:
         """Record what a check found; a change is logged and reported to ``watchdog_rule_health``."""
         status = self.status[rule.name]
         status.health_detail = detail
+        if status.health == health and (status.passed_check or health != HEALTHY):
+            # The usual result: nothing that readiness depends on changed.
+            self.hooks.watchdog_rule_health_checked(rule=rule, health=health, detail=detail)
+            return
         changed = status.health != health
         status.health = health
         status.passed_check = status.passed_check or health == HEALTHY
