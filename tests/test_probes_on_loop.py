@@ -8,13 +8,18 @@ when it ends, whether it stayed in its process group or left it (``setsid``).
 from __future__ import annotations
 
 import os
+import select
+import selectors
+import socket
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import Watchdog, pids, program, wait_for
+from helpers import Watchdog, pids, program, unique, wait_for
 from namespace import namespace_problem
 from test_health import free_port, rule_status, script
 
@@ -82,6 +87,126 @@ def test_a_command_probe_that_times_out_takes_its_setsid_children_along(
     wait_for(lambda: len(pids("wd-leave-hstray")) <= 1, 10, "at most the current run's stray")
     assert wd.stop() == 0
     wait_for(lambda: not pids("wd-leave-hstray"), 10, "no stray after the stop")
+
+
+# --- rounds sharing wake-ups, and handshakes that wait -------------------------------
+
+
+class Accepts:
+    """Listening sockets that accept every connection and note when (``time.monotonic``)."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.sockets = {name: socket.create_server(("127.0.0.1", 0)) for name in names}
+        self.times: dict[str, list[float]] = {name: [] for name in names}
+        self.selector = selectors.DefaultSelector()
+        for name, sock in self.sockets.items():
+            self.selector.register(sock, selectors.EVENT_READ, name)
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def port(self, name: str) -> int:
+        port: int = self.sockets[name].getsockname()[1]
+        return port
+
+    def _accept(self) -> None:
+        while not self.done.is_set():
+            for key, _ in self.selector.select(0.1):
+                conn, _ = key.fileobj.accept()  # type: ignore[union-attr]
+                self.times[key.data].append(time.monotonic())
+                conn.close()
+
+    def close(self) -> None:
+        self.done.set()
+        self.thread.join()
+        for sock in self.sockets.values():
+            sock.close()
+
+
+def test_rounds_due_within_a_tenth_of_an_interval_share_a_wake_up_and_none_is_late(
+    tmp_path: Path, watchdog: Start
+) -> None:
+    # Each round is due an interval after the last; one due at most a tenth of its interval
+    # after a planned batch of rounds runs with that batch, on the same wake-up of the loop.
+    intervals = {"a": 1.0, "b": 1.09, "c": 1.5}
+    accepts = Accepts(list(intervals))
+    names = {key: unique(f"wd-batch-{key}") for key in intervals}
+    # Running before the watchdog: all three are found by its first check, at the same time.
+    services = [subprocess.Popen([program(tmp_path, name), "1000"]) for name in names.values()]
+    try:
+        args = ["--scope", "host"]
+        for key, name in names.items():
+            args += [f"{tmp_path / name} 1000", "--health-tcp", f"{name}={accepts.port(key)}",
+                     "--health-interval", f"{name}={intervals[key]}"]
+        wd = watchdog(*args)
+        wait_for(lambda: len(accepts.times["b"]) >= 6 and len(accepts.times["c"]) >= 4, 30,
+                 "six rounds of b and four of c")
+        assert wd.stop() == 0
+    finally:
+        accepts.close()
+        for proc in services:
+            proc.kill()
+            proc.wait()
+    a, b, c = (accepts.times[key] for key in intervals)
+    # b (due 0.09 s after a's round each time) runs with a, every round: on its own it would
+    # drift 0.09 s further from a at each round.
+    for when in b:
+        assert min(abs(when - other) for other in a) < 0.04, (a, b)
+    # None is late, and none runs more than a tenth of its interval early (load adds lateness).
+    gaps = {key: [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
+            for key, times in (("a", a), ("b", b), ("c", c))}
+    for key, found in gaps.items():
+        assert all(0.9 * intervals[key] - 0.02 <= gap <= intervals[key] + 0.5 for gap in found), (key, found)
+    # c, due half an interval after a, is a batch of its own: it runs a whole interval apart.
+    assert all(gap >= intervals["c"] - 0.02 for gap in gaps["c"]), gaps["c"]
+
+
+def test_a_tcp_handshake_that_waits_is_bounded_by_the_timeout_and_counts_once_it_completes(
+    tmp_path: Path, watchdog: Start
+) -> None:
+    # A listener whose accept queue is full drops new connections' SYNs: the check's connect
+    # does not complete at once, and the loop waits for it, bounded by the timeout.
+    listener = socket.create_server(("127.0.0.1", 0), backlog=0)
+    port = listener.getsockname()[1]
+    queued = []
+    while True:  # fill the queue until a connection is left waiting
+        sock = socket.socket()
+        sock.setblocking(False)
+        sock.connect_ex(("127.0.0.1", port))
+        queued.append(sock)
+        if not select.select([], [sock], [], 0.2)[1]:
+            break
+    exe = program(tmp_path, "wd-syn-svc")
+    wd = watchdog(f"{exe} 1000", "--health-tcp", f"wd-syn-svc={port}", "--health-interval", "wd-syn-svc=0.3",
+                  "--health-timeout", "wd-syn-svc=2.5", "--health-retries", "wd-syn-svc=1",
+                  "--on-unhealthy", "wd-syn-svc=report")
+    try:
+        wd.wait_log("wd-syn-svc: unhealthy (timed out after 2.5 s)", timeout=30)
+        # While the next check waits for its SYN to be answered, room is made: the kernel's
+        # resent SYN (a second later) completes the connection the loop waits on.
+        time.sleep(0.5)
+        for sock in queued:
+            sock.close()
+        listener.setblocking(False)
+        drained = threading.Event()
+
+        def accept_all() -> None:
+            while not drained.is_set():
+                if select.select([listener], [], [], 0.1)[0]:
+                    try:
+                        listener.accept()[0].close()
+                    except BlockingIOError:
+                        pass
+
+        thread = threading.Thread(target=accept_all, daemon=True)
+        thread.start()
+        wd.wait_log(f"wd-syn-svc: healthy (connected to 127.0.0.1:{port})", timeout=30)
+        drained.set()
+        thread.join()
+        assert wd.stop() == 0
+    finally:
+        listener.close()
+    assert "Traceback" not in wd.log()
 
 
 # --- a name whose look-up never ends ------------------------------------------------
