@@ -70,7 +70,7 @@ class Schedule:
     on_unhealthy: str = RESTART
 
 
-@dataclass
+@dataclass(slots=True)  # one is made per round, many times a second
 class Round:
     """One round of a rule's probes, one probe after another."""
 
@@ -412,4 +412,7 @@ class Health:
 
 
 def run_of(rule: Rule) -> Run:
-    return rule.state.setdefault(STATE, Run())  # type: ignore[no-any-return]
+    run: Run | None = rule.state.get(STATE)
+    if run is None:  # made once: a round asks several times
+        run = rule.state[STATE] = Run()
+    return run

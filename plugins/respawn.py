@@ -73,7 +73,10 @@ class Memory:
 
 
 def memory(rule: Rule) -> Memory:
-    return rule.state.setdefault("respawn", Memory())  # type: ignore[no-any-return]
+    mem: Memory | None = rule.state.get("respawn")
+    if mem is None:  # made once: health checks ask many times a second
+        mem = rule.state["respawn"] = Memory()
+    return mem
 
 
 class Respawn:

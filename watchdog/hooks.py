@@ -222,11 +222,12 @@ class SafeHooks:
                     continue
                 try:
                     result = calls.run(impl.plugin_name, hook_name, impl.function,
-                                       *(kwargs[name] for name in impl.argnames))
+                                       *[kwargs[name] for name in impl.argnames])
                 except BaseException as exc:
                     self._failed(impl.plugin_name, impl.plugin, hook_name, exc)
                     continue
-                self._failures[impl.plugin_name, hook_name] = 0
+                if self._failures:  # a success ends the plugin's failures in a row
+                    self._failures.pop((impl.plugin_name, hook_name), None)
                 if result is not None:
                     results.append(result)
             return results

@@ -111,10 +111,13 @@ class Exchange:
         self.deadline = engine.clock() + timeout
         self.timer: Timer | None = None
         self.forget_lookup: Callable[[], None] = nothing
-        # A numeric host is "looked up" at once, and a connection on loopback may be done
-        # before lookup returns: the exchange may be over by then.
+        if resolver.numeric is not None:  # no look-up: connect now (on loopback, done by return)
+            self.looking_up = False
+            self.addresses = list(resolver.numeric)
+            self._connect_next()
+            return
         forget = resolver.lookup(engine, self._looked_up)
-        if not self.finished:
+        if not self.finished:  # an answer the look-up had already may have ended it
             self.forget_lookup = forget
             self._wait()
 
@@ -132,7 +135,8 @@ class Exchange:
     def _close(self) -> None:
         if self.timer is not None:
             self.timer.cancel()
-        self.forget_lookup()
+        if self.forget_lookup is not nothing:
+            self.forget_lookup()
         if self.sock is not None:
             if self.watched:
                 self.engine.remove_reader(self.sock.fileno())  # ends a writer as well
@@ -163,7 +167,8 @@ class Exchange:
 
     def _connect_next(self) -> None:
         """Try the next address (as ``socket.create_connection`` tries each in turn)."""
-        self._close_socket()
+        if self.sock is not None:
+            self._close_socket()
         if not self.addresses:
             self._done(None, self.error or OSError(errno.EADDRNOTAVAIL, "no address"))
             return
