@@ -262,3 +262,45 @@ def test_a_daemon_killed_just_after_its_restart_is_answered_at_once(
     starts = [entry for entry in map(json.loads, wd.log().splitlines()) if entry["event"] == "started"]
     restarted_at = datetime.fromisoformat(starts[-1]["timestamp"]).timestamp()
     assert len(starts) == 3 and restarted_at - killed_at < 0.5
+
+
+CANCELLING_PLUGIN = '''
+import os
+from pathlib import Path
+
+from watchdog import hookimpl
+
+
+class Cancelling:
+    """Two timers due at the same moment; the first cancels the second."""
+
+    @hookimpl
+    def watchdog_started(self, engine):
+        out = Path(os.environ["WD_TIMERS_OUT"])
+
+        def note(word):
+            with out.open("a") as file:
+                file.write(word + "\\n")
+
+        def first():
+            second.cancel()
+            note("first")
+
+        when = engine.clock() + 0.2
+        engine.call_at(when, first)
+        second = engine.call_at(when, lambda: note("second"))
+        engine.call_at(when + 0.3, lambda: note("later"))
+'''
+
+
+def test_a_timer_cancelled_by_one_due_with_it_does_not_run(tmp_path: Path, watchdog: Start) -> None:
+    # Health checks batch their rounds on shared timers and cancel one when its last round goes.
+    (tmp_path / "wd_cancelling.py").write_text(CANCELLING_PLUGIN)
+    out = tmp_path / "timers"
+    exe = program(tmp_path, "wd-timers")
+    path = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+    wd = watchdog("-p", "wd_cancelling:Cancelling", f"{exe} 1000",
+                  env={"PYTHONPATH": path, "WD_TIMERS_OUT": str(out)})
+    wait_for(lambda: out.exists() and "later" in out.read_text(), 30, "the later timer")
+    assert out.read_text() == "first\nlater\n"
+    assert wd.stop() == 0

@@ -456,6 +456,8 @@ class Engine:
                     self._forward(signum)
             self.background.run_finished()
             for timer in self.timers.pop_due(self.clock()):
+                if timer.cancelled:  # by a callback before it on this wake-up
+                    continue
                 if timer.callback is None:
                     self._check_soon = True
                 else:
