@@ -4,7 +4,11 @@ The probes come from check plugins (``watchdog.health.add_probe``); this
 plugin knows none of them by name. In Docker's words, per rule:
 
 - ``--health-interval`` (10 s): the first round runs one interval after the
-  rule is seen running, each next one an interval after the last ended;
+  rule is seen running, each next one an interval after the last ended; a
+  round due at most a tenth of its interval after a batch of other rounds
+  already planned runs with that batch (never later than due), so rules
+  checked at the same pace share the loop's wake-ups, as Monit's checks
+  share its cycle;
 - ``--health-timeout`` (5 s): each probe's limit; a probe that has not
   answered a second after it counts as timed out;
 - ``--health-retries`` (3): that many failed rounds in a row make it unhealthy;
@@ -270,6 +274,8 @@ class Health:
         return self.batches.pop(when)
 
     def run_batch(self, when: float) -> None:
+        if when not in self.batches:  # emptied (and its timer cancelled) on this very wake-up
+            return
         for rule, generation in self.forget_batch(when).rounds:
             try:
                 self.due(rule, generation)
