@@ -71,6 +71,16 @@ def test_a_slow_hook_is_named_when_it_returns_and_a_stuck_one_while_it_hangs(
     assert wd.stop() == 0
 
 
+def test_a_stuck_timer_is_named_by_its_plugin_and_callback(tmp_path: Path, watchdog: Start) -> None:
+    # A timer's names are found only when a message needs them: here by the watcher thread.
+    exe = program(tmp_path, "wd-ex-stucktm")
+    wd = watchdog("-p", "wd_exits:Exits", f"{exe} 1000", env=env(WD_EXITS_WHERE="timer", WD_EXITS_SLEEP="6"))
+    wd.wait_log("plugin wd_exits:Exits has been in Exits.timer for ", timeout=15)
+    log = wd.wait_log("plugin wd_exits:Exits took ", timeout=15)
+    assert re.search(r"plugin wd_exits:Exits took \d+\.\d+s in Exits.timer: the loop", log), log
+    assert wd.stop() == 0
+
+
 def test_a_hook_under_half_a_second_is_not_named(tmp_path: Path, watchdog: Start) -> None:
     exe = program(tmp_path, "wd-ex-quick")
     wd = watchdog("-p", "wd_exits:Exits", f"{exe} 1000", env=env(WD_EXITS_SLEEP="0.1"))

@@ -6,7 +6,8 @@ GeneratorExit) and ``WD_EXITS_WHERE`` where: ``hook`` (every
 watchdog_checked), ``timer``, ``reader`` (an add_reader callback), ``on_done``,
 ``work`` (background work whose on_done takes its result) or ``probe`` (a
 health probe of every rule). ``WD_EXITS_SLEEP=SECONDS`` instead makes its
-first watchdog_rule_found take that long.
+first watchdog_rule_found take that long, or with ``WD_EXITS_WHERE=timer`` its
+timer.
 """
 
 from __future__ import annotations
@@ -66,11 +67,14 @@ class Exits:
 
     @hookimpl
     def watchdog_rule_found(self, rule: Any, procs: Any) -> None:
-        if self.sleep:
+        if self.sleep and self.where != "timer":
             seconds, self.sleep = self.sleep, 0
             time.sleep(seconds)
 
     def timer(self) -> None:
+        if self.sleep:
+            time.sleep(self.sleep)
+            return
         throw()
 
     def readable(self) -> None:
