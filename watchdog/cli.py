@@ -36,12 +36,13 @@ from watchdog.configfile import (
     takes_default,
 )
 from watchdog.engine import Engine
+from watchdog.escapes import one_line
 from watchdog.events import pidfd_supported
 from watchdog.exits import EXIT_NOT_RUNNING, EXIT_OK
 from watchdog.helpsections import format_sections
 from watchdog.hooks import SafeHooks
 from watchdog.logfiles import LogFiles
-from watchdog.logs import logger, one_line, setup_logging
+from watchdog.logs import logger, setup_logging
 from watchdog.manager import PluginManager, describe_plugins, make_plugin_manager
 from watchdog.matchers import Matchers
 from watchdog.oneline import exit_status
