@@ -19,7 +19,6 @@ from watchdog import (
     logoptions,
     ordering,
     ownership,
-    printconfig,
     runpolicy,
 )
 from watchdog.ambiguity import check_distinguishable
@@ -309,6 +308,8 @@ def make_cli(pm: PluginManager, config_file: ConfigFile | None = None,
             click.echo(describe_plugins(pm, options["disable"]))
             return EXIT_OK
         if options["print_config"]:
+            from watchdog import printconfig  # a one-off: no run imports it
+
             click.echo(printconfig.render(click.get_current_context(), setup.params, options,
                                           config_file, setup.file_rules), nl=False)
             return EXIT_OK
