@@ -26,7 +26,8 @@ The supervisors, one trial of each per round, in an order that turns each round:
   foreground (a script that sources ``/etc/apache2/envvars`` and execs
   ``/usr/sbin/apache2 -DFOREGROUND``, as the Docker images of httpd do);
   supervisord cannot keep a daemonizing init script;
-- ``watchdog fg``: the watchdog given those same two foreground commands;
+- ``watchdog fg``: the watchdog given those same two foreground commands and
+  supervisord's model, ``--match child`` (a service is the process it started);
 - ``floor fg``: a shell script as PID 1 starting those two in the background.
 
 One round before the timed ones is not counted (it fills the page cache and
@@ -148,7 +149,7 @@ def cases(space: Path, watchdog: str) -> list[Case]:
         Case("floor", [str(floor_script(space, "floor.sh", f"{SSHD}\n{INIT_SCRIPT} start"))]),
         Case("watchdog seed", [watchdog, SSHD, f"{INIT_SCRIPT} start"]),
         Case("supervisord", [supervisord, "-c", str(supervisord_config(space, apache2_fg))]),
-        Case("watchdog fg", [watchdog, f"{SSHD} -D", "--rule", f"apache2={apache2_fg}"]),
+        Case("watchdog fg", [watchdog, "--match", "child", f"{SSHD} -D", "--rule", f"apache2={apache2_fg}"]),
         Case("floor fg", [str(floor_script(space, "floor-fg.sh", f"{SSHD} -D &\n{apache2_fg} &"))]),
     ]
 
