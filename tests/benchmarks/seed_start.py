@@ -15,6 +15,12 @@ request on port 80 (``HTTP/1.``). The time is from the exec of the supervisor
 to the later of the two answers. Then PID 1 gets SIGTERM, and the next trial
 starts once every process of the namespace is gone.
 
+The "log:" columns are what the supervisor's own log says, to the
+millisecond of the wall clock, after the exec: its first line (the watchdog's
+"running as PID 1", supervisord's "supervisord started") and each service's
+start. Once a round the watchdog's interpreter is also timed alone
+(``python -c pass``).
+
 The supervisors, one trial of each per round, in an order that turns each round:
 
 - ``floor``: a shell script as PID 1 that runs the seed's two commands itself
@@ -441,6 +447,26 @@ def versions() -> str:
     return f"{apache.removeprefix('Server version: ')}, {ssh}, supervisord {sup or '?'}"
 
 
+def interpreter_of(program: str) -> str | None:
+    """The interpreter a console script's ``#!`` line names, or None."""
+    try:
+        with open(program, "rb") as f:
+            first = f.readline(512)
+    except OSError:
+        return None
+    if not first.startswith(b"#!"):
+        return None
+    words = first[2:].decode(errors="replace").split()
+    return words[0] if words and "python" in Path(words[0]).name else None
+
+
+def bare_interpreter(python: str) -> float:
+    """``python -c pass``, exec to exit: what any supervisor written in Python pays first."""
+    began = time.perf_counter()
+    subprocess.run([python, "-c", "pass"], check=True)
+    return time.perf_counter() - began
+
+
 def interrupt(signum: int, frame: FrameType | None) -> None:
     """Ctrl-C or SIGTERM: unwind through the trial's clean-up, which a second signal must not cut."""
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -486,6 +512,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 parser.error(f"--only {label!r}: not one of {', '.join(labels)}")
         chosen = [case for case in everything if not args.only or case.label in args.only]
         results: dict[str, list[Trial]] = {case.label: [] for case in chosen}
+        python = interpreter_of(watchdog)
+        bare: list[float] = []
         log = space / "none.log"
         poll = args.poll_ms / 1000
         try:
@@ -500,6 +528,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     progress(f"round {round_no}{' (warm-up)' if not round_no else ''}: "
                              f"{case.label}: both serving {ms(result.both)} "
                              f"(sshd {ms(result.ssh)}, apache2 {ms(result.http)}), stop {ms(result.stop)}")
+                if python is not None and round_no:
+                    bare.append(bare_interpreter(python))
         except BenchError as exc:
             print(f"seed_start: {exc}; the end of its log:", file=sys.stderr)
             print(log.read_text(errors="replace")[-3000:], file=sys.stderr)
@@ -518,6 +548,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "",
         table(results),
         "",
+        *([] if not bare else [
+            f"the watchdog's interpreter alone ({python} -c pass, exec to exit, once a round): "
+            f"median {ms(statistics.median(bare))}"]),
     ]
     for label, peer in (("watchdog seed", "floor"), ("watchdog fg", "floor fg"),
                         ("watchdog fg", "supervisord"), ("watchdog seed", "supervisord")):
