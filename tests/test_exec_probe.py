@@ -27,7 +27,9 @@ FULL_WATCHDOG = [sys.executable, "-c", "from watchdog.cli import main; main()"]
 FULL_WATCHDOGCTL = [sys.executable, "-m", "watchdog.ctl"]
 # Modules of the full commands that the probe must never need.
 HEAVY = {"click", "pluggy", "psutil", "watchdog.engine", "watchdog.cli", "watchdog.ctl",
-         "watchdog.manager", "watchdog.hooks", "watchdog.plugins"}
+         "watchdog.manager", "watchdog.hooks", "watchdog.plugins",
+         # and standard modules of several milliseconds each that a status query needs none of
+         "logging", "dataclasses", "secrets", "tempfile", "subprocess", "watchdog.logs", "watchdog.state"}
 
 
 @pytest.fixture

@@ -193,9 +193,10 @@ def test_an_ordinary_users_default_directory_is_private(public_dir: Path) -> Non
             info = expected.stat()
             assert info.st_uid == NOBODY and stat.S_IMODE(info.st_mode) == 0o700
             wait_for(sock.exists, what="the control socket beside it")
-            shown = subprocess.run(as_nobody(sys.executable, "-m", "watchdog", "--status"),
-                                   capture_output=True, text=True, cwd="/", timeout=30, env=env)
-            assert shown.returncode == 0, shown
+            # The first status file may still say "starting" (exit 1): wait until it says running.
+            wait_for(lambda: subprocess.run(as_nobody(sys.executable, "-m", "watchdog", "--status"),
+                                            capture_output=True, cwd="/", timeout=30, env=env).returncode == 0,
+                     what="watchdog --status, run as the same user, to say the service runs")
             ctl = subprocess.run(as_nobody(sys.executable, "-m", "watchdog.ctl", "status"),
                                  capture_output=True, text=True, cwd="/", timeout=30, env=env)
             assert ctl.returncode == 0, ctl

@@ -19,7 +19,6 @@ from watchdog import (
     logoptions,
     ordering,
     ownership,
-    printconfig,
     runpolicy,
 )
 from watchdog.ambiguity import check_distinguishable
@@ -36,12 +35,13 @@ from watchdog.configfile import (
     takes_default,
 )
 from watchdog.engine import Engine
+from watchdog.escapes import one_line
 from watchdog.events import pidfd_supported
 from watchdog.exits import EXIT_NOT_RUNNING, EXIT_OK
 from watchdog.helpsections import format_sections
 from watchdog.hooks import SafeHooks
 from watchdog.logfiles import LogFiles
-from watchdog.logs import logger, one_line, setup_logging
+from watchdog.logs import logger, setup_logging
 from watchdog.manager import PluginManager, describe_plugins, make_plugin_manager
 from watchdog.matchers import Matchers
 from watchdog.oneline import exit_status
@@ -308,6 +308,8 @@ def make_cli(pm: PluginManager, config_file: ConfigFile | None = None,
             click.echo(describe_plugins(pm, options["disable"]))
             return EXIT_OK
         if options["print_config"]:
+            from watchdog import printconfig  # a one-off: no run imports it
+
             click.echo(printconfig.render(click.get_current_context(), setup.params, options,
                                           config_file, setup.file_rules), nl=False)
             return EXIT_OK

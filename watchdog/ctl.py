@@ -19,9 +19,9 @@ from urllib.parse import urlencode
 import click
 
 from watchdog import __version__, view
+from watchdog.escapes import one_line, printable
 from watchdog.execprobe import default_socket
-from watchdog.logs import one_line
-from watchdog.oneline import exit_status, printable
+from watchdog.oneline import exit_status
 from watchdog.params import Seconds
 from watchdog.safefiles import owner_words, trusted_uid
 from watchdog.state import RunState

@@ -31,8 +31,8 @@ if TYPE_CHECKING:
     import socket
     from collections.abc import Sequence
 
+from watchdog.escapes import printable
 from watchdog.exits import EXIT_NO_WATCHDOG
-from watchdog.logs import printable
 from watchdog.safefiles import owner_words, trusted_uid
 from watchdog.statusview import default_status_file, show_status
 from watchdog.view import exit_status, format_table

@@ -13,32 +13,14 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from datetime import UTC, datetime
-from typing import Any
 
+from watchdog.escapes import one_line
 from watchdog.writer import NonBlockingWriter, outputs
 
 logger = logging.getLogger("watchdog")
 EVENT_FIELDS = ("rule", "event", "pid", "status")
 OUTPUT_INDENT = "    | "
-# C0 and C1 controls (newline, carriage return, escape...) and Unicode's line and
-# paragraph separators: any of them in a path, a pattern or a name could start what
-# looks like a line of its own, or drive the terminal that shows the log.
-CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
-def escape_control(match: re.Match[str]) -> str:
-    char = match.group()
-    if char in NAMED_ESCAPES:
-        return NAMED_ESCAPES[char]
-    return f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
-
-
-def one_line(text: str) -> str:
-    """``text`` with every control character escaped, so it prints as one line."""
-    return CONTROL.sub(escape_control, text)
 
 
 def timestamp(record: logging.LogRecord) -> str:
@@ -104,16 +86,3 @@ def setup_logging(fmt: str = "text", level: int = logging.INFO) -> None:
     logger.handlers[:] = [handler]
     logger.setLevel(level)
     logger.propagate = False
-
-
-def printable(value: Any) -> Any:
-    """``value`` (JSON-like: dicts, lists, strings...) with every string passed through
-    ``one_line``: what a service or another process said can neither break a table's
-    lines nor send the terminal an escape sequence."""
-    if isinstance(value, str):
-        return one_line(value)
-    if isinstance(value, dict):
-        return {printable(key): printable(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [printable(item) for item in value]
-    return value

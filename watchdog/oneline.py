@@ -7,9 +7,7 @@ from typing import Any
 
 import click
 
-from watchdog.logs import one_line, printable
-
-__all__ = ["exit_status", "one_line", "printable"]
+from watchdog.escapes import one_line
 
 
 def exit_status(run: Callable[[], Any], prog: str, on_abort: Callable[[], int]) -> int:

@@ -12,8 +12,8 @@ from typing import Any
 
 import click
 
+from watchdog.escapes import has_control
 from watchdog.launch import Launch
-from watchdog.logs import CONTROL
 
 # Restart policies (--restart NAME=POLICY), in systemd's and Docker's words.
 ALWAYS, ON_FAILURE, NO = "always", "on-failure", "no"
@@ -142,7 +142,7 @@ def check_name(rule: Rule) -> None:
     """A rule's name is printed as it is (log lines, ``--prefix`` labels, the status
     table): a newline in it would forge a line of its own, an escape sequence would
     drive the terminal."""
-    if CONTROL.search(rule.name):
+    if has_control(rule.name):
         raise click.UsageError(
             f"rule name {rule.name!r} (command {rule.command!r}): control characters such as "
             "newline, tab or escape are not allowed in a rule's name"

@@ -18,9 +18,7 @@ applies to ``~/.ssh``. A watchdog run by another user is no one we trust.
 from __future__ import annotations
 
 import os
-import secrets
 import stat
-import tempfile
 
 # A status file holds one line per rule field: 10,000 rules make about 5 MB.
 MAX_READ = 32 * 1024 * 1024
@@ -74,6 +72,8 @@ def default_directory() -> str:
         else:
             if stat.S_ISDIR(info.st_mode) and info.st_uid == os.geteuid() and not info.st_mode & 0o077:
                 return os.path.join(runtime, "watchdog")
+    import tempfile  # here: ``watchdog --status`` run as root never needs it
+
     return os.path.join(tempfile.gettempdir(), f"watchdog-{os.geteuid()}")
 
 
@@ -168,7 +168,7 @@ def write_atomically(path: str, data: bytes, mode: int = 0o644) -> Identity:
     dir_fd = open_directory(directory, create=True)
     try:
         while True:
-            tmp = f".{name}.{secrets.token_hex(6)}"
+            tmp = f".{name}.{os.urandom(6).hex()}"
             try:
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | OPEN_FLAGS, 0o600, dir_fd=dir_fd)
             except FileExistsError:

@@ -14,8 +14,8 @@ import os
 import sys
 from typing import Any, TextIO
 
+from watchdog.escapes import printable
 from watchdog.exits import EXIT_NO_WATCHDOG
-from watchdog.logs import printable
 from watchdog.safefiles import Untrusted, default_directory, read_trusted
 from watchdog.snapshot import DEAD_STATES, Snapshot, is_watchdog_argv, read_stat
 from watchdog.view import exit_status, format_table

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from watchdog.exits import EXIT_NOT_RUNNING, EXIT_OK
 from watchdog.groups import group_of
-from watchdog.state import EXITED, HEALTHY, RUNNING, UNHEALTHY
+from watchdog.runstates import EXITED, HEALTHY, RUNNING, UNHEALTHY
 
 if TYPE_CHECKING:
     from watchdog.rules import Rule
