@@ -19,7 +19,18 @@ from pathlib import Path
 
 import psutil
 import pytest
-from helpers import CheckCounts, Watchdog, pids, program, ready_since, service, wait_for
+from helpers import (
+    PROGRAMS,
+    CheckCounts,
+    Watchdog,
+    live,
+    pids,
+    program,
+    ready_since,
+    service,
+    unique,
+    wait_for,
+)
 from namespace import Container, needs_namespace
 
 Start = Callable[..., Watchdog]
@@ -140,6 +151,50 @@ def test_a_starter_that_leaves_a_daemon_of_another_name_is_not_run_again(
     os.kill(next(iter(first)), signal.SIGKILL)
     second = wait_for(lambda: ready_since(record, first), what="the worker started again")
     assert len(second) == 1 and pids("wd-pile-worker") == set(second)
+
+
+def word(fifo: Path) -> None:
+    """Release the program blocked opening ``fifo`` for reading (once it is there)."""
+
+    def opened() -> bool:
+        try:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:  # ENXIO: no reader yet
+            return False
+        return True
+
+    wait_for(opened, what=f"a reader of {fifo.name}")
+
+
+def test_a_daemon_that_another_rule_claims_is_never_a_stand_in(
+        watchdog: Start, tmp_path: Path) -> None:
+    """A pidfile rule's daemon is, until it writes its pidfile, an orphan no rule claims,
+    born after another rule's start: the leftover of that start, as far as time tells.
+    Once its own rule claims it, it is that rule's alone: when the other rule's daemon
+    dies, the other rule starts it again rather than taking this one as its service."""
+    daemon = service(tmp_path, unique("wd-lb-dm"), "--daemon")
+    late = unique("wd-lb-pf")
+    pidfile, hold = tmp_path / "late.pid", tmp_path / "hold"
+    os.mkfifo(hold)
+    starter = tmp_path / late
+    starter.write_text(f"#!/bin/sh\nexec {sys.executable} {PROGRAMS / 'late_pidfile.py'} "
+                       f"{late} {pidfile} {hold}\n")
+    starter.chmod(0o755)
+    counts = CheckCounts(tmp_path)
+    # Both start in the first check, the pidfile rule first: the daemon's rule is the
+    # last started before the late daemon is born.
+    wd = watchdog(str(starter), str(daemon), "--pidfile", f"{late}={pidfile}", "--interval", "1",
+                  *counts.args, env=counts.env())
+    first = wait_for(lambda: pids(daemon.name), what="the daemon")
+    word(hold)  # the late starter forks now
+    wait_for(lambda: [proc for proc in live(late) if proc.ppid() == wd.proc.pid],
+             what="the late daemon, re-parented to the watchdog")
+    counts.wait(2)  # checks saw it while no rule claimed it
+    word(hold)  # it writes its pidfile: its rule claims it
+    wd.wait_log(f"{late}: running")
+    os.kill(next(iter(first)), signal.SIGKILL)
+    wait_for(lambda: pids(daemon.name) - first, what="the daemon started again")
+    assert "taking it as the service" not in wd.log()
 
 
 def test_stop_ends_processes_that_no_rule_matches_too(watchdog: Start, tmp_path: Path) -> None:

@@ -2,9 +2,9 @@
 
 The full storm (1,000 kills) and the long run are scripts, not tests; this
 runs the storm's own code with fewer kills, so CI keeps its promises: every
-death is answered, no service ever runs twice, no zombie is left, the
-watchdog's memory stays put and it exits 0 on SIGTERM, with a small table and with
-1,000 extra processes in it.
+death is answered, no service ever runs twice, no rule takes another's process
+for its service, no zombie is left, the watchdog's memory stays put and it
+exits 0 on SIGTERM, with a small table and with 1,000 extra processes in it.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ def check_promises(result: StormResult, kills: int) -> None:
         assert rule.kills >= kills // 3, table
         assert rule.max_copies == 1, table
     assert result.duplicates == 0, table
+    assert result.stand_ins == [], table
     assert result.zombies == [], table
     assert result.rss_growth < RSS_LIMIT, table
     assert result.exit_status == 0, table

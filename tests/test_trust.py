@@ -20,6 +20,7 @@ import tempfile
 import textwrap
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -194,8 +195,8 @@ def test_an_ordinary_users_default_directory_is_private(public_dir: Path) -> Non
             assert info.st_uid == NOBODY and stat.S_IMODE(info.st_mode) == 0o700
             wait_for(sock.exists, what="the control socket beside it")
             # The first status file may still say "starting" (exit 1): wait until it says running.
-            wait_for(lambda: subprocess.run(as_nobody(sys.executable, "-m", "watchdog", "--status"),
-                                            capture_output=True, cwd="/", timeout=30, env=env).returncode == 0,
+            status = as_nobody(sys.executable, "-m", "watchdog", "--status")
+            wait_for(partial(says_running, status, env),
                      what="watchdog --status, run as the same user, to say the service runs")
             ctl = subprocess.run(as_nobody(sys.executable, "-m", "watchdog.ctl", "status"),
                                  capture_output=True, text=True, cwd="/", timeout=30, env=env)
@@ -203,6 +204,10 @@ def test_an_ordinary_users_default_directory_is_private(public_dir: Path) -> Non
         finally:
             os.killpg(wd.pid, signal.SIGTERM)
             assert wd.wait(15) == 0, log.read_text()
+
+
+def says_running(argv: list[str], env: dict[str, str]) -> bool:
+    return subprocess.run(argv, capture_output=True, cwd="/", timeout=30, env=env).returncode == 0
 
 
 FAKE_SERVER = textwrap.dedent("""\

@@ -642,14 +642,18 @@ class Engine:
         """Give each orphan re-parented to us to the rule whose start left it behind.
 
         Only while a rule is not running: a service that runs needs no stand-in.
+        A process that a rule matches is that rule's, and no other rule's leftover,
+        whatever an earlier check gave it to (see ``leftovers.forget_claimed``).
         """
+        claimed = {proc.pid for procs in matches.values() for proc in procs or ()}
+        for status in self.status.values():
+            leftovers.forget_claimed(status, claimed)
         if all(status.state in (RUNNING, *FINAL) for status in self.status.values()):
             return
-        known = set(self.children.pids())
-        for name, status in self.status.items():
+        known = set(self.children.pids()) | claimed
+        for status in self.status.values():
             leftovers.forget_gone(status, snapshot)
             known.update(status.left_behind)
-            known.update(proc.pid for proc in matches[name] or ())
         for proc, started in leftovers.new_orphans(snapshot, known):
             starter = leftovers.left_by(self.status, started)
             if starter is not None:

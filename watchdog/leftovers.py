@@ -58,6 +58,20 @@ def forget_gone(status: RuleStatus, snapshot: Snapshot) -> None:
             del status.left_behind[pid]
 
 
+def forget_claimed(status: RuleStatus, claimed: set[int]) -> None:
+    """Drop the leftovers that a rule's matcher now names.
+
+    Which start left an orphan behind is a guess from start times (``left_by``):
+    two rules started within moments of each other cannot be told apart. A
+    pidfile rule's daemon, orphaned before it writes its pidfile, may be given
+    to a rule started just before it was born; once its own rule matches it,
+    it is no stand-in for the other, which would otherwise keep the wrong
+    service as its own and never start its own again.
+    """
+    for pid in claimed & status.left_behind.keys():
+        del status.left_behind[pid]
+
+
 def new_orphans(snapshot: Snapshot, known: set[int]) -> list[tuple[Proc, float]]:
     """Processes re-parented to the watchdog that no rule claims yet, with their start times.
 

@@ -46,6 +46,10 @@ What is counted, and the promises (the script exits 1 when one is broken):
   an answer is awaited (about every millisecond) and by a sampler thread
   throughout (every few milliseconds); the most copies seen at once, per
   rule, is reported and must be 1.
+- **Another's process taken as a service**: every service here is matched
+  directly, so a rule that takes a process of another name for its service
+  (the watchdog's "taking it as the service" warning) has taken another
+  rule's: 0. Such a rule answers its next death with nothing.
 - **Zombies left**: children of the watchdog in state Z after a settle
   period at the end: 0.
 - **RSS growth**: the watchdog's resident memory (psutil) from after the
@@ -130,6 +134,7 @@ class RuleStats:
     max_copies: int = 0  # the most copies of the service alive at one instant
     max_any_stage: int = 0  # the most live processes of the name, daemonizing stages included
     duplicates: dict[str, datetime] = field(default_factory=dict)  # coexisting pids: first seen
+    unanswered: list[tuple[str, datetime]] = field(default_factory=list)  # pids killed, when: late or lost
 
     def slow(self) -> int:
         """Answers that took longer than SLOW_ANSWER."""
@@ -160,7 +165,10 @@ class StormResult:
     samples: int
     most_processes: int = 0
     notes: list[str] = field(default_factory=list)
-    evidence: list[str] = field(default_factory=list)  # the watchdog's log around each duplicate
+    evidence: list[str] = field(default_factory=list)  # the log around each duplicate or lost death
+    # The watchdog's warnings that a rule took a process its matcher does not name for its
+    # service: every service here is matched directly, so each one is another rule's process.
+    stand_ins: list[str] = field(default_factory=list)
     aborted: str | None = None
 
     @property
@@ -200,6 +208,9 @@ class StormResult:
                         for pids, when in list(rule.duplicates.items())[:5]]
                 broken.append(f"{rule.service.name}: {rule.max_copies} copies alive at once: "
                               + "; ".join(seen))
+        if self.stand_ins:
+            broken.append(f"{len(self.stand_ins)} times a rule took another's process for its "
+                          f"service, first: {self.stand_ins[0]}")
         if self.zombies:
             broken.append(f"zombies left: {', '.join(self.zombies)}")
         if self.rss_growth >= RSS_LIMIT:
@@ -234,6 +245,8 @@ class StormResult:
             ("deaths answered", f"{self.answered}/{self.kills_sent}", "all",
              self.answered == self.kills_sent and self.kills_sent == self.kills),
             ("duplicate copies seen", str(self.duplicates), "0", self.duplicates == 0),
+            ("another's process taken as a service", str(len(self.stand_ins)), "0",
+             not self.stand_ins),
             ("zombies left (children of the watchdog)", str(len(self.zombies)), "0",
              not self.zombies),
             ("watchdog RSS growth after warm-up", rss, "< 1 MB", self.rss_growth < RSS_LIMIT),
@@ -259,7 +272,8 @@ class StormResult:
         if self.aborted:
             lines.append(f"ABORTED: {self.aborted}")
         if self.evidence:
-            lines += ["", "the watchdog's log around each duplicate:", *self.evidence]
+            lines += ["", "the watchdog's log around each duplicate and each death not answered in "
+                      "time:", *self.evidence]
         return "\n".join(lines)
 
 
@@ -318,6 +332,7 @@ class Timeline:
     quota: int
     current: Seen | None = None  # the copy that answered the last kill (or the first copy)
     killed_at: float | None = None  # set while an answer is awaited
+    killed: tuple[str, datetime] | None = None  # the pids killed and when, while an answer is awaited
     kill_at: float = 0.0  # when to kill next, while the service is up
     immediate: bool = False  # the next kill hits the copy the moment it appeared
     awaited_immediate: bool = False  # the kill whose answer is awaited was such a kill
@@ -418,21 +433,24 @@ class Storm:
         stats.extra_sigkills += len(sent) - 1
         line.quota -= 1
         line.killed_at = now
+        line.killed = (",".join(str(victim.pid) for victim in sent), datetime.now(UTC))
         line.immediate = False
         self.sent += 1
         return None
 
     def _await(self, line: Timeline, copies: dict[str, list[Seen]], now: float) -> str | None:
-        assert line.killed_at is not None
+        assert line.killed_at is not None and line.killed is not None
         stats = self.observer.stats[line.name]
         waited = now - line.killed_at
         seen = self.answer(line.name, copies)
         if seen is None:
             if waited > INTERVAL + self.answer_timeout:
                 stats.lost += 1
+                stats.unanswered.append(line.killed)
                 return f"{line.name}: a death never answered, not even by the {INTERVAL:g} s scan"
             if waited > self.answer_timeout and self.stop_at_first_loss:
                 stats.lost += 1
+                stats.unanswered.append(line.killed)
                 return f"{line.name}: a death not answered within {self.answer_timeout:g} s"
             return None
         stats.latencies.append(waited)
@@ -440,10 +458,12 @@ class Storm:
             stats.slow_after_immediate += 1
         if waited > self.answer_timeout:
             stats.late += 1  # the event path lost it; the periodic scan (or luck) brought it back
+            stats.unanswered.append(line.killed)
         else:
             stats.answered += 1
         line.current = seen
         line.killed_at = None
+        line.killed = None
         line.immediate = line.rng.random() < self.immediate
         line.kill_at = now if line.immediate else now + line.rng.uniform(0, self.max_delay)
         return None
@@ -513,30 +533,45 @@ def run_storm(
         if keep_log is not None:
             keep_log.write_text(log)
         notes = list(space.notes)
+        stand_ins = [line for line in log.splitlines() if "taking it as the service" in line]
         if "Traceback" in log:
             notes.append("the watchdog's log holds a traceback: " + log[log.index("Traceback"):][:800])
         evidence = [line for rule in stats.values() for pids, when in rule.duplicates.items()
                     for line in log_around(log, rule.service.name, pids, when)]
+        # A death not answered: the rule's lines from a little before the kill to the end
+        # of the wait (the start it made, or the process it took for its service instead).
+        evidence += [line for rule in stats.values() for pids, when in rule.unanswered
+                     for line in log_around(log, rule.service.name, pids, when, after=answer_timeout,
+                                            what="killed, not answered in time")]
     return StormResult(
         kills=kills, seed=seed, extra=extra, stable_after=stable_after, daemons=space.describe_daemons(),
         rules=list(stats.values()), zombies=zombies, rss_warm=rss_warm, rss_end=rss_end,
         exit_status=exit_status, elapsed=time.monotonic() - started, samples=observer.samples,
         most_processes=observer.most_processes, notes=notes, evidence=evidence, aborted=aborted,
+        stand_ins=stand_ins,
     )
 
 
-def log_around(log: str, name: str, pids: str, when: datetime, seconds: float = 1.5) -> list[str]:
-    """The log lines of rule ``name`` within ``seconds`` of ``when`` (the log's lines begin
-    with an ISO time), headed by the pids seen together."""
-    lines = [f"-- {name}: pids {pids} alive together at {when.isoformat(timespec='milliseconds')}"]
+def log_around(log: str, name: str, pids: str, when: datetime, seconds: float = 1.5,
+               after: float | None = None, what: str = "alive together",
+               most: int = 80) -> list[str]:
+    """The log lines of rule ``name`` from ``seconds`` before ``when`` to ``after`` seconds
+    after it (``seconds`` when None), at most ``most`` of them (the log's lines begin with
+    an ISO time), headed by the pids and ``what`` happened to them."""
+    lines = [f"-- {name}: pids {pids} {what} at {when.isoformat(timespec='milliseconds')}"]
+    start = when - timedelta(seconds=seconds)
+    end = when + timedelta(seconds=seconds if after is None else after)
+    found = []
     for line in log.splitlines():
         try:
             stamp = datetime.fromisoformat(line.split(" ", 1)[0])
         except ValueError:
             continue
-        if f" {name}:" in line and abs(stamp - when) <= timedelta(seconds=seconds):
-            lines.append(line)
-    return lines
+        if f" {name}:" in line and start <= stamp <= end:
+            found.append(line)
+    if len(found) > most:
+        found[most:] = [f"... {len(found) - most} more lines of {name}"]
+    return lines + found
 
 
 def main(argv: Sequence[str] | None = None) -> int:
