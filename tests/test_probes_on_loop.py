@@ -161,6 +161,13 @@ def test_rounds_due_within_a_tenth_of_an_interval_share_a_wake_up_and_none_is_la
     assert all(gap >= intervals["c"] - 0.02 for gap in gaps["c"]), gaps["c"]
 
 
+def syn_sent_to(port: int) -> int:
+    """Connections to 127.0.0.1:PORT still waiting for the answer to their SYN (/proc/net/tcp)."""
+    with open("/proc/net/tcp") as table:
+        rows = [line.split() for line in table.readlines()[1:]]
+    return sum(1 for row in rows if row[2] == f"0100007F:{port:04X}" and row[3] == "02")
+
+
 def test_a_tcp_handshake_that_waits_is_bounded_by_the_timeout_and_counts_once_it_completes(
     tmp_path: Path, watchdog: Start
 ) -> None:
@@ -182,9 +189,10 @@ def test_a_tcp_handshake_that_waits_is_bounded_by_the_timeout_and_counts_once_it
                   "--on-unhealthy", "wd-syn-svc=report")
     try:
         wd.wait_log("wd-syn-svc: unhealthy (timed out after 2.5 s)", timeout=30)
-        # While the next check waits for its SYN to be answered, room is made: the kernel's
+        # Once the next check waits for its SYN to be answered, room is made: the kernel's
         # resent SYN (a second later) completes the connection the loop waits on.
-        time.sleep(0.5)
+        ours = syn_sent_to(port)
+        wait_for(lambda: syn_sent_to(port) > ours, 30, "the next check's connect to wait for its SYN")
         for sock in queued:
             sock.close()
         listener.setblocking(False)
