@@ -13,7 +13,7 @@ from __future__ import annotations
 import grp
 import os
 import pwd
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import click
 
@@ -21,8 +21,7 @@ import click
 MAX_ID = 2**32 - 2
 
 
-@dataclass(frozen=True)
-class Identity:
+class Identity(NamedTuple):
     """A resolved ``--user``: what the child sets, in the order initgroups, setgid, setuid."""
 
     spec: str  # as given, USER[:GROUP]

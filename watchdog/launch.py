@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -33,16 +32,27 @@ if TYPE_CHECKING:  # the config knows rules, and rules hold a Launch
     from watchdog.config import Config
 
 
-@dataclass
 class Launch:
     """A rule's start-up settings (all unset: the watchdog's own user, environment and place)."""
 
-    identity: Identity | None = None
-    env: dict[str, str] = field(default_factory=dict)  # --env
-    env_files: tuple[str, ...] = ()
-    directory: str | None = None
-    umask: int | None = None
-    limits: dict[str, tuple[int, int]] = field(default_factory=dict)  # by resource name
+    def __init__(self, identity: Identity | None = None, env: dict[str, str] | None = None,
+                 env_files: tuple[str, ...] = (), directory: str | None = None, umask: int | None = None,
+                 limits: dict[str, tuple[int, int]] | None = None) -> None:
+        self.identity = identity
+        self.env = {} if env is None else env  # --env
+        self.env_files = env_files
+        self.directory = directory
+        self.umask = umask
+        self.limits = {} if limits is None else limits  # by resource name
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.identity, self.env, self.env_files, self.directory, self.umask, self.limits)
+
+    def __eq__(self, other: object) -> bool:
+        """A reload restarts a rule whose launch settings changed (``watchdog.reload``)."""
+        if not isinstance(other, Launch):
+            return NotImplemented
+        return self._key() == other._key()
 
     def switches_user(self) -> bool:
         return self.identity is not None and not self.identity.is_own()

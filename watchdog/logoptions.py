@@ -9,7 +9,6 @@ Global: ``--timestamps``. What they do is in ``watchdog.output`` and
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from typing import Any
 
@@ -101,7 +100,7 @@ def configure(config: Config) -> None:
         identity = rule.launch.identity
         if identity is not None and rule.launch.switches_user():
             given["owner"] = (identity.uid, identity.gid)
-        settings = dataclasses.replace(default_settings(), **given)
+        settings = default_settings()._replace(**given)
         rule.settings[SETTINGS_KEY] = settings
         if settings.ready is not None:
             rule.settings[READY_REPORTED] = True

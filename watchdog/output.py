@@ -27,14 +27,12 @@ operations per 64 KiB, and lines are cut only when someone reads them.
 
 from __future__ import annotations
 
-import dataclasses
 import fcntl
 import os
 import re
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import NamedTuple, Protocol
 
@@ -81,8 +79,7 @@ class Chunk(NamedTuple):
     data: bytes  # whole lines, each ending with a newline
 
 
-@dataclass(frozen=True)
-class LogLine:
+class LogLine(NamedTuple):
     time: float
     rule: str
     stream: str
@@ -170,7 +167,7 @@ class RuleOutput:
                 if budget_lines <= 0 or budget_bytes <= 0:
                     break
                 if len(text) > budget_bytes:
-                    entry = (entry[0], entry[1], dataclasses.replace(entry[2], text=text[-budget_bytes:]))
+                    entry = (entry[0], entry[1], entry[2]._replace(text=text[-budget_bytes:]))
                 chosen.append(entry)
                 budget_lines -= 1
                 budget_bytes -= len(entry[2].text) + 1
@@ -178,8 +175,7 @@ class RuleOutput:
         return [line for _, _, line in chosen]
 
 
-@dataclass(frozen=True)
-class OutputSettings:
+class OutputSettings(NamedTuple):
     """What a rule's output flags say (``watchdog.logoptions``)."""
 
     buffer: int
@@ -196,19 +192,20 @@ FileWriter = Callable[[str, bytes, OutputSettings], None]
 Follower = Callable[[Chunk], None]
 
 
-@dataclass
 class RelayTarget:
     """Where one rule's lines go besides its memory."""
 
-    name: str
-    settings: OutputSettings
-    memory: RuleOutput
-    label: bytes = b""
-    runs: int = 0
-    awaiting_ready: re.Pattern[str] | None = None  # until a line of this run matches
-    ready_run: int = 0
-    relays: list[LineRelay] = field(default_factory=list)
-    run_of: dict[int, int] = field(default_factory=dict)  # pid of a start -> its run, until it ends
+    def __init__(self, name: str, settings: OutputSettings, memory: RuleOutput, label: bytes = b"",
+                 runs: int = 0, awaiting_ready: re.Pattern[str] | None = None, ready_run: int = 0) -> None:
+        self.name = name
+        self.settings = settings
+        self.memory = memory
+        self.label = label
+        self.runs = runs
+        self.awaiting_ready = awaiting_ready  # until a line of this run matches
+        self.ready_run = ready_run
+        self.relays: list[LineRelay] = []
+        self.run_of: dict[int, int] = {}  # pid of a start -> its run, until it ends
 
 
 class LineRelay:
