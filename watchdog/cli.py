@@ -6,7 +6,6 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from functools import partial
 from typing import Any, NoReturn, cast
 
@@ -358,13 +357,13 @@ def reread(args: Sequence[str]) -> Config:
     return command.setup.configure(options, partial(reread, list(args)))
 
 
-@dataclass
 class Early:
     """What must be known before the command line can be built."""
 
-    plugins: list[str]
-    disabled: list[str]
-    config: str | None
+    def __init__(self, plugins: list[str], disabled: list[str], config: str | None) -> None:
+        self.plugins = plugins
+        self.disabled = disabled
+        self.config = config
 
 
 def prescan(args: Sequence[str]) -> Early:

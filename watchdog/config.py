@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -11,16 +10,17 @@ import click
 from watchdog.rules import Rule, split_assignment
 
 
-@dataclass
 class Config:
     """The rules and every option value, for ``watchdog_configure``."""
 
-    rules: list[Rule]
-    options: Mapping[str, Any]
-    # Reads the watchdog's command line, environment and config file again, the
-    # way start-up did, and returns the Config they give now, configured by a
-    # fresh set of plugin objects (raises click.UsageError): what reload applies.
-    reread: Callable[[], Config] | None = None
+    def __init__(self, rules: list[Rule], options: Mapping[str, Any],
+                 reread: Callable[[], Config] | None = None) -> None:
+        self.rules = rules
+        self.options = options
+        # Reads the watchdog's command line, environment and config file again, the
+        # way start-up did, and returns the Config they give now, configured by a
+        # fresh set of plugin objects (raises click.UsageError): what reload applies.
+        self.reread = reread
 
     def per_rule(self, flag: str, values: Iterable[str], *, repeatable: bool = False
                  ) -> list[tuple[Rule, str]]:

@@ -25,7 +25,6 @@ import os
 import re
 import stat
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 import click
@@ -60,23 +59,24 @@ def param_key(key: str) -> str:
     return key.replace("-", "_")
 
 
-@dataclass
 class ConfigFile:
-    path: str
-    text: str
-    options: dict[str, Any]
-    rules: dict[str, dict[str, Any]]
-    # "NAME=VALUE" per per-rule parameter, with the key and rule each came from (its
-    # line is looked up only for an error: a lookup per value made loading quadratic)
-    per_rule: dict[str, list[str]] = field(default_factory=dict)
-    origins: dict[tuple[str, str], tuple[str, str | None]] = field(default_factory=dict)
-    # A file translated from another format (supervisord's) says where each key came
-    # from, why a key this build lacks is wanted, and what to say when it is read.
-    places: dict[tuple[str | None, str], str] = field(default_factory=dict)
-    wanted_for: dict[tuple[str | None, str], str] = field(default_factory=dict)
-    comments: dict[tuple[str | None, str | None], list[str]] = field(default_factory=dict)
-    notes: list[tuple[int, str]] = field(default_factory=list)
-    translated: bool = False
+    def __init__(self, path: str, text: str, options: dict[str, Any], rules: dict[str, dict[str, Any]],
+                 translated: bool = False) -> None:
+        self.path = path
+        self.text = text
+        self.options = options
+        self.rules = rules
+        # "NAME=VALUE" per per-rule parameter, with the key and rule each came from (its
+        # line is looked up only for an error: a lookup per value made loading quadratic)
+        self.per_rule: dict[str, list[str]] = {}
+        self.origins: dict[tuple[str, str], tuple[str, str | None]] = {}
+        # A file translated from another format (supervisord's) says where each key came
+        # from, why a key this build lacks is wanted, and what to say when it is read.
+        self.places: dict[tuple[str | None, str], str] = {}
+        self.wanted_for: dict[tuple[str | None, str], str] = {}
+        self.comments: dict[tuple[str | None, str | None], list[str]] = {}
+        self.notes: list[tuple[int, str]] = []
+        self.translated = translated
 
     def where(self, key: str, rule: str | None = None) -> str:
         """``FILE:LINE: key`` for messages."""

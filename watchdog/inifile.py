@@ -24,7 +24,6 @@ import configparser
 import glob
 import os
 import re
-from dataclasses import dataclass, field
 
 import click
 
@@ -46,11 +45,11 @@ def is_supervisord_format(text: str) -> bool:
     return HEADER.search(text) is not None
 
 
-@dataclass
 class Entry:
-    value: str
-    path: str
-    line: int
+    def __init__(self, value: str, path: str, line: int) -> None:
+        self.value = value
+        self.path = path
+        self.line = line
 
     @property
     def here(self) -> str:
@@ -62,12 +61,12 @@ class Entry:
         return f"{self.path}:{self.line}"
 
 
-@dataclass
 class Section:
-    name: str
-    path: str
-    line: int
-    entries: dict[str, Entry] = field(default_factory=dict)
+    def __init__(self, name: str, path: str, line: int, entries: dict[str, Entry] | None = None) -> None:
+        self.name = name
+        self.path = path
+        self.line = line
+        self.entries: dict[str, Entry] = {} if entries is None else entries
 
     @property
     def kind(self) -> str:

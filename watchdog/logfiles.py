@@ -30,7 +30,6 @@ import queue
 import stat
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from watchdog.logs import logger
 from watchdog.output import OutputSettings
@@ -43,11 +42,11 @@ _REOPEN = object()
 _STOP = object()
 
 
-@dataclass
 class OpenFile:
-    fd: int
-    size: int
-    regular: bool
+    def __init__(self, fd: int, size: int, regular: bool) -> None:
+        self.fd = fd
+        self.size = size
+        self.regular = regular
 
 
 class LogFiles:

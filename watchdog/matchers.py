@@ -8,7 +8,6 @@ matcher each rule uses, and calls that one alone when it checks the rule.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -19,7 +18,6 @@ from watchdog.rules import Rule
 from watchdog.snapshot import Proc, Snapshot
 
 
-@dataclass(frozen=True)
 class Matcher:
     """One way to find a rule's processes.
 
@@ -35,18 +33,22 @@ class Matcher:
     message for bad input.
     """
 
-    name: str
-    match: Callable[[Rule, Snapshot], list[Proc]]
-    describe: Callable[[Rule], str]
-    flag: str | None = None
-    metavar: str = "NAME=VALUE"
-    help: str = ""
-    parse: Callable[[str], Any] = str
-    default: Callable[[Rule], Any] | None = None
-    # True when a match is evidence of ownership in itself (a pidfile that only root
-    # or the process's owner can write). Otherwise a process of another uid than the
-    # rule's is the rule's only if it descends from what the rule started.
-    proves_ownership: bool = False
+    def __init__(self, name: str, match: Callable[[Rule, Snapshot], list[Proc]],
+                 describe: Callable[[Rule], str], flag: str | None = None, metavar: str = "NAME=VALUE",
+                 help: str = "", parse: Callable[[str], Any] = str,
+                 default: Callable[[Rule], Any] | None = None, proves_ownership: bool = False) -> None:
+        self.name = name
+        self.match = match
+        self.describe = describe
+        self.flag = flag
+        self.metavar = metavar
+        self.help = help
+        self.parse = parse
+        self.default = default
+        # True when a match is evidence of ownership in itself (a pidfile that only root
+        # or the process's owner can write). Otherwise a process of another uid than the
+        # rule's is the rule's only if it descends from what the rule started.
+        self.proves_ownership = proves_ownership
 
     @property
     def param_name(self) -> str:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Set
-from dataclasses import dataclass
 
 from watchdog.snapshot import read_proc_file
 
@@ -25,14 +24,16 @@ RESERVED_PIDS = 300  # where the kernel's allocation starts again after a wrap
 LAP_MARGIN = 1024  # forks between the two reads of one cursor, and other slack
 
 
-@dataclass(frozen=True)
 class Cursor:
     """Where the kernel's pid allocation stood at one instant."""
 
-    last_pid: int
-    forks: int  # forks since boot, whole machine (threads included: they take pids too)
-    tasks: int  # tasks alive, whole machine
-    pid_max: int
+    __slots__ = ("last_pid", "forks", "tasks", "pid_max")  # one per snapshot
+
+    def __init__(self, last_pid: int, forks: int, tasks: int, pid_max: int) -> None:
+        self.last_pid = last_pid
+        self.forks = forks  # forks since boot, whole machine (threads included: they take pids too)
+        self.tasks = tasks  # tasks alive, whole machine
+        self.pid_max = pid_max
 
 
 def read_pid_max(proc_root: str = "/proc") -> int | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from watchdog.rules import Rule
@@ -25,12 +24,12 @@ def same(old: Rule, new: Rule) -> bool:
         return False
 
 
-@dataclass
 class Plan:
-    added: list[Rule] = field(default_factory=list)
-    removed: list[Rule] = field(default_factory=list)
-    changed: list[tuple[Rule, Rule]] = field(default_factory=list)  # (running, new)
-    unchanged: list[Rule] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.added: list[Rule] = []
+        self.removed: list[Rule] = []
+        self.changed: list[tuple[Rule, Rule]] = []  # (running, new)
+        self.unchanged: list[Rule] = []
 
     def summary(self) -> dict[str, list[str]]:
         return {

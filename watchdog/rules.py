@@ -7,7 +7,6 @@ import re
 import shlex
 import signal
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import click
@@ -23,7 +22,6 @@ RESTART_POLICIES = (ALWAYS, ON_FAILURE, NO)
 FORWARDABLE_SIGNALS = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH)
 
 
-@dataclass(eq=False)
 class Rule:
     """What to keep alive, and how to recognise it in the process table.
 
@@ -32,27 +30,38 @@ class Rule:
     checks. Both are keyed by whatever the owning plugin chooses.
     """
 
-    name: str
-    command: str
-    argv: tuple[str, ...]
-    program: str
-    strategy: str = ""
-    stop_signal: signal.Signals = signal.SIGTERM
-    forward_signals: frozenset[signal.Signals] = frozenset(FORWARDABLE_SIGNALS)
-    after: tuple[str, ...] = ()  # rules that must be ready before this one starts (--after)
-    env: dict[str, str] = field(default_factory=dict)  # set by the watchdog for it (NOTIFY_SOCKET...)
-    launch: Launch = field(default_factory=Launch)  # user, environment, directory, limits (watchdog.launch)
-    grace: float | None = None  # its own --grace; None: the default for all
-    # The uid its processes run as (--user, else the watchdog's own): one of another uid, matched
-    # by name, is not the rule's unless it descends from what the rule started (watchdog/ownership.py).
-    priority: int | None = None  # start order, low first; stop order reversed (--priority)
-    autostart: bool = True  # False: stopped until started by request (--autostart NAME=false)
-    uid: int = field(default_factory=os.geteuid)
-    restart: str = ALWAYS  # when its command ends by itself: start it again always, on failure, or no
-    success_exit: frozenset[int] = frozenset({0})  # statuses that count as success (128+N: signal N)
-    start_timeout: float | None = None  # not ready this long after a start: the start failed
-    settings: dict[str, Any] = field(default_factory=dict)
-    state: dict[str, Any] = field(default_factory=dict)
+    def __init__(
+        self, name: str, command: str, argv: tuple[str, ...], program: str, strategy: str = "",
+        stop_signal: signal.Signals = signal.SIGTERM,
+        forward_signals: frozenset[signal.Signals] = frozenset(FORWARDABLE_SIGNALS),
+        after: tuple[str, ...] = (), env: dict[str, str] | None = None, launch: Launch | None = None,
+        grace: float | None = None, priority: int | None = None, autostart: bool = True,
+        uid: int | None = None, restart: str = ALWAYS, success_exit: frozenset[int] = frozenset({0}),
+        start_timeout: float | None = None, settings: dict[str, Any] | None = None,
+        state: dict[str, Any] | None = None,
+    ) -> None:
+        self.name = name
+        self.command = command
+        self.argv = argv
+        self.program = program
+        self.strategy = strategy
+        self.stop_signal = stop_signal
+        self.forward_signals = forward_signals
+        self.after = after  # rules that must be ready before this one starts (--after)
+        self.env = {} if env is None else env  # set by the watchdog for it (NOTIFY_SOCKET...)
+        # user, environment, directory, limits (watchdog.launch)
+        self.launch = Launch() if launch is None else launch
+        self.grace = grace  # its own --grace; None: the default for all
+        self.priority = priority  # start order, low first; stop order reversed (--priority)
+        self.autostart = autostart  # False: stopped until started by request (--autostart NAME=false)
+        # The uid its processes run as (--user, else the watchdog's own): one of another uid, matched
+        # by name, is not the rule's unless it descends from what the rule started (watchdog/ownership.py).
+        self.uid = os.geteuid() if uid is None else uid
+        self.restart = restart  # when its command ends by itself: start it again always, on failure, or no
+        self.success_exit = success_exit  # statuses that count as success (128+N: signal N)
+        self.start_timeout = start_timeout  # not ready this long after a start: the start failed
+        self.settings: dict[str, Any] = {} if settings is None else settings
+        self.state: dict[str, Any] = {} if state is None else state
 
     def __repr__(self) -> str:
         return f"Rule({self.name!r}, {self.command!r}, strategy={self.strategy!r})"

@@ -1,7 +1,7 @@
 """The words of a rule's run: its run states and its health, as every output shows them.
 
-Apart from ``watchdog.state`` (a rule's run, a dataclass) so that
-``watchdog --status``, which only compares words, need not import dataclasses.
+Apart from ``watchdog.state`` (a rule's run) so that ``watchdog --status``,
+which only compares words, imports the words alone.
 """
 
 from __future__ import annotations

@@ -7,7 +7,6 @@ also says which changes are possible (its ``ARROWS``).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from watchdog.runstates import (
@@ -38,36 +37,49 @@ __all__ = [
 ]
 
 
-@dataclass
 class RuleStatus:
     """One rule's run (the rule-run object): its state and what it is made of."""
 
-    state: RunState = MISSING
-    pids: tuple[int, ...] = ()  # matched at the last check
-    children: set[int] = field(default_factory=set)  # started by us, not yet reaped
-    starts: int = 0
-    restarts: int = 0  # starts after the first start, or after it was seen running
-    seen_running: bool = False
-    last_exit: int | None = None
-    since: float = field(default_factory=time.time)
-    given_up: bool = False
-    reason: str = ""  # why the state last changed (Transitions.move)
-    planned: bool = False  # the stop in progress or just done was asked for, not a failure
-    ended_with: int | None = None  # how its last process ended: a status, or None (not ours)
-    health: str = UNKNOWN
-    health_detail: str = ""  # the last check's result in words: "HTTP 500", "timed out after 5 s"
-    stop: RuleStop | None = None  # the stop in progress, while STOPPING
-    left_behind: dict[int, float] = field(default_factory=dict)  # pid -> start time (leftovers.py)
-    stand_in_noted: bool = False  # the advice for a service under another name was given
-    started_wall: float = 0.0  # time.time() of the last start
-    recheck_after: float = 0.0  # while starting: doubles from FIRST_RECHECK up to the interval
-    settle_until: float = 0.0  # a starter exited 0: "starting" until then, unless it matches
-    # Readiness (watchdog.readiness): whether rules --after this one may start.
-    ready: bool = False
-    waiting_for: tuple[str, ...] = ()  # while WAITING: the rules it waits for
-    ready_reported: bool = False  # a plugin said so (engine.set_ready), since the last start
-    passed_check: bool = False  # health was healthy at least once since the last start
-    message: str = ""  # what the service says of itself (the notify protocol's STATUS=)
-    adopted: dict[int, int] = field(default_factory=dict)  # engine.adopt: pid -> its start ticks
-    # The last lines of output of the last run that ended (stderr first): time, stream, line.
-    last_output: list[dict[str, Any]] = field(default_factory=list)
+    def __init__(
+        self, state: RunState = MISSING, pids: tuple[int, ...] = (), children: set[int] | None = None,
+        starts: int = 0, restarts: int = 0, seen_running: bool = False, last_exit: int | None = None,
+        since: float | None = None, given_up: bool = False, reason: str = "", planned: bool = False,
+        ended_with: int | None = None, health: str = UNKNOWN, health_detail: str = "",
+        stop: RuleStop | None = None, left_behind: dict[int, float] | None = None,
+        stand_in_noted: bool = False, started_wall: float = 0.0, recheck_after: float = 0.0,
+        settle_until: float = 0.0, ready: bool = False, waiting_for: tuple[str, ...] = (),
+        ready_reported: bool = False, passed_check: bool = False, message: str = "",
+        adopted: dict[int, int] | None = None, last_output: list[dict[str, Any]] | None = None,
+    ) -> None:
+        self.state = state
+        self.pids = pids  # matched at the last check
+        self.children: set[int] = set() if children is None else children  # started by us, not yet reaped
+        self.starts = starts
+        self.restarts = restarts  # starts after the first start, or after it was seen running
+        self.seen_running = seen_running
+        self.last_exit = last_exit
+        self.since = time.time() if since is None else since
+        self.given_up = given_up
+        self.reason = reason  # why the state last changed (Transitions.move)
+        self.planned = planned  # the stop in progress or just done was asked for, not a failure
+        self.ended_with = ended_with  # how its last process ended: a status, or None (not ours)
+        self.health = health
+        # The last check's result in words: "HTTP 500", "timed out after 5 s".
+        self.health_detail = health_detail
+        self.stop = stop  # the stop in progress, while STOPPING
+        # Processes left behind: pid -> start time (leftovers.py).
+        self.left_behind: dict[int, float] = {} if left_behind is None else left_behind
+        self.stand_in_noted = stand_in_noted  # the advice for a service under another name was given
+        self.started_wall = started_wall  # time.time() of the last start
+        self.recheck_after = recheck_after  # while starting: doubles from FIRST_RECHECK up to the interval
+        self.settle_until = settle_until  # a starter exited 0: "starting" until then, unless it matches
+        # Readiness (watchdog.readiness): whether rules --after this one may start.
+        self.ready = ready
+        self.waiting_for = waiting_for  # while WAITING: the rules it waits for
+        self.ready_reported = ready_reported  # a plugin said so (engine.set_ready), since the last start
+        self.passed_check = passed_check  # health was healthy at least once since the last start
+        self.message = message  # what the service says of itself (the notify protocol's STATUS=)
+        # engine.adopt: pid -> its start ticks.
+        self.adopted: dict[int, int] = {} if adopted is None else adopted
+        # The last lines of output of the last run that ended (stderr first): time, stream, line.
+        self.last_output: list[dict[str, Any]] = [] if last_output is None else last_output

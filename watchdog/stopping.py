@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-from dataclasses import dataclass, field
 
 from watchdog import processes
 from watchdog.events import Waiter
@@ -22,7 +21,6 @@ def top_processes(procs: list[Proc]) -> list[Proc]:
     return [proc for proc in procs if proc.ppid not in pids]
 
 
-@dataclass
 class Targets:
     """Process groups of the commands we started, and matched processes outside them.
 
@@ -33,10 +31,12 @@ class Targets:
     until it is continued.
     """
 
-    groups: set[int]
-    pids: set[int]
-    everyone: set[int] = field(default_factory=set)
-    led: set[int] = field(default_factory=set)  # process groups a matched process leads
+    def __init__(self, groups: set[int], pids: set[int], everyone: set[int] | None = None,
+                 led: set[int] | None = None) -> None:
+        self.groups = groups
+        self.pids = pids
+        self.everyone: set[int] = set() if everyone is None else everyone
+        self.led: set[int] = set() if led is None else led  # process groups a matched process leads
 
     @classmethod
     def of(cls, groups: set[int], procs: list[Proc]) -> Targets:
@@ -82,7 +82,6 @@ class Signaller:
             self.waiter.send_signal(proc.pid, signal.SIGKILL)
 
 
-@dataclass
 class RuleStop:
     """One rule's stop in progress; ``advance`` is called at each check until it is done.
 
@@ -90,16 +89,18 @@ class RuleStop:
     the deadlines, and the other rules are served meanwhile.
     """
 
-    rule_name: str
-    reason: str
-    restart: bool  # start again once stopped (engine.restart), else stay stopped
-    deadline: float  # SIGKILL for whatever is left then
-    # Not asked for: what a dead run left (orphaned workers, a crashed command's
-    # jobs) is cleared away, and then the rule is missing, as after any crash.
-    crashed: bool = False
-    killed: bool = False
-    signalled_groups: set[int] = field(default_factory=set)
-    signalled_pids: set[int] = field(default_factory=set)
+    def __init__(self, rule_name: str, reason: str, restart: bool, deadline: float,
+                 crashed: bool = False) -> None:
+        self.rule_name = rule_name
+        self.reason = reason
+        self.restart = restart  # start again once stopped (engine.restart), else stay stopped
+        self.deadline = deadline  # SIGKILL for whatever is left then
+        # Not asked for: what a dead run left (orphaned workers, a crashed command's
+        # jobs) is cleared away, and then the rule is missing, as after any crash.
+        self.crashed = crashed
+        self.killed = False
+        self.signalled_groups: set[int] = set()
+        self.signalled_pids: set[int] = set()
 
     def advance(self, now: float, children: set[int], procs: list[Proc], stop_signal: int,
                 signaller: Signaller) -> bool:

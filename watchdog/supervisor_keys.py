@@ -14,7 +14,6 @@ import os
 import shlex
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 TRUTHY = ("yes", "true", "on", "1")
@@ -25,38 +24,40 @@ class Unhonoured(ValueError):
     """A value the watchdog cannot honour: one warning naming file, line, key and why."""
 
 
-@dataclass
 class Setting:
     """One watchdog setting: ``key = value`` of a rule's table (``rule`` False: of the run)."""
 
-    key: str
-    value: Any
-    note: str = ""  # why this is not exactly supervisord's behaviour
-    wanted_for: str = ""  # what the key does, for the warning when this build lacks it
-    rule: bool = True
+    def __init__(self, key: str, value: Any, note: str = "", wanted_for: str = "", rule: bool = True) -> None:
+        self.key = key
+        self.value = value
+        self.note = note  # why this is not exactly supervisord's behaviour
+        self.wanted_for = wanted_for  # what the key does, for the warning when this build lacks it
+        self.rule = rule
 
 
-@dataclass
 class Context:
     """What a conversion may need besides the value: the instance and the whole file."""
 
-    name: str  # the rule: the process's name, as supervisord names it
-    childlogdir: str
-    values: dict[str, str] = field(default_factory=dict)  # the section's other values, expanded
+    def __init__(self, name: str, childlogdir: str, values: dict[str, str] | None = None) -> None:
+        self.name = name  # the rule: the process's name, as supervisord names it
+        self.childlogdir = childlogdir
+        self.values = {} if values is None else values  # the section's other values, expanded
 
 
 Convert = Callable[[str, Context], list[Setting]]
 
 
-@dataclass(frozen=True)
 class Key:
-    section: str  # "program", "supervisord", "group"
-    name: str
-    meaning: str  # what supervisord does with it
-    watchdog: str  # what the watchdog does (examples/supervisord/README.md)
-    convert: Convert | None = None  # None: read while building rules, or nothing to set
-    default: str | None = None  # supervisord's default, converted too when it matters
-    difference: str = ""  # where the watchdog deliberately does otherwise (examples/supervisord/README.md)
+    def __init__(self, section: str, name: str, meaning: str, watchdog: str, convert: Convert | None = None,
+                 default: str | None = None, difference: str = "") -> None:
+        self.section = section  # "program", "supervisord", "group"
+        self.name = name
+        self.meaning = meaning  # what supervisord does with it
+        self.watchdog = watchdog  # what the watchdog does (examples/supervisord/README.md)
+        self.convert = convert  # None: read while building rules, or nothing to set
+        self.default = default  # supervisord's default, converted too when it matters
+        # Where the watchdog deliberately does otherwise (examples/supervisord/README.md).
+        self.difference = difference
 
 
 def boolean(value: str) -> bool:

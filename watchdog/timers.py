@@ -5,17 +5,19 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 
-@dataclass
 class Timer:
     """A due time; ``callback`` None means "run a check then"."""
 
-    when: float
-    seq: int
-    callback: Callable[[], None] | None = field(default=None)
-    cancelled: bool = field(default=False)
+    __slots__ = ("when", "seq", "callback", "cancelled")  # health probes make a few a second
+
+    def __init__(self, when: float, seq: int, callback: Callable[[], None] | None = None,
+                 cancelled: bool = False) -> None:
+        self.when = when
+        self.seq = seq
+        self.callback = callback
+        self.cancelled = cancelled
 
     def cancel(self) -> None:
         self.cancelled = True
