@@ -20,12 +20,17 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
 from helpers import Watchdog, pids, program, service, wait_for
 
+from watchdog import launch, logoptions
+from watchdog.config import Config
 from watchdog.envfile import EnvFileError, parse_env
+from watchdog.reload import same
+from watchdog.rules import Rule, make_rules
 
 Start = Callable[..., Watchdog]
 
@@ -473,6 +478,36 @@ grace = 1
 
 
 # --- reload -----------------------------------------------------------------------------------
+
+def configured_rule(tmp_path: Path, **flags: list[str]) -> Rule:
+    """The rule ``wd-svc`` as start-up (or a reload) configures it from ``flags``."""
+    [rule] = make_rules([f"{sys.executable} -c pass"], [], shell=False)
+    rule.name = "wd-svc"
+    options: dict[str, Any] = {"user": (), "env": (), "env_file": (), "directory": (), "umask": (),
+                               "rlimit": (), "log_buffer": (), "log_file": (), "log_file_stderr": (),
+                               "log_max_bytes": (), "log_backups": (), "log_stderr": (), "ready_log": ()}
+    options.update({key: [f"wd-svc={value}" for value in values] for key, values in flags.items()})
+    config = Config([rule], options)
+    launch.configure(config)
+    logoptions.configure(config)
+    return rule
+
+
+def test_a_reload_keeps_a_rule_configured_alike_and_changes_one_whose_settings_differ(
+        tmp_path: Path) -> None:
+    """Two configurations are separate objects: the reload compares their values (user,
+    environment, directory, umask, limits, log files), never which objects they are."""
+    own = pwd.getpwuid(os.geteuid())
+    flags: dict[str, list[str]] = {
+        "user": [own.pw_name], "env": ["A=1", "B=2"], "directory": [str(tmp_path)], "umask": ["0027"],
+        "rlimit": ["nofile=512:1024"], "log_file": [str(tmp_path / "out.log")], "log_backups": ["3"]}
+    running = configured_rule(tmp_path, **flags)
+    assert same(running, configured_rule(tmp_path, **flags))
+    for key, value in [("user", [str(own.pw_uid)]), ("env", ["A=1", "B=3"]), ("directory", ["/"]),
+                       ("umask", ["0022"]), ("rlimit", ["nofile=512:2048"]),
+                       ("log_file", [str(tmp_path / "other.log")]), ("log_backups", ["4"])]:
+        assert not same(running, configured_rule(tmp_path, **{**flags, key: value})), key
+
 
 def test_reload_restarts_a_rule_whose_settings_changed(watchdog: Start, tmp_path: Path) -> None:
     """A rule's environment or grace is its definition: a reload starts it anew with the new one.
