@@ -33,7 +33,6 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, cast
 
@@ -63,51 +62,57 @@ OVERDUE_AFTER = 1.0
 EARLY = 0.1
 
 
-@dataclass
 class Schedule:
-    """One rule's settings, from the flags."""
+    """One rule's settings, from the flags (set by name: ``FLAGS`` maps each flag to its attribute)."""
 
-    interval: float = 10.0
-    timeout: float = 5.0
-    retries: int = 3
-    start_period: float = 0.0
-    on_unhealthy: str = RESTART
+    __slots__ = ("interval", "timeout", "retries", "start_period", "on_unhealthy")
+
+    def __init__(self) -> None:
+        self.interval = 10.0
+        self.timeout = 5.0
+        self.retries = 3
+        self.start_period = 0.0
+        self.on_unhealthy = RESTART
 
 
-@dataclass(slots=True)  # one is made per round, many times a second
 class Round:
     """One round of a rule's probes, one probe after another."""
 
-    generation: int
-    checks: list[AnyProbe]
-    target: Target
-    step: int = 0  # the probe under way
-    passed: list[Result] = field(default_factory=list)  # what the probes that passed said
-    future: Future[Result] | None = None  # a blocking probe's thread, while it runs
-    cancel: Cancel | None = None  # ends the loop probe under way
-    overdue: Timer | None = None  # cancelled when it answers: an idle loop sleeps through it
-    settled: bool = False  # its verdict is in (answered, declared overdue, or the run ended)
+    __slots__ = ("generation", "checks", "target", "step", "passed", "future", "cancel", "overdue",
+                 "settled")  # one is made per round, many times a second
+
+    def __init__(self, generation: int, checks: list[AnyProbe], target: Target) -> None:
+        self.generation = generation
+        self.checks = checks
+        self.target = target
+        self.step = 0  # the probe under way
+        self.passed: list[Result] = []  # what the probes that passed said
+        self.future: Future[Result] | None = None  # a blocking probe's thread, while it runs
+        self.cancel: Cancel | None = None  # ends the loop probe under way
+        self.overdue: Timer | None = None  # cancelled when it answers: an idle loop sleeps through it
+        self.settled = False  # its verdict is in (answered, declared overdue, or the run ended)
 
 
-@dataclass
 class Run:
     """What the schedule remembers of a rule: its current run's probing."""
 
-    generation: int = 0  # bumped whenever the run ends: late answers of older rounds are dropped
-    started_at: float | None = None  # the engine started its command then (the start period's origin)
-    start_period_until: float | None = None  # None: over, or none was asked for
-    failures: int = 0  # failed rounds in a row
-    due: float | None = None  # its next round is in the batch due then
-    round: Round | None = None
-    target: Target | None = None  # the last round's: most rounds look at the same processes
+    def __init__(self) -> None:
+        self.generation = 0  # bumped whenever the run ends: late answers of older rounds are dropped
+        # The engine started its command then: the start period's origin.
+        self.started_at: float | None = None
+        self.start_period_until: float | None = None  # None: over, or none was asked for
+        self.failures = 0  # failed rounds in a row
+        self.due: float | None = None  # its next round is in the batch due then
+        self.round: Round | None = None
+        self.target: Target | None = None  # the last round's: most rounds look at the same processes
 
 
-@dataclass
 class Batch:
     """Rounds due at one time, run on one wake-up of the loop: (rule, generation) each."""
 
-    timer: Timer
-    rounds: list[tuple[Rule, int]]
+    def __init__(self, timer: Timer, rounds: list[tuple[Rule, int]]) -> None:
+        self.timer = timer
+        self.rounds = rounds
 
 
 def call_probe(check: Probe, target: Target) -> Result:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass, field
 from functools import partial
 
 import click
@@ -49,24 +48,26 @@ PENDING_FOR = 5.0  # seconds an unverified datagram waits for its sender to be t
 RECHECK = 0.2  # how soon to look again while some are pending
 
 
-@dataclass
 class Pending:
-    pid: int
-    fields: dict[str, str]
-    until: float
+    """A datagram whose sender is not (yet) one of the rule's processes."""
+
+    def __init__(self, pid: int, fields: dict[str, str], until: float) -> None:
+        self.pid = pid
+        self.fields = fields
+        self.until = until
 
 
-@dataclass
 class Channel:
     """One rule's socket and what the plugin remembers of the rule."""
 
-    rule: Rule
-    sock: socket.socket
-    path: str
-    watchdog_sec: float | None = None
-    ping_timer: Timer | None = None
-    last_ping: float = 0.0
-    pending: list[Pending] = field(default_factory=list)
+    def __init__(self, rule: Rule, sock: socket.socket, path: str, watchdog_sec: float | None = None) -> None:
+        self.rule = rule
+        self.sock = sock
+        self.path = path
+        self.watchdog_sec = watchdog_sec
+        self.ping_timer: Timer | None = None
+        self.last_ping = 0.0
+        self.pending: list[Pending] = []
 
 
 class Notify:

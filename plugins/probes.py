@@ -24,8 +24,7 @@ import json
 import os
 import socket
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import click
 
@@ -44,8 +43,7 @@ HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 TCP_PEER = Peer(pid=0, uid=-1, gid=-1)  # a TCP client has no credentials to read
 
 
-@dataclass(frozen=True)
-class Check:
+class Check(NamedTuple):
     """One line of an answer: ``[+]rule/web ok`` or ``[-]rule/web failed: missing``."""
 
     name: str
@@ -196,7 +194,7 @@ class Probes:
         verbose = "verbose" in request.query or "verbose" in request.query_string.split("&")
         status = 200 if ok else 503
         if verbose:
-            body = {"status": "ok" if ok else "failed", "checks": [asdict(check) for check in checks]}
+            body = {"status": "ok" if ok else "failed", "checks": [check._asdict() for check in checks]}
             content = (json.dumps(body) + "\n").encode()
             connection.answer(response(status, "application/json", content, HEADERS))
             return
