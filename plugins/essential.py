@@ -13,16 +13,20 @@ In a config file: ``essential = ["app"]``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from watchdog import hookimpl
-from watchdog.api import EngineAPI
 from watchdog.config import Config
 from watchdog.exits import EXIT_ESSENTIAL_UNKNOWN
 from watchdog.logs import logger
 from watchdog.rules import Rule
 from watchdog.snapshot import Proc
 from watchdog.state import EXITED, FAILED
+
+if TYPE_CHECKING:
+    from watchdog.api import EngineAPI
 
 KEY = "essential"
 

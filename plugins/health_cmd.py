@@ -20,16 +20,19 @@ from __future__ import annotations
 import itertools
 import os
 import signal
+from typing import TYPE_CHECKING
 
 import click
 
 from watchdog import hookimpl, processes
-from watchdog.api import EngineAPI
 from watchdog.config import Config
 from watchdog.health import Cancel, Done, Result, Target, add_probe, seconds_text
 from watchdog.launch import Launch
 from watchdog.probetree import MARK, probe_processes
 from watchdog.rules import check_executable, split_command
+
+if TYPE_CHECKING:
+    from watchdog.api import EngineAPI
 
 FLAG = "--health-cmd"
 OUTPUT_KEPT = 4096  # bytes of the command's output kept for the detail, as Docker keeps

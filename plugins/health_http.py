@@ -23,13 +23,14 @@ from typing import TYPE_CHECKING
 import click
 
 from watchdog import __version__, hookimpl
-from watchdog.api import EngineAPI
 from watchdog.config import Config
 from watchdog.health import Cancel, Done, Result, Target, add_probe, failure_words
 from watchdog.netprobe import Address, Exchange, Looked, Resolver, nothing
 
 if TYPE_CHECKING:  # concurrent.futures is imported once background work is
     from concurrent.futures import Future
+
+    from watchdog.api import EngineAPI
 
 FLAG = "--health-http"
 STATUS_LINE_LIMIT = 1024  # bytes: an answer without a status line by then is not HTTP

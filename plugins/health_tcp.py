@@ -9,14 +9,17 @@ loop waits on, bounded by ``--health-timeout``, name look-up included.
 from __future__ import annotations
 
 from functools import partial
+from typing import TYPE_CHECKING
 
 import click
 
 from watchdog import hookimpl
-from watchdog.api import EngineAPI
 from watchdog.config import Config
 from watchdog.health import Cancel, Done, Result, Target, add_probe, failure_words
 from watchdog.netprobe import Exchange, Resolver
+
+if TYPE_CHECKING:
+    from watchdog.api import EngineAPI
 
 FLAG = "--health-tcp"
 DEFAULT_HOST = "127.0.0.1"

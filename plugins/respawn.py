@@ -22,10 +22,11 @@ the failures in a row start again from zero. A restart that answers a failure
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from watchdog import hookimpl
-from watchdog.api import EngineAPI
 from watchdog.config import Config
 from watchdog.exits import EXIT_GAVE_UP
 from watchdog.logs import logger
@@ -33,6 +34,9 @@ from watchdog.params import DefaultOrPerRule, Seconds
 from watchdog.rules import ALWAYS, Rule
 from watchdog.snapshot import Proc
 from watchdog.state import HEALTHY, MISSING, UNHEALTHY
+
+if TYPE_CHECKING:
+    from watchdog.api import EngineAPI
 
 FIRST_BACKOFF = 0.25
 POLICY = "respawn.policy"  # rule.settings key: the rule's own Policy, when a flag names it
