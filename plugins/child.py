@@ -16,14 +16,17 @@ down: the rule is restarted, which stops them first, then starts the command.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from watchdog import hookimpl
-from watchdog.api import EngineAPI
 from watchdog.logs import logger
 from watchdog.matchers import Matcher
 from watchdog.processes import process_group
 from watchdog.rules import Rule
 from watchdog.snapshot import Proc, Snapshot
+
+if TYPE_CHECKING:
+    from watchdog.api import EngineAPI
 
 NAME = "child"
 GROUP = "child-group"

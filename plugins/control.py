@@ -5,7 +5,9 @@ Endpoints (plugins/control-socket.md): ``GET /v1/status``, ``POST /v1/start``,
 ``GET /v1/events`` and ``GET /v1/logs`` (``watchdog.logstream``). Only root and
 the watchdog's own user may use it (``SO_PEERCRED``); the socket is 0600 in a
 directory no one else can change. Everything runs on the engine's loop through
-``watchdog.unixhttp``, which never blocks it.
+``watchdog.unixhttp``, which never blocks it. This module only declares the
+options and hooks: the server (``watchdog.controlserver``) is loaded by a run
+that serves the socket.
 """
 
 from __future__ import annotations
@@ -13,32 +15,22 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from watchdog import __version__, groups, hookimpl
-from watchdog.api import EngineAPI
+from watchdog import hookimpl
 from watchdog.config import Config
-from watchdog.feed import Feed
 from watchdog.logs import logger
-from watchdog.logstream import serve_logs
-from watchdog.reload import options_not_applied, plan
-from watchdog.rules import Rule, parse_signal
-from watchdog.state import RUNNING, STARTING, STOPPED, STOPPING
-from watchdog.unixhttp import Connection, HTTPError, Peer, Request, Server, listen
-from watchdog.view import rule_view
+from watchdog.rules import Rule
 
 from .status import default_status_file
 
-if TYPE_CHECKING:  # concurrent.futures is imported once background work is
-    from concurrent.futures import Future
+if TYPE_CHECKING:
+    from watchdog.api import EngineAPI
+    from watchdog.controlserver import ControlServer
 
 SOCKET_NAME = "control.sock"
-# What ``start`` did when it started nothing, by the state the rule was in.
-START_RESULTS = {RUNNING: "already running", STARTING: "already starting",
-                 STOPPING: "starts once stopped"}
 
 
 def default_socket(status_file: str | None) -> str:
@@ -47,19 +39,15 @@ def default_socket(status_file: str | None) -> str:
 
 
 class Control:
-    """One run's control socket: its server, its events feed, a reload in progress."""
+    """One run's control socket: where it is, and its server once it listens."""
 
     def __init__(self) -> None:
         self.path: str | None = None
         self.options: dict[str, Any] = {}
         self.reread: Callable[[], Config] | None = None
-        self.engine: EngineAPI | None = None
-        self.server: Server | None = None
+        self.server: ControlServer | None = None
         self.inode: tuple[int, int] | None = None
         self.started = time.time()
-        self.feed = Feed()
-        self.reloading = False
-        self.removing: set[str] = set()
 
     # --- setting up -------------------------------------------------------------------
 
@@ -84,10 +72,13 @@ class Control:
 
     @hookimpl
     def watchdog_started(self, engine: EngineAPI) -> None:
-        self.engine = engine
-        self.feed.start(engine)
         if self.path is None:
             return
+        # Here, not at the top: the HTTP server, the feed and reloading are loaded by a run
+        # that serves the socket, and every start registers this plugin.
+        from watchdog.controlserver import ControlServer
+        from watchdog.unixhttp import listen
+
         try:
             sock = listen(self.path)
         except (OSError, ValueError) as exc:
@@ -96,7 +87,7 @@ class Control:
             return
         info = os.stat(self.path)
         self.inode = (info.st_dev, info.st_ino)
-        self.server = Server(engine, sock, self.handle, self.authorize)
+        self.server = ControlServer(engine, sock, self.options, self.reread, self.started)
         logger.info("control socket at %s", self.path, extra={"event": "control"})
 
     @hookimpl
@@ -112,216 +103,47 @@ class Control:
         except OSError:
             pass
 
-    def authorize(self, peer: Peer) -> str | None:
-        if peer.uid in (0, os.geteuid()):
-            return None
-        logger.warning("control: refused a client of uid %d (pid %d): only root and uid %d may "
-                       "control this watchdog", peer.uid, peer.pid, os.geteuid(),
-                       extra={"event": "control-refused"})
-        return f"uid {peer.uid} may not control this watchdog (only root and uid {os.geteuid()})"
-
-    # --- requests -----------------------------------------------------------------------
-
-    def handle(self, request: Request, connection: Connection) -> None:
-        routes: dict[str, dict[str, Callable[[Request, Connection], None]]] = {
-            "/v1/status": {"GET": self.status},
-            "/v1/events": {"GET": self.events},
-            "/v1/start": {"POST": partial(self.act, "start")},
-            "/v1/stop": {"POST": partial(self.act, "stop")},
-            "/v1/restart": {"POST": partial(self.act, "restart")},
-            "/v1/signal": {"POST": self.signal},
-            "/v1/reload": {"POST": self.reload},
-            "/v1/logs": {"GET": self.logs},
-        }
-        methods = routes.get(request.path.rstrip("/") or "/")
-        if methods is None:
-            raise HTTPError(404, f"no endpoint {request.path} (endpoints: {', '.join(routes)})")
-        action = methods.get(request.method)
-        if action is None:
-            allowed = ", ".join(methods)
-            connection.respond(405, {"error": f"{request.path} takes {allowed}"}, {"Allow": allowed})
-            return
-        action(request, connection)
-
-    def status(self, request: Request, connection: Connection) -> None:
-        engine = self.live_engine()
-        names = self.names(request.query.get("rule", []), allow_empty=True)
-        rules = [rule_view(rule, engine.status[rule.name]) for rule in engine.rules
-                 if not names or rule.name in names]
-        connection.respond(200, {"pid": os.getpid(), "started": self.started, "version": __version__,
-                                 "rules": rules})
-
-    def act(self, verb: str, request: Request, connection: Connection) -> None:
-        engine = self.live_engine()
-        body = request.json()
-        if not isinstance(body, dict) or not isinstance(body.get("rules"), list):
-            raise HTTPError(400, 'expected a body like {"rules": ["NAME", ...]}')
-        names = self.names(body["rules"])
-        logger.info("%s %s at the request of uid %d (pid %d)", verb, ", ".join(names), request.peer.uid,
-                    request.peer.pid, extra={"event": "control"})
-        by_name = {rule.name: rule for rule in engine.rules}
-        results = []
-        for name in names:
-            rule = by_name[name]
-            before = engine.status[name].state
-            pid = None
-            if verb == "start":
-                pid = engine.start(rule)
-                result = "started" if pid is not None else START_RESULTS.get(before, "not started")
-            elif verb == "stop":
-                engine.stop(rule, f"stopped by uid {request.peer.uid}")
-                result = "already stopped" if before == STOPPED else "stopping"
-            else:  # an operator's restart is planned: no failure for the backoff
-                engine.restart(rule, f"restarted by uid {request.peer.uid}", planned=True)
-                result = "restarting"
-            status = engine.status[name]
-            results.append({"rule": name, "result": result, "state": status.state, "pid": pid})
-        self.emit_changes()
-        connection.respond(200, {"results": results})
-
-    def signal(self, request: Request, connection: Connection) -> None:
-        engine = self.live_engine()
-        body = request.json()
-        if not isinstance(body, dict) or not isinstance(body.get("rule"), str) \
-                or not isinstance(body.get("signal"), str | int):
-            raise HTTPError(400, 'expected a body like {"rule": "NAME", "signal": "HUP"}')
-        named = self.names([body["rule"]])
-        if len(named) != 1:
-            raise HTTPError(400, f"signal one rule at a time ({body['rule']} names {len(named)})")
-        [name] = named
-        try:
-            sig = parse_signal("signal", str(body["signal"]))
-        except click.UsageError as exc:
-            raise HTTPError(400, exc.message) from None
-        rule = next(rule for rule in engine.rules if rule.name == name)
-        count = engine.signal(rule, sig)
-        logger.info("sent %s to %d process(es) at the request of uid %d", sig.name, count,
-                    request.peer.uid, extra={"rule": name, "event": "signalled"})
-        connection.respond(200, {"rule": name, "signal": sig.name, "processes": count})
-
-    def events(self, request: Request, connection: Connection) -> None:
-        engine = self.live_engine()
-        names = self.names(request.query.get("rule", []), allow_empty=True)
-        connection.stream()
-        self.feed.follow(engine, connection, names)
-
-    def logs(self, request: Request, connection: Connection) -> None:
-        engine = self.live_engine()
-        names = self.names(request.query.get("rule", []), allow_empty=True)
-        serve_logs(engine, request, connection, names or [rule.name for rule in engine.rules])
-
-    def reload(self, request: Request, connection: Connection) -> None:
-        engine = self.live_engine()
-        if self.reread is None:
-            raise HTTPError(409, "this watchdog cannot read its configuration again")
-        if self.reloading or self.removing:
-            raise HTTPError(409, "a reload is still in progress: try again when it is done")
-        self.reloading = True
-        logger.info("reloading at the request of uid %d", request.peer.uid, extra={"event": "reload"})
-        connection.answer_later()  # however long the configuration takes to read, its client hears
-        engine.run_in_background(self.reread, partial(self.reloaded, connection))
-
-    def reloaded(self, connection: Connection, future: Future[Config]) -> None:
-        self.reloading = False
-        engine = self.live_engine()
-        try:
-            config = future.result()
-        except click.ClickException as exc:
-            message = exc.format_message()
-            logger.warning("reload refused, nothing changed: %s", message, extra={"event": "reload"})
-            connection.respond(422, {"error": message})
-            return
-        except BaseException as exc:  # a plugin's bug while configuring: still nothing changed
-            message = f"{type(exc).__name__}: {exc}"
-            logger.error("reload failed, nothing changed: %s", message, extra={"event": "reload"})
-            connection.respond(500, {"error": f"reload failed, nothing changed: {message}"})
-            return
-        steps = plan(engine.rules, config.rules)
-        for rule in steps.removed:
-            self.removing.add(rule.name)
-            engine.remove_rule(rule, "removed by reload")
-        for old, new in steps.changed:
-            self.removing.add(old.name)
-            engine.remove_rule(old, "changed by reload")
-            engine.add_rule(new)
-        for rule in steps.added:
-            engine.add_rule(rule)
-        summary: dict[str, Any] = steps.summary()
-        summary["not_applied"] = options_not_applied(self.options, config.options)
-        parts = [f"{what} {', '.join(names)}" for what, names in summary.items()
-                 if names and what not in ("unchanged", "not_applied")]
-        logger.info("reloaded: %s; %d unchanged", "; ".join(parts) or "no rule changed",
-                    len(steps.unchanged), extra={"event": "reload"})
-        if summary["not_applied"]:
-            logger.warning("reload does not apply changed options %s: restart the watchdog for them",
-                           ", ".join(summary["not_applied"]), extra={"event": "reload"})
-        engine.reopen_log_files()  # logrotate's create: the next line goes to a new file
-        connection.respond(200, summary)
-
-    # --- helpers -------------------------------------------------------------------------
-
-    def live_engine(self) -> EngineAPI:
-        if self.engine is None:
-            raise HTTPError(503, "the watchdog is not running its rules yet")
-        return self.engine
-
-    def names(self, given: list[Any], allow_empty: bool = False) -> list[str]:
-        """The rule names asked for, each one known; 404 naming the unknown ones.
-
-        ``GROUP:*``, ``GROUP:NAME`` and ``all`` stand for rules, as in supervisorctl.
-        """
-        engine = self.live_engine()
-        if not given and not allow_empty:
-            raise HTTPError(400, "name at least one rule")
-        if not all(isinstance(name, str) for name in given):
-            raise HTTPError(400, "rule names are strings")
-        names, unknown = groups.expand(given, engine.rules)
-        if unknown:
-            known = [rule.name for rule in engine.rules]
-            raise HTTPError(404, f"no rule is named {', '.join(map(repr, unknown))} "
-                                 f"(rules: {', '.join(known) or 'none'})", unknown=unknown)
-        return names
-
-    # --- events ----------------------------------------------------------------------------
-
-    def emit_changes(self) -> None:
-        if self.engine is not None:
-            self.feed.changes(self.engine)
+    # --- events: told to the clients following them -------------------------------------
 
     @hookimpl
     def watchdog_rule_state(self, rule: Rule, old: str, new: str, reason: str) -> None:
-        if self.engine is not None:
-            self.feed.transition(self.engine, rule, old, new, reason)
+        if self.server is not None:
+            self.server.feed.transition(self.server.engine, rule, old, new, reason)
 
     @hookimpl
     def watchdog_checked(self) -> None:
-        self.emit_changes()
+        if self.server is not None:
+            self.server.emit_changes()
 
     @hookimpl
     def watchdog_process_exited(self, rule: Rule, pid: int, returncode: int | None,
                                 engine: EngineAPI) -> None:
         status = engine.status[rule.name]
-        if not status.pids:  # the service ended, not one worker of it
-            self.feed.exited(rule, pid, returncode, status.last_output)
+        if self.server is not None and not status.pids:  # the service ended, not one worker of it
+            self.server.feed.exited(rule, pid, returncode, status.last_output)
 
     @hookimpl
     def watchdog_rule_health(self) -> None:
-        self.emit_changes()
+        if self.server is not None:
+            self.server.emit_changes()
 
     @hookimpl
     def watchdog_rule_ready(self) -> None:
-        self.emit_changes()
+        if self.server is not None:
+            self.server.emit_changes()
 
     @hookimpl
     def watchdog_rule_gave_up(self) -> None:
-        self.emit_changes()
+        if self.server is not None:
+            self.server.emit_changes()
 
     @hookimpl
     def watchdog_rule_added(self, rule: Rule, engine: EngineAPI) -> None:
-        self.feed.added(engine, rule)
+        if self.server is not None:
+            self.server.feed.added(engine, rule)
 
     @hookimpl
     def watchdog_rule_removed(self, rule: Rule) -> None:
-        self.removing.discard(rule.name)
-        if self.engine is not None:
-            self.feed.removed(self.engine, rule)
+        if self.server is not None:
+            self.server.removing.discard(rule.name)
+            self.server.feed.removed(self.server.engine, rule)

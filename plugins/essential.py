@@ -13,12 +13,11 @@ In a config file: ``essential = ["app"]``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import click
 
 from watchdog import hookimpl
-from watchdog.api import EngineAPI
 from watchdog.config import Config
 from watchdog.exits import EXIT_ESSENTIAL_UNKNOWN
 from watchdog.logs import logger
@@ -26,17 +25,22 @@ from watchdog.rules import Rule
 from watchdog.snapshot import Proc
 from watchdog.state import EXITED, FAILED
 
+if TYPE_CHECKING:
+    from watchdog.api import EngineAPI
+
 KEY = "essential"
 
 
-@dataclass
 class Memory:
-    up: bool = False  # started or seen running since the last time it ended
-    asked: bool = False  # the watchdog itself is stopping or restarting it
-    last_exit: int | None = None  # the last ended process's status; None: adopted
-    gave_up: bool = False  # given up on, to be acted on after the check
-    finished: bool = False  # ended for good (--restart no/on-failure), to be acted on after the check
-    ended: bool = False  # the watchdog is stopping because of it
+    """What the plugin remembers of an essential rule."""
+
+    def __init__(self) -> None:
+        self.up = False  # started or seen running since the last time it ended
+        self.asked = False  # the watchdog itself is stopping or restarting it
+        self.last_exit: int | None = None  # the last ended process's status; None: adopted
+        self.gave_up = False  # given up on, to be acted on after the check
+        self.finished = False  # ended for good (--restart no/on-failure), to be acted on after the check
+        self.ended = False  # the watchdog is stopping because of it
 
 
 def exit_status(returncode: int | None) -> int:

@@ -25,97 +25,45 @@ one after another, the first failure deciding. Probes that run on the loop
 wait on sockets and child exits; blocking ones run in a background thread.
 Either way a hanging probe never delays the loop. When the rule stops running
 its health goes back to unknown, the round under way is ended (its sockets
-closed, its command killed), and a new run starts afresh.
+closed, its command killed), and a new run starts afresh. This module
+declares the flags and hooks; the schedule (``schedule.py``) is loaded by a
+run with health checks.
 """
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from functools import partial
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 import click
 
 from watchdog import hookimpl
-from watchdog.api import EngineAPI
 from watchdog.config import Config
-from watchdog.exits import EXIT_UNHEALTHY
-from watchdog.health import AnyProbe, Cancel, Probe, Result, Target, failure_words, probes, seconds_text
-from watchdog.logs import logger
+from watchdog.health import probes
 from watchdog.params import MAX_SECONDS, MAX_SECONDS_TEXT
 from watchdog.rules import Rule
-from watchdog.state import HEALTHY, RUNNING, UNHEALTHY, UNKNOWN
-from watchdog.timers import Timer
 
-if TYPE_CHECKING:  # concurrent.futures is imported once background work is
-    from concurrent.futures import Future
+if TYPE_CHECKING:
+    from watchdog.api import EngineAPI
+
+    from .schedule import Scheduler
 
 RESTART, REPORT, EXIT = "restart", "report", "exit"
 SETTINGS, STATE = "health", "health"  # rule.settings and rule.state keys
-# A probe must bound itself by the timeout; this much later the schedule stops waiting for it.
-OVERDUE_AFTER = 1.0
-# A round due at most this part of its interval after an earlier planned batch of rounds joins
-# it: many rules' checks then share one wake-up of the loop (as Monit's share its cycle), and
-# none runs later than its interval says.
-EARLY = 0.1
 
 
-@dataclass
 class Schedule:
-    """One rule's settings, from the flags."""
+    """One rule's settings, from the flags (set by name: ``FLAGS`` maps each flag to its attribute)."""
 
-    interval: float = 10.0
-    timeout: float = 5.0
-    retries: int = 3
-    start_period: float = 0.0
-    on_unhealthy: str = RESTART
+    __slots__ = ("interval", "timeout", "retries", "start_period", "on_unhealthy")
 
-
-@dataclass(slots=True)  # one is made per round, many times a second
-class Round:
-    """One round of a rule's probes, one probe after another."""
-
-    generation: int
-    checks: list[AnyProbe]
-    target: Target
-    step: int = 0  # the probe under way
-    passed: list[Result] = field(default_factory=list)  # what the probes that passed said
-    future: Future[Result] | None = None  # a blocking probe's thread, while it runs
-    cancel: Cancel | None = None  # ends the loop probe under way
-    overdue: Timer | None = None  # cancelled when it answers: an idle loop sleeps through it
-    settled: bool = False  # its verdict is in (answered, declared overdue, or the run ended)
-
-
-@dataclass
-class Run:
-    """What the schedule remembers of a rule: its current run's probing."""
-
-    generation: int = 0  # bumped whenever the run ends: late answers of older rounds are dropped
-    started_at: float | None = None  # the engine started its command then (the start period's origin)
-    start_period_until: float | None = None  # None: over, or none was asked for
-    failures: int = 0  # failed rounds in a row
-    due: float | None = None  # its next round is in the batch due then
-    round: Round | None = None
-    target: Target | None = None  # the last round's: most rounds look at the same processes
-
-
-@dataclass
-class Batch:
-    """Rounds due at one time, run on one wake-up of the loop: (rule, generation) each."""
-
-    timer: Timer
-    rounds: list[tuple[Rule, int]]
-
-
-def call_probe(check: Probe, target: Target) -> Result:
-    """A blocking probe, in a background thread."""
-    try:
-        return check(target)
-    except BaseException as exc:  # a probe's bug (sys.exit too) is a failed check, not a crashed schedule
-        return Result(False, f"probe error: {failure_words(exc, target.timeout)}")
+    def __init__(self) -> None:
+        self.interval = 10.0
+        self.timeout = 5.0
+        self.retries = 3
+        self.start_period = 0.0
+        self.on_unhealthy = RESTART
 
 
 def parse_seconds(flag: str, name: str, text: str, *, zero: bool = False) -> float:
@@ -167,12 +115,11 @@ HELP = {
 
 
 class Health:
-    """One run's schedule; each rule's settings and memory live on the rule."""
+    """One run's health checks: the settings live on the rules, the schedule once a rule has checks."""
 
     def __init__(self) -> None:
         self.engine: EngineAPI | None = None
-        self.batches: dict[float, Batch] = {}  # by due time
-        self.due_times: list[float] = []  # the batches', in order
+        self.scheduler: Scheduler | None = None
 
     @hookimpl
     def watchdog_add_options(self) -> list[click.Option]:
@@ -198,227 +145,45 @@ class Health:
     def watchdog_started(self, engine: EngineAPI) -> None:
         self.engine = engine
 
+    def schedule_of(self, rule: Rule) -> Scheduler | None:
+        """The run's schedule when ``rule`` has checks (made for the first such rule); else None."""
+        if SETTINGS not in rule.settings or self.engine is None:
+            return None
+        if self.scheduler is None:
+            # Here, not at the top: the schedule is loaded by a run with health checks, and
+            # every start registers this plugin.
+            from .schedule import Scheduler
+
+            self.scheduler = Scheduler(self.engine)
+        return self.scheduler
+
     @hookimpl
     def watchdog_process_started(self, rule: Rule) -> None:
-        if SETTINGS in rule.settings and self.engine is not None:
-            run_of(rule).started_at = self.engine.clock()
+        scheduler = self.schedule_of(rule)
+        if scheduler is not None:
+            scheduler.process_started(rule)
 
     @hookimpl
     def watchdog_rule_found(self, rule: Rule) -> None:
-        schedule: Schedule | None = rule.settings.get(SETTINGS)
-        if schedule is None or self.engine is None:
-            return
-        run = run_of(rule)
-        self.end_run(rule, run)
-        now = self.engine.clock()
-        origin = run.started_at if run.started_at is not None else now
-        run.started_at = None
-        run.start_period_until = origin + schedule.start_period if schedule.start_period else None
-        self.schedule(rule, run, now + schedule.interval)
+        scheduler = self.schedule_of(rule)
+        if scheduler is not None:
+            scheduler.found(rule, rule.settings[SETTINGS])
 
     @hookimpl
     def watchdog_rule_stopping(self, rule: Rule) -> None:
         # Health stays as it is while the stop goes on: it is often the reason for it.
-        if SETTINGS in rule.settings:
-            self.end_run(rule, run_of(rule))
+        scheduler = self.schedule_of(rule)
+        if scheduler is not None:
+            scheduler.stopping(rule)
 
     @hookimpl
-    def watchdog_rule_missing(self, rule: Rule, engine: EngineAPI) -> None:
-        if SETTINGS in rule.settings:
-            self.not_running(rule, engine)
+    def watchdog_rule_missing(self, rule: Rule) -> None:
+        scheduler = self.schedule_of(rule)
+        if scheduler is not None:
+            scheduler.not_running(rule)
 
     @hookimpl
     def watchdog_rule_stopped(self, rule: Rule) -> None:
-        if SETTINGS in rule.settings and self.engine is not None:
-            self.not_running(rule, self.engine)
-
-    # --- the schedule -----------------------------------------------------------
-
-    def end_run(self, rule: Rule, run: Run) -> None:
-        self.unschedule(rule, run)
-        run.generation += 1
-        run.failures = 0
-        if run.round is not None and not run.round.settled:
-            self.settle(run.round)  # its sockets are closed, its command killed
-
-    def not_running(self, rule: Rule, engine: EngineAPI) -> None:
-        self.end_run(rule, run_of(rule))
-        if engine.status[rule.name].health != UNKNOWN:
-            engine.set_health(rule, UNKNOWN, "not running")
-
-    def schedule(self, rule: Rule, run: Run, when: float) -> None:
-        """Plan the rule's next round for ``when``, or with a batch planned a little earlier."""
-        assert self.engine is not None
-        times = self.due_times
-        place = bisect.bisect_right(times, when)
-        if place and times[place - 1] >= when - EARLY * rule.settings[SETTINGS].interval:
-            when = times[place - 1]
-            self.batches[when].rounds.append((rule, run.generation))
-        else:
-            times.insert(place, when)
-            self.batches[when] = Batch(self.engine.call_at(when, partial(self.run_batch, when)),
-                                       [(rule, run.generation)])
-        run.due = when
-
-    def unschedule(self, rule: Rule, run: Run) -> None:
-        batch = self.batches.get(run.due) if run.due is not None else None
-        run.due = None
-        if batch is not None:
-            batch.rounds.remove((rule, run.generation))
-            if not batch.rounds:  # no wake-up for nothing
-                batch.timer.cancel()
-                self.forget_batch(batch.timer.when)
-
-    def forget_batch(self, when: float) -> Batch:
-        self.due_times.pop(bisect.bisect_left(self.due_times, when))
-        return self.batches.pop(when)
-
-    def run_batch(self, when: float) -> None:
-        if when not in self.batches:  # emptied (and its timer cancelled) on this very wake-up
-            return
-        for rule, generation in self.forget_batch(when).rounds:
-            try:
-                self.due(rule, generation)
-            except BaseException as exc:  # the schedule's own bug: the other rules' rounds still run
-                logger.error("health round failed: %s: %s", type(exc).__name__, exc, exc_info=exc,
-                             extra={"rule": rule.name, "event": "plugin-error"})
-
-    def due(self, rule: Rule, generation: int) -> None:
-        engine, run, schedule = self.engine, run_of(rule), rule.settings[SETTINGS]
-        assert engine is not None
-        status = engine.status[rule.name]
-        if generation != run.generation:
-            return
-        run.due = None
-        if status.state != RUNNING:
-            return  # the next run schedules its own rounds when the rule is found again
-        last = run.round
-        if last is not None and last.future is not None and not last.future.done():
-            # A probe that ignores its timeout still holds a thread: start no second one.
-            self.verdict(rule, Result(False, f"timed out after {seconds_text(schedule.timeout)} "
-                                             "(the last probe has not returned)"))
-            self.next_round(rule, generation)
-            return
-        pids = tuple(sorted(set(status.pids) | status.children)) if status.children else status.pids
-        target = run.target
-        if target is None or target.pids != pids or target.timeout != schedule.timeout:
-            target = run.target = Target(pids, schedule.timeout)
-        checks = probes(rule)
-        this = run.round = Round(generation, checks, target)
-        self.run_step(rule, this)
-        if not this.settled:  # most loop probes on loopback answer at once: no timer for them
-            limit = schedule.timeout * len(checks) + OVERDUE_AFTER
-            this.overdue = engine.call_later(limit, partial(self.overdue, rule, this))
-
-    def run_step(self, rule: Rule, this: Round) -> None:
-        """Start the round's next probe, or give the round's verdict when every one passed."""
-        engine = self.engine
-        assert engine is not None
-        if this.step == len(this.checks):
-            passed = this.passed
-            self.answered(rule, this, passed[0] if len(passed) == 1 else Result(True, "; ".join(
-                result.detail for result in passed)))
-            return
-        check, step = this.checks[this.step], this.step
-        start = getattr(check, "start", None)
-        if start is None:
-            blocking = cast(Probe, check)  # a plain callable: it blocks, so it gets a thread
-            this.future = engine.run_in_background(partial(call_probe, blocking, this.target),
-                                                   partial(self.thread_answered, rule, this))
-            return
-        stepped = partial(self.stepped, rule, this, step)
-        try:
-            cancel = start(this.target, engine, stepped)
-        except BaseException as exc:  # a probe's bug (sys.exit too) is a failed check
-            stepped(Result(False, f"probe error: {failure_words(exc, this.target.timeout)}"))
-            return
-        if this.step == step and not this.settled:  # it did not answer at once
-            this.cancel = cancel
-
-    def thread_answered(self, rule: Rule, this: Round, future: Future[Result]) -> None:
-        try:
-            result = future.result()
-        except BaseException as exc:  # no thread for it, or a probe that called sys.exit
-            result = Result(False, f"probe error: {exc}")
-        self.stepped(rule, this, this.step, result)
-
-    def stepped(self, rule: Rule, this: Round, step: int, result: Result) -> None:
-        """A probe of the round answered: the next one, or the verdict."""
-        if this.settled or step != this.step:
-            return
-        this.cancel = None
-        if not result.ok:
-            self.answered(rule, this, result)
-            return
-        this.passed.append(result)
-        this.step += 1
-        self.run_step(rule, this)
-
-    def settle(self, this: Round) -> None:
-        """The round is over: end the probe under way and the overdue timer."""
-        this.settled = True
-        if this.overdue is not None:
-            this.overdue.cancel()
-        cancel, this.cancel = this.cancel, None
-        if cancel is not None:
-            cancel()
-
-    def answered(self, rule: Rule, this: Round, result: Result) -> None:
-        if this.settled:
-            return
-        self.settle(this)
-        if this.generation != run_of(rule).generation:
-            return
-        self.verdict(rule, result)
-        self.next_round(rule, this.generation)
-
-    def overdue(self, rule: Rule, this: Round) -> None:
-        if this.settled or this.generation != run_of(rule).generation:
-            return
-        self.settle(this)
-        timeout = rule.settings[SETTINGS].timeout
-        self.verdict(rule, Result(False, f"timed out after {seconds_text(timeout)}"))
-        self.next_round(rule, this.generation)
-
-    def next_round(self, rule: Rule, generation: int) -> None:
-        run = run_of(rule)
-        if generation == run.generation and self.engine is not None:  # the verdict did not end the run
-            self.schedule(rule, run, self.engine.clock() + rule.settings[SETTINGS].interval)
-
-    # --- verdicts ---------------------------------------------------------------
-
-    def verdict(self, rule: Rule, result: Result) -> None:
-        engine, run, schedule = self.engine, run_of(rule), rule.settings[SETTINGS]
-        assert engine is not None
-        health = engine.status[rule.name].health
-        if result.ok:
-            run.failures = 0
-            run.start_period_until = None
-            engine.set_health(rule, HEALTHY, result.detail)
-            return
-        if run.start_period_until is not None and engine.clock() < run.start_period_until:
-            engine.set_health(rule, health, f"{result.detail} (start period)")
-            return
-        run.failures += 1
-        if run.failures < schedule.retries:
-            logger.info("health check failed (%d of %d): %s", run.failures, schedule.retries,
-                        result.detail, extra={"rule": rule.name, "event": "health-check-failed"})
-            engine.set_health(rule, health, f"{result.detail} ({run.failures} of {schedule.retries})")
-            return
-        detail = result.detail if run.failures == 1 else f"{result.detail} for {run.failures} checks"
-        engine.set_health(rule, UNHEALTHY, detail)
-        if health != UNHEALTHY:
-            self.act(rule, schedule, engine, f"unhealthy: {detail}")
-
-    def act(self, rule: Rule, schedule: Schedule, engine: EngineAPI, reason: str) -> None:
-        if schedule.on_unhealthy == RESTART:
-            engine.restart(rule, reason)
-        elif schedule.on_unhealthy == EXIT:
-            engine.give_up(rule, reason, EXIT_UNHEALTHY)
-
-
-def run_of(rule: Rule) -> Run:
-    run: Run | None = rule.state.get(STATE)
-    if run is None:  # made once: a round asks several times
-        run = rule.state[STATE] = Run()
-    return run
+        scheduler = self.schedule_of(rule)
+        if scheduler is not None:
+            scheduler.not_running(rule)

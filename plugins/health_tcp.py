@@ -3,44 +3,20 @@
 HOST defaults to 127.0.0.1 (the container's own loopback); an IPv6 address
 goes in brackets (``[::1]:5432``). The connection is closed at once. The
 probe runs on the loop (``watchdog.netprobe``): a non-blocking connect the
-loop waits on, bounded by ``--health-timeout``, name look-up included.
+loop waits on, bounded by ``--health-timeout``, name look-up included. The
+check itself (``tcpcheck.py``) is loaded by a run that has one.
 """
 
 from __future__ import annotations
 
-from functools import partial
-
 import click
 
 from watchdog import hookimpl
-from watchdog.api import EngineAPI
 from watchdog.config import Config
-from watchdog.health import Cancel, Done, Result, Target, add_probe, failure_words
-from watchdog.netprobe import Exchange, Resolver
+from watchdog.health import add_probe
 
 FLAG = "--health-tcp"
 DEFAULT_HOST = "127.0.0.1"
-
-
-class TcpProbe:
-    """A connection to ``host:port`` opens (one made for the rule's run: it keeps the resolver)."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.host = host
-        self.port = port
-        self.resolver = Resolver(host, port)
-        self.connected = Result(True, f"connected to {host}:{port}")  # the same every time
-
-    def start(self, target: Target, engine: EngineAPI, done: Done) -> Cancel:
-        exchange = Exchange(engine, self.resolver, target.timeout, b"", None,
-                            partial(self.finish, target.timeout, done))
-        return exchange.cancel
-
-    def finish(self, timeout: float, done: Done, answer: bytes | None, error: BaseException | None) -> None:
-        if error is not None:
-            done(Result(False, failure_words(error, timeout)))
-        else:
-            done(self.connected)
 
 
 def parse_address(text: str, default_host: str = DEFAULT_HOST) -> tuple[str, int] | None:
@@ -64,7 +40,14 @@ def watchdog_add_options() -> list[click.Option]:
 
 @hookimpl
 def watchdog_configure(config: Config) -> None:
-    for rule, text in config.per_rule(FLAG, config.options.get("health_tcp") or ()):
+    given = config.per_rule(FLAG, config.options.get("health_tcp") or ())
+    if not given:
+        return
+    # Here, not at the top: the check's code is loaded by a run that has one, and every start
+    # registers this plugin.
+    from .tcpcheck import TcpProbe
+
+    for rule, text in given:
         address = parse_address(text)
         if address is None:
             raise click.UsageError(f"{FLAG} {rule.name}={text}: expected [HOST:]PORT, PORT 1 to 65535")

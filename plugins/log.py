@@ -9,12 +9,16 @@ replace workers all day.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from watchdog import hookimpl
-from watchdog.api import EngineAPI
 from watchdog.logs import logger
 from watchdog.rules import Rule
 from watchdog.snapshot import Proc
 from watchdog.state import STOPPING
+
+if TYPE_CHECKING:
+    from watchdog.api import EngineAPI
 
 
 def event(rule: Rule, name: str, message: str, pid: int | None = None,

@@ -27,21 +27,22 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass, field
 from functools import partial
+from typing import TYPE_CHECKING
 
 import click
 
 from watchdog import hookimpl
-from watchdog.api import EngineAPI
 from watchdog.config import Config
 from watchdog.logs import logger
 from watchdog.params import Seconds
 from watchdog.readiness import READY_REPORTED
 from watchdog.rules import Rule
-from watchdog.sdnotify import MAX_DATAGRAM, bind, descends, parse, printable, receive
 from watchdog.state import HEALTHY, RUNNING, STARTING, UNHEALTHY
 from watchdog.timers import Timer
+
+if TYPE_CHECKING:
+    from watchdog.api import EngineAPI
 
 MAX_PER_WAKE = 64  # datagrams read per wake-up, so a flood cannot hold the loop
 PENDING_MAX = 8  # unverified datagrams kept per rule
@@ -49,24 +50,26 @@ PENDING_FOR = 5.0  # seconds an unverified datagram waits for its sender to be t
 RECHECK = 0.2  # how soon to look again while some are pending
 
 
-@dataclass
 class Pending:
-    pid: int
-    fields: dict[str, str]
-    until: float
+    """A datagram whose sender is not (yet) one of the rule's processes."""
+
+    def __init__(self, pid: int, fields: dict[str, str], until: float) -> None:
+        self.pid = pid
+        self.fields = fields
+        self.until = until
 
 
-@dataclass
 class Channel:
     """One rule's socket and what the plugin remembers of the rule."""
 
-    rule: Rule
-    sock: socket.socket
-    path: str
-    watchdog_sec: float | None = None
-    ping_timer: Timer | None = None
-    last_ping: float = 0.0
-    pending: list[Pending] = field(default_factory=list)
+    def __init__(self, rule: Rule, sock: socket.socket, path: str, watchdog_sec: float | None = None) -> None:
+        self.rule = rule
+        self.sock = sock
+        self.path = path
+        self.watchdog_sec = watchdog_sec
+        self.ping_timer: Timer | None = None
+        self.last_ping = 0.0
+        self.pending: list[Pending] = []
 
 
 class Notify:
@@ -114,7 +117,11 @@ class Notify:
     def watchdog_started(self, engine: EngineAPI) -> None:
         if not self.rules:
             return
-        import tempfile  # here, as shutil below: only a run with --notify needs them
+        # Here, as shutil below and the protocol (watchdog.sdnotify) in the methods that read
+        # the sockets: only a run with --notify needs them, and every start registers this plugin.
+        import tempfile
+
+        from watchdog.sdnotify import bind
 
         self.engine = engine
         self.directory = tempfile.mkdtemp(prefix="watchdog-notify-")
@@ -195,6 +202,8 @@ class Notify:
     # --- reading the socket ----------------------------------------------------------
 
     def read(self, channel: Channel) -> None:
+        from watchdog.sdnotify import MAX_DATAGRAM, parse, receive  # loaded by a run with --notify
+
         for pid, data in receive(channel.sock, MAX_PER_WAKE):
             if data is None:
                 self.drop(channel, pid, f"oversized (over {MAX_DATAGRAM} bytes)")
@@ -220,6 +229,8 @@ class Notify:
     def speaks_for(self, channel: Channel, pid: int) -> bool:
         if self.engine is None:
             return False
+        from watchdog.sdnotify import descends  # loaded by a run with --notify
+
         status = self.engine.status[channel.rule.name]
         return descends(pid, set(status.pids) | status.children | set(status.adopted))
 
@@ -242,6 +253,8 @@ class Notify:
                 engine.call_later(RECHECK)
 
     def apply(self, channel: Channel, pid: int, fields: dict[str, str]) -> None:
+        from watchdog.sdnotify import descends, printable  # loaded by a run with --notify
+
         engine = self.engine
         assert engine is not None
         rule = channel.rule

@@ -33,7 +33,6 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from dataclasses import dataclass
 
 from watchdog import hookimpl
 from watchdog.logs import logger
@@ -59,15 +58,16 @@ def path_of(rule: Rule) -> str:
     return str(rule.settings[STRATEGY])
 
 
-@dataclass
 class Reading:
     """What a pidfile said: a pid, or the reason there is none (``warn``: a safety matter)."""
 
-    pid: int | None = None
-    mtime: float = 0.0
-    owner: int = 0
-    problem: str = ""
-    warn: bool = False
+    def __init__(self, pid: int | None = None, mtime: float = 0.0, owner: int = 0, problem: str = "",
+                 warn: bool = False) -> None:
+        self.pid = pid
+        self.mtime = mtime
+        self.owner = owner
+        self.problem = problem
+        self.warn = warn
 
 
 def read_pidfile(path: str) -> Reading:

@@ -16,66 +16,25 @@ line per check and the verdict), JSON with ``?verbose``.
 Only GET; nothing here can change anything. The server is the control
 socket's (``watchdog.unixhttp``, on the same loop, never blocking it) with
 tighter limits: requests of at most 8 KiB, whole within 5 s, 64 clients.
+This module only declares the option and hooks: the server
+(``watchdog.probeserver``) is loaded by a run that gives the option.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import socket
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from watchdog import hookimpl
-from watchdog.api import EngineAPI
 from watchdog.config import Config
 from watchdog.logs import logger
-from watchdog.readiness import how
 from watchdog.rules import Rule
-from watchdog.state import RUNNING, STOPPED, STOPPING, UNHEALTHY, RuleStatus
-from watchdog.unixhttp import MAX_CONNECTIONS, Connection, HTTPError, Limits, Peer, Request, Server, response
 
-LIMITS = Limits(max_request=8 * 1024, request_time=5.0, response_time=5.0, max_connections=MAX_CONNECTIONS)
-TEXT = "text/plain; charset=utf-8"
-HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
-TCP_PEER = Peer(pid=0, uid=-1, gid=-1)  # a TCP client has no credentials to read
-
-
-@dataclass(frozen=True)
-class Check:
-    """One line of an answer: ``[+]rule/web ok`` or ``[-]rule/web failed: missing``."""
-
-    name: str
-    ok: bool
-    reason: str = ""
-
-
-def readiness(rule: Rule, status: RuleStatus) -> str | None:
-    """Why ``rule`` should get no traffic now, in words; None when it is ready.
-
-    The one place the probes read a rule's state: ready as ``watchdog.readiness``
-    says (running, not unhealthy and, since its start, READY=1 or a passing
-    check when it reports them; or a one-shot that exited with success).
-    """
-    if status.given_up:
-        return "given up"
-    if status.ready:  # the one meaning of ready; it includes a one-shot that exited with success
-        return None
-    if status.state != RUNNING:
-        words = str(status.state)
-        if status.waiting_for:
-            words += f" for {', '.join(status.waiting_for)}"
-        elif status.state in (STOPPING, STOPPED) and status.reason:  # the reason of the stop under way
-            words += f" ({status.reason})"
-        return words
-    if status.health == UNHEALTHY:
-        return f"unhealthy: {status.health_detail}" if status.health_detail else "unhealthy"
-    if not status.ready:
-        return f"running, waiting for {how(rule)}"
-    return None
+if TYPE_CHECKING:
+    from watchdog.api import EngineAPI
+    from watchdog.probeserver import ProbeServer
 
 
 def parse_address(value: str) -> tuple[str, int]:
@@ -92,37 +51,17 @@ def parse_address(value: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
-def listen_tcp(host: str, port: int) -> socket.socket:
-    """A listening TCP socket; with no host, every IPv6 and IPv4 address (IPv4 only without IPv6)."""
-    if host:
-        return socket.create_server((host, port), backlog=LIMITS.max_connections)
-    if socket.has_dualstack_ipv6():
-        try:
-            return socket.create_server(("::", port), family=socket.AF_INET6, dualstack_ipv6=True,
-                                        backlog=LIMITS.max_connections)
-        except OSError:  # IPv6 switched off in this network namespace
-            pass
-    return socket.create_server(("0.0.0.0", port), backlog=LIMITS.max_connections)
-
-
 def shown(sockname: Any) -> str:
     host, port = sockname[0], sockname[1]
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def text_error(error: HTTPError) -> bytes:
-    return response(error.status, TEXT, f"{error.message}\n".encode(), HEADERS)
-
-
 class Probes:
-    """One run's probe server: where it listens, which rules have been ready once, whether it is stopping."""
+    """One run's probe address, and its server once it listens."""
 
     def __init__(self) -> None:
         self.address: tuple[str, int] | None = None
-        self.engine: EngineAPI | None = None
-        self.server: Server | None = None
-        self.been_ready: set[str] = set()
-        self.stopping: str | None = None  # why every service is being stopped
+        self.server: ProbeServer | None = None
 
     @hookimpl
     def watchdog_add_options(self) -> list[click.Option]:
@@ -144,101 +83,39 @@ class Probes:
 
     @hookimpl
     def watchdog_started(self, engine: EngineAPI) -> None:
-        self.engine = engine
         if self.address is None:
             return
+        # Here, not at the top: the HTTP server is loaded by a run that serves the probes,
+        # and every start registers this plugin.
+        from watchdog.probeserver import ProbeServer, listen_tcp
+
         try:
             sock = listen_tcp(*self.address)
         except OSError as exc:  # in use, or an address this host lacks: the services come first
             logger.error("probes: cannot listen on %s: %s; serving no probes", shown(self.address),
                          os.strerror(exc.errno) if exc.errno else exc, extra={"event": "probes-error"})
             return
-        self.server = Server(engine, sock, self.handle, lambda peer: None, name="probes", limits=LIMITS,
-                             peer_of=lambda client: TCP_PEER, error_page=text_error)
+        self.server = ProbeServer(engine, sock)
         logger.info("probes: serving /livez, /readyz and /startupz on %s", shown(sock.getsockname()),
                     extra={"event": "probes"})
 
     @hookimpl
     def watchdog_rule_ready(self, rule: Rule, ready: bool) -> None:
-        if ready:
-            self.been_ready.add(rule.name)
+        if ready and self.server is not None:
+            self.server.been_ready.add(rule.name)
 
     @hookimpl
     def watchdog_rule_removed(self, rule: Rule) -> None:
-        self.been_ready.discard(rule.name)
+        if self.server is not None:
+            self.server.been_ready.discard(rule.name)
 
     @hookimpl
     def watchdog_stopping(self, signal_name: str) -> None:
-        self.stopping = signal_name
+        if self.server is not None:
+            self.server.stopping = signal_name
 
     @hookimpl
     def watchdog_stopped(self) -> None:
         if self.server is not None:
             self.server.close()
             self.server = None
-
-    # --- requests ---------------------------------------------------------------------
-
-    def handle(self, request: Request, connection: Connection) -> None:
-        endpoints: dict[str, Callable[[Request], list[Check]]] = {
-            "/livez": self.livez, "/readyz": self.readyz, "/startupz": self.startupz,
-        }
-        path = request.path.rstrip("/") or "/"
-        endpoint = endpoints.get(path)
-        if endpoint is None:
-            raise HTTPError(404, f"no endpoint {request.path} (endpoints: {', '.join(endpoints)})")
-        if request.method != "GET":
-            error = f"{path} takes GET only: nothing here can change anything\n"
-            connection.answer(response(405, TEXT, error.encode(), {**HEADERS, "Allow": "GET"}))
-            return
-        checks = endpoint(request)
-        ok = all(check.ok for check in checks)
-        verbose = "verbose" in request.query or "verbose" in request.query_string.split("&")
-        status = 200 if ok else 503
-        if verbose:
-            body = {"status": "ok" if ok else "failed", "checks": [asdict(check) for check in checks]}
-            content = (json.dumps(body) + "\n").encode()
-            connection.answer(response(status, "application/json", content, HEADERS))
-            return
-        if ok:
-            text = "ok\n"
-        else:
-            lines = [f"[+]{check.name} ok" if check.ok else f"[-]{check.name} failed: {check.reason}"
-                     for check in checks]
-            text = "\n".join([*lines, f"{path[1:]} check failed"]) + "\n"
-        connection.answer(response(status, TEXT, text.encode(), HEADERS))
-
-    def livez(self, request: Request) -> list[Check]:
-        if request.query.get("rule"):
-            raise HTTPError(400, "/livez takes no ?rule=: it says whether the watchdog itself answers")
-        return [Check("ping", True)]
-
-    def readyz(self, request: Request) -> list[Check]:
-        engine = self.live_engine()
-        checks = [Check("shutdown", self.stopping is None,
-                        f"stopping every service ({self.stopping})" if self.stopping else "")]
-        for rule in self.rules(request):
-            reason = readiness(rule, engine.status[rule.name])
-            checks.append(Check(f"rule/{rule.name}", reason is None, reason or ""))
-        return checks
-
-    def startupz(self, request: Request) -> list[Check]:
-        return [Check(f"rule/{rule.name}", rule.name in self.been_ready,
-                      "" if rule.name in self.been_ready else "not ready yet since the watchdog started")
-                for rule in self.rules(request)]
-
-    def live_engine(self) -> EngineAPI:
-        if self.engine is None:
-            raise HTTPError(503, "the watchdog is not running its rules yet")
-        return self.engine
-
-    def rules(self, request: Request) -> list[Rule]:
-        """The rules ``?rule=NAME`` names (every rule without one); 404 naming the unknown ones."""
-        engine = self.live_engine()
-        names = request.query.get("rule", [])
-        known = [rule.name for rule in engine.rules]
-        unknown = [name for name in names if name not in known]
-        if unknown:
-            raise HTTPError(404, f"no rule is named {', '.join(map(repr, unknown))} "
-                                 f"(rules: {', '.join(known) or 'none'})")
-        return [rule for rule in engine.rules if not names or rule.name in names]

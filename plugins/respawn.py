@@ -22,12 +22,11 @@ the failures in a row start again from zero. A restart that answers a failure
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import click
 
 from watchdog import hookimpl
-from watchdog.api import EngineAPI
 from watchdog.config import Config
 from watchdog.exits import EXIT_GAVE_UP
 from watchdog.logs import logger
@@ -36,18 +35,30 @@ from watchdog.rules import ALWAYS, Rule
 from watchdog.snapshot import Proc
 from watchdog.state import HEALTHY, MISSING, UNHEALTHY
 
+if TYPE_CHECKING:
+    from watchdog.api import EngineAPI
+
 FIRST_BACKOFF = 0.25
 POLICY = "respawn.policy"  # rule.settings key: the rule's own Policy, when a flag names it
 # 2.0 ** n overflows a float past n = 1023; 64 doublings of FIRST_BACKOFF pass any --backoff-max.
 MAX_DOUBLINGS = 64
 
 
-@dataclass
 class Policy:
-    stable_after: float = 10.0
-    backoff_max: float = 30.0
-    max_restarts: int = 0  # 0: never give up
-    exit_on_give_up: bool = False
+    """How respawn treats a rule that keeps failing: the run's, or a rule's own."""
+
+    def __init__(self, stable_after: float = 10.0, backoff_max: float = 30.0, max_restarts: int = 0,
+                 exit_on_give_up: bool = False) -> None:
+        self.stable_after = stable_after
+        self.backoff_max = backoff_max
+        self.max_restarts = max_restarts  # 0: never give up
+        self.exit_on_give_up = exit_on_give_up
+
+    def but(self, setting: str, value: float) -> Policy:
+        """A copy with one setting changed: a rule's own, from a ``NAME=VALUE`` flag."""
+        policy = Policy(self.stable_after, self.backoff_max, self.max_restarts, self.exit_on_give_up)
+        setattr(policy, setting, value)
+        return policy
 
     def delay(self, failures: int) -> float:
         """Seconds to wait before the next start after ``failures`` failures in a row."""
@@ -56,20 +67,20 @@ class Policy:
         return min(self.backoff_max, FIRST_BACKOFF * 2.0 ** min(failures - 2, MAX_DOUBLINGS))
 
 
-@dataclass
 class Memory:
     """What respawn remembers of one rule."""
 
-    failures: int = 0
-    started_at: float | None = None  # when our last start happened (engine clock)
-    settled: bool = True  # the outcome of the last start has been counted
-    found: bool = False  # something matched since the last start
-    ready: bool = False  # it was ready since the last start (watchdog.readiness)
-    last_exit: int | None = None
-    not_before: float = 0.0
-    warned: bool = False
-    unhealthy: bool = False  # the run's health checks last said unhealthy
-    healthy_at: float | None = None  # its last check that said healthy (engine clock)
+    def __init__(self) -> None:
+        self.failures = 0
+        self.started_at: float | None = None  # when our last start happened (engine clock)
+        self.settled = True  # the outcome of the last start has been counted
+        self.found = False  # something matched since the last start
+        self.ready = False  # it was ready since the last start (watchdog.readiness)
+        self.last_exit: int | None = None
+        self.not_before = 0.0
+        self.warned = False
+        self.unhealthy = False  # the run's health checks last said unhealthy
+        self.healthy_at: float | None = None  # its last check that said healthy (engine clock)
 
 
 def memory(rule: Rule) -> Memory:
@@ -128,7 +139,7 @@ class Respawn:
                                   ("max_restarts", max_restartses)):
             for rule, value in pairs:
                 own = rule.settings.get(POLICY, self.policy)
-                rule.settings[POLICY] = replace(own, **{field_name: value})
+                rule.settings[POLICY] = own.but(field_name, value)
 
     def policy_of(self, rule: Rule) -> Policy:
         """The rule's own policy where a flag names it, else the run's."""

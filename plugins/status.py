@@ -19,12 +19,11 @@ import json
 import os
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from watchdog import __version__, hookimpl
-from watchdog.api import EngineAPI
 from watchdog.config import Config
 from watchdog.logs import logger
 from watchdog.rules import Rule
@@ -36,6 +35,9 @@ from watchdog.safefiles import (
 )
 from watchdog.statusview import default_status_file, live_watchdog, read, show_status
 from watchdog.view import rule_view
+
+if TYPE_CHECKING:
+    from watchdog.api import EngineAPI
 
 __all__ = ["Status", "StatusFile", "default_status_file"]
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import psutil
 
@@ -74,9 +73,9 @@ def process_tree(pids: tuple[int, ...]) -> Iterator[psutil.Process]:
                 yield child
 
 
-@dataclass(frozen=True)
 class MemoryProbe:
-    limit: int  # bytes
+    def __init__(self, limit: int) -> None:
+        self.limit = limit  # bytes
 
     def __call__(self, target: Target) -> Result:
         rss = 0

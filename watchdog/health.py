@@ -27,8 +27,7 @@ import errno
 import socket
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from watchdog.readiness import HEALTH_CHECKED
 from watchdog.rules import Rule
@@ -39,16 +38,17 @@ if TYPE_CHECKING:
 PROBES = "health.probes"  # rule.settings key: the rule's probes, in the order they run
 
 
-@dataclass(frozen=True)
-class Target:
+# Values a probe gets and gives, compared and never changed: named tuples (cheap to define).
+class Target(NamedTuple):
     """What a probe may look at: the rule's processes when the round began, and its time limit."""
 
     pids: tuple[int, ...]  # matched processes and commands the engine started, not descendants
     timeout: float
 
 
-@dataclass(frozen=True)
-class Result:
+class Result(NamedTuple):
+    """What one check said."""
+
     ok: bool
     detail: str  # in words, for the log and the status: "HTTP 200", "connection refused"
 

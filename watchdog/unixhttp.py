@@ -29,7 +29,6 @@ import socket
 import stat
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from watchdog.logs import logger
@@ -47,14 +46,17 @@ RECV_SIZE = 65536
 PEERCRED = struct.Struct("3i")  # pid, uid, gid
 
 
-@dataclass(frozen=True)
 class Limits:
     """What one server lets a client take: request size and time, answer time, clients at once."""
 
-    max_request: int = MAX_REQUEST
-    request_time: float = REQUEST_TIME
-    response_time: float = RESPONSE_TIME
-    max_connections: int = MAX_CONNECTIONS
+    __slots__ = ("max_request", "request_time", "response_time", "max_connections")
+
+    def __init__(self, max_request: int = MAX_REQUEST, request_time: float = REQUEST_TIME,
+                 response_time: float = RESPONSE_TIME, max_connections: int = MAX_CONNECTIONS) -> None:
+        self.max_request = max_request
+        self.request_time = request_time
+        self.response_time = response_time
+        self.max_connections = max_connections
 
 
 CONTROL_LIMITS = Limits()
@@ -70,11 +72,15 @@ class Loop(Protocol):
     def call_later(self, delay: float, callback: Callable[[], None] | None = None) -> Timer: ...
 
 
-@dataclass(frozen=True)
 class Peer:
-    pid: int
-    uid: int
-    gid: int
+    """Who a client is: its process and user, as the kernel says (``SO_PEERCRED``)."""
+
+    __slots__ = ("pid", "uid", "gid")
+
+    def __init__(self, pid: int, uid: int, gid: int) -> None:
+        self.pid = pid
+        self.uid = uid
+        self.gid = gid
 
 
 class HTTPError(Exception):
@@ -87,15 +93,16 @@ class HTTPError(Exception):
         self.extra = extra
 
 
-@dataclass
 class Request:
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    body: bytes
-    peer: Peer
-    query_string: str = ""  # as sent: ``parse_qs`` drops a bare ``?verbose`` from ``query``
+    def __init__(self, method: str, path: str, query: dict[str, list[str]], headers: dict[str, str],
+                 body: bytes, peer: Peer, query_string: str = "") -> None:
+        self.method = method
+        self.path = path
+        self.query = query
+        self.headers = headers
+        self.body = body
+        self.peer = peer
+        self.query_string = query_string  # as sent: ``parse_qs`` drops a bare ``?verbose`` from ``query``
 
     def json(self) -> Any:
         """The body as JSON; an empty body is ``{}``."""
@@ -173,29 +180,26 @@ def unix_peer(sock: socket.socket) -> Peer:
 Handler = Callable[["Request", "Connection"], None]
 
 
-@dataclass(eq=False)
 class Connection:
     """One client: reading its request, then answering (at once, later, or as a stream)."""
 
-    server: Server
-    sock: socket.socket
-    peer: Peer
-    fd: int = -1
-    data: bytearray = field(default_factory=bytearray)
-    out: bytearray = field(default_factory=bytearray)
-    phase: str = "reading"  # reading, handling, answering, streaming, closed
-    watching: str = ""  # "r", "w" or "": how the loop watches our fd now
-    deadline: Timer | None = None
-    on_close: list[Callable[[], None]] = field(default_factory=list)
-    on_drained: Callable[[], None] | None = None  # a stream's backlog went out: send more
-    refusal: str | None = None  # why this peer may not be served
-    refusal_status: int = 403  # 503 for a client beyond the limit
-
-    def __post_init__(self) -> None:
-        self.fd = self.sock.fileno()
-        busy = self.refusal_status == 503
-        self.deadline = self.server.loop.call_later(
-            BUSY_TIME if busy else self.server.limits.request_time, self._timed_out)
+    def __init__(self, server: Server, sock: socket.socket, peer: Peer, *, refusal: str | None = None,
+                 refusal_status: int = 403) -> None:
+        self.server = server
+        self.sock = sock
+        self.peer = peer
+        self.fd = sock.fileno()
+        self.data = bytearray()
+        self.out = bytearray()
+        self.phase = "reading"  # reading, handling, answering, streaming, closed
+        self.watching = ""  # "r", "w" or "": how the loop watches our fd now
+        self.on_close: list[Callable[[], None]] = []
+        self.on_drained: Callable[[], None] | None = None  # a stream's backlog went out: send more
+        self.refusal = refusal  # why this peer may not be served
+        self.refusal_status = refusal_status  # 503 for a client beyond the limit
+        busy = refusal_status == 503
+        self.deadline: Timer | None = server.loop.call_later(
+            BUSY_TIME if busy else server.limits.request_time, self._timed_out)
         self._watch("r")
 
     @property
