@@ -241,3 +241,22 @@ def test_help_groups_the_options_by_task_and_a_third_party_plugin_under_its_name
     assert "--regex" in section("Rules and matching:") and "--max-restarts" in section("Keeping")
     assert "--env-file" in section("User, environment")
     assert "--health-http" in section("Health checks") and "--helped-knob" in section("Plugin wd_helped:")
+
+
+def test_a_plain_start_imports_nothing_it_does_not_use(tmp_path: Path) -> None:
+    # Each of these cost a start time for no use: gettext's locale (for click's help line), shlex
+    # (for a plain command), queue (for work no plugin handed off) and grp (for no group name).
+    program = tmp_path / f"wd-plain-{os.getpid()}"  # a name nothing running has: --check finds it missing
+    program.write_bytes(Path("/bin/sleep").read_bytes())
+    program.chmod(0o755)
+    script = textwrap.dedent(f"""
+        import sys
+        from watchdog.cli import main
+        try:
+            main(["--check", "--status-file", {str(tmp_path / "status.json")!r}, {f"{program} 1"!r}])
+        except SystemExit as exc:
+            print(exc.code)
+        print(*sorted(name for name in ("locale", "shlex", "queue", "grp") if name in sys.modules))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.stdout.splitlines()[-2:] == ["1", ""], done
