@@ -11,6 +11,7 @@ interface, typed and documented for plugin authors.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import time
@@ -406,6 +407,7 @@ class Engine:
         give_up_by = self.clock() + self.interval
         while True:
             self._check()
+            gc.enable()  # the program keeps it off for its start (watchdog.execprobe): that is done
             if self._stop_reason is not None:
                 return self._stop(self._stop_reason)
             if once and (self._settled() or self.clock() >= give_up_by):
