@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sys
@@ -317,6 +318,7 @@ def make_cli(pm: PluginManager, config_file: ConfigFile | None = None,
     again = None if args is None else partial(reread, list(args))
 
     def run(**options: Any) -> int:
+        resume_collection()
         if options["once"] and options["check"]:
             raise click.UsageError("--once and --check exclude each other")
         verbosity = options["verbose"] - options["quiet"]
@@ -360,6 +362,18 @@ def make_cli(pm: PluginManager, config_file: ConfigFile | None = None,
                           "auto_envvar_prefix": ENVVAR_PREFIX, "default_map": setup.file_defaults},
         epilog=f"watchdog {__version__}. Plugins: watchdog --disable NAME, -p MODULE.",
     )
+
+
+def resume_collection() -> None:
+    """Garbage collection back on, if the program kept it off for its start (watchdog.execprobe).
+
+    What the start made lives as long as the run: frozen, no collection looks at it
+    again, and the first one does not walk it all (5 to 15 ms). The few hundred
+    objects it left unreachable stay.
+    """
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
 
 
 def reread(args: Sequence[str]) -> Config:

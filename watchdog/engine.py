@@ -11,7 +11,6 @@ interface, typed and documented for plugin authors.
 
 from __future__ import annotations
 
-import gc
 import os
 import signal
 import time
@@ -407,7 +406,6 @@ class Engine:
         give_up_by = self.clock() + self.interval
         while True:
             self._check()
-            gc.enable()  # the program keeps it off for its start (watchdog.execprobe): that is done
             if self._stop_reason is not None:
                 return self._stop(self._stop_reason)
             if once and (self._settled() or self.clock() >= give_up_by):

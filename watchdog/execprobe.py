@@ -75,7 +75,7 @@ def watchdog_main() -> NoReturn:
     if query is None:
         # No garbage collection while the start builds what lives as long as the run
         # (modules, classes, plugins, options): some 30 collections that free nothing,
-        # 5 to 8 ms of a start. The engine turns it back on once the services are started.
+        # 5 to 8 ms of a start. Back on once the command line is read (watchdog.cli).
         gc.disable()
         try:
             from watchdog.cli import main
