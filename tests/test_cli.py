@@ -260,3 +260,21 @@ def test_a_plain_start_imports_nothing_it_does_not_use(tmp_path: Path) -> None:
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.stdout.splitlines()[-2:] == ["1", ""], done
+
+
+def test_a_plugins_own_mode_runs_with_garbage_collection_on(tmp_path: Path) -> None:
+    # The program keeps collection off while it starts; it is on, with the start's objects
+    # frozen, by the time anything runs: a plugin's mode here, the engine otherwise.
+    (tmp_path / "wd_gc_mode.py").write_text(textwrap.dedent("""
+        import gc
+        from watchdog import hookimpl
+
+        @hookimpl
+        def watchdog_main(options):
+            print(gc.isenabled(), gc.get_freeze_count() > 0)
+            return 0
+    """))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-m", "watchdog", "-p", "wd_gc_mode"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout) == (0, "True True\n"), done
