@@ -28,12 +28,13 @@ from watchdog.health import add_probe
 UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 MAX_SIZE = 1024**5  # 1024T: more than any machine's memory, and far from a float's limits
 MAX_PERCENT = 100_000.0  # 1,000 cores
-SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
+# Compiled at the first use (re caches it): only a run with --max-memory reads a size.
+SIZE = r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$"
 
 
 def parse_size(text: str) -> int | None:
     """``512M`` -> bytes; None for anything without a unit, zero or unreadable."""
-    found = SIZE.match(text)
+    found = re.match(SIZE, text, re.IGNORECASE)
     if found is None or not re.search(r"[kmgtb]\s*$", text, re.IGNORECASE):
         return None
     size = float(found.group(1)) * UNITS[found.group(2).lower()]  # 400 digits make inf

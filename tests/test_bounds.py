@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import socket
 import subprocess
@@ -27,7 +28,7 @@ from hypothesis import strategies as st
 from test_control import ctl, raw, socket_of, status_code
 
 from watchdog.events import Waiter
-from watchdog.rules import split_command
+from watchdog.rules import plain_command, split_command
 
 Start = Callable[..., Watchdog]
 
@@ -159,3 +160,18 @@ def test_the_quick_split_of_commands_is_shlexs_split(text: str) -> None:
     except click.UsageError:
         got = None
     assert got == (expected or None)
+
+
+# What the quick split's test was before it became string methods (no regex compiled at start).
+SHLEX_SPECIAL = re.compile(r"""['"\\]|[^\S \t\r\n]""")
+
+
+def test_plain_commands_are_told_apart_as_the_pattern_did_for_every_character() -> None:
+    differing = [hex(code) for code in range(sys.maxunicode + 1)
+                 if plain_command(f"a{chr(code)}b") == bool(SHLEX_SPECIAL.search(f"a{chr(code)}b"))]
+    assert differing == []
+
+
+@given(st.text(alphabet=st.sampled_from("ab /'\"\\\t\n\r\x0b\x0c\x1c\x85\xa0\u2028\u3000#;$")))
+def test_plain_commands_are_told_apart_as_the_pattern_did(text: str) -> None:
+    assert plain_command(text) == (SHLEX_SPECIAL.search(text) is None)

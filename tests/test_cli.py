@@ -241,3 +241,40 @@ def test_help_groups_the_options_by_task_and_a_third_party_plugin_under_its_name
     assert "--regex" in section("Rules and matching:") and "--max-restarts" in section("Keeping")
     assert "--env-file" in section("User, environment")
     assert "--health-http" in section("Health checks") and "--helped-knob" in section("Plugin wd_helped:")
+
+
+def test_a_plain_start_imports_nothing_it_does_not_use(tmp_path: Path) -> None:
+    # Each of these cost a start time for no use: gettext's locale (for click's help line), shlex
+    # (for a plain command), queue (for work no plugin handed off) and grp (for no group name).
+    program = tmp_path / f"wd-plain-{os.getpid()}"  # a name nothing running has: --check finds it missing
+    program.write_bytes(Path("/bin/sleep").read_bytes())
+    program.chmod(0o755)
+    script = textwrap.dedent(f"""
+        import sys
+        from watchdog.cli import main
+        try:
+            main(["--check", "--status-file", {str(tmp_path / "status.json")!r}, {f"{program} 1"!r}])
+        except SystemExit as exc:
+            print(exc.code)
+        print(*sorted(name for name in ("locale", "shlex", "queue", "grp") if name in sys.modules))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.stdout.splitlines()[-2:] == ["1", ""], done
+
+
+def test_a_plugins_own_mode_runs_with_garbage_collection_on(tmp_path: Path) -> None:
+    # The program keeps collection off while it starts; it is on, with the start's objects
+    # frozen, by the time anything runs: a plugin's mode here, the engine otherwise.
+    (tmp_path / "wd_gc_mode.py").write_text(textwrap.dedent("""
+        import gc
+        from watchdog import hookimpl
+
+        @hookimpl
+        def watchdog_main(options):
+            print(gc.isenabled(), gc.get_freeze_count() > 0)
+            return 0
+    """))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-m", "watchdog", "-p", "wd_gc_mode"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout) == (0, "True True\n"), done

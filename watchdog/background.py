@@ -14,7 +14,6 @@ thread started for each would cost more than the probe itself.
 
 from __future__ import annotations
 
-import queue
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -23,6 +22,7 @@ from watchdog.hooks import call_contained
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
+    from queue import SimpleQueue
 
 T = TypeVar("T")
 MAX_JOBS = 64  # running at once; a plugin that starts more waits for one to end
@@ -37,8 +37,8 @@ class Background:
                  contain: Callable[..., None] = call_contained) -> None:
         self._wake = wake
         self._contain = contain  # calls on_done so that a plugin's bug is logged as its own
-        self._finished: queue.SimpleQueue[tuple[Future[Any], OnDone]] = queue.SimpleQueue()
-        self._jobs: queue.SimpleQueue[Job] = queue.SimpleQueue()
+        # Made with the first job: most runs hand none off, and import no queue module.
+        self._queues: tuple[SimpleQueue[Job], SimpleQueue[tuple[Future[Any], OnDone]]] | None = None
         self._running = 0  # jobs handed to workers and not yet through run_finished (loop only)
         self._waiting: list[Job] = []  # jobs beyond MAX_JOBS, in order
         self._lock = threading.Lock()
@@ -55,6 +55,11 @@ class Background:
         return future
 
     def _hand_over(self, job: Job) -> None:
+        if self._queues is None:
+            import queue  # here: see __init__
+
+            self._queues = queue.SimpleQueue(), queue.SimpleQueue()
+        jobs, finished = self._queues
         self._running += 1
         with self._lock:
             has_idle = self._idle > 0
@@ -71,15 +76,19 @@ class Background:
                     _, future, on_done = job
                     if future.set_running_or_notify_cancel():
                         future.set_exception(exc)
-                    self._finished.put((future, on_done))
+                    finished.put((future, on_done))
                     self._wake()
                 return
-        self._jobs.put(job)
+        jobs.put(job)
 
     def _work(self) -> None:
+        import queue  # imported by the _hand_over that started this worker
+
+        assert self._queues is not None
+        jobs, finished = self._queues
         while True:
             try:
-                work, future, on_done = self._jobs.get(timeout=IDLE_SECONDS)
+                work, future, on_done = jobs.get(timeout=IDLE_SECONDS)
             except queue.Empty:
                 with self._lock:
                     # Idle and no job queued for it (the others waiting outnumber the queue).
@@ -98,20 +107,21 @@ class Background:
             finally:
                 with self._lock:
                     self._idle += 1
-                self._finished.put((future, on_done))
+                finished.put((future, on_done))
                 self._wake()
 
     def run_finished(self) -> bool:
         """Call ``on_done`` of every job that ended (on the loop); True if there were any."""
+        if self._queues is None:
+            return False
+        finished = self._queues[1]
         any_finished = False
-        while True:
-            try:
-                future, on_done = self._finished.get_nowait()
-            except queue.Empty:
-                return any_finished
+        while not finished.empty():  # the loop alone takes from it: what is there stays
+            future, on_done = finished.get_nowait()
             any_finished = True
             self._running -= 1
             if self._waiting:
                 self._hand_over(self._waiting.pop(0))
             if on_done is not None:
                 self._contain(on_done, future)
+        return any_finished

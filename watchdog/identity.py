@@ -10,7 +10,6 @@ choice), with ``HOME=/``.
 
 from __future__ import annotations
 
-import grp
 import os
 import pwd
 from typing import NamedTuple
@@ -101,6 +100,8 @@ def group_id(flag: str, group: str) -> int:
         if int(group) > MAX_ID:
             raise click.UsageError(f"{flag}: {group} is not a group id (0 to {MAX_ID})")
         return int(group)
+    import grp  # here: only a --user with a group name reads the group database
+
     try:
         return grp.getgrnam(group).gr_gid
     except KeyError:

@@ -26,13 +26,16 @@ from __future__ import annotations
 
 import errno
 import os
-import queue
 import stat
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from watchdog.logs import logger
 from watchdog.output import OutputSettings
+
+if TYPE_CHECKING:
+    from queue import SimpleQueue
 
 MAX_QUEUED = 8 * 1024 * 1024
 # Beyond this the queue drops, whatever the loop does: a bound that holds even
@@ -56,7 +59,7 @@ class LogFiles:
         self.max_queued = max_queued
         self.wake: Callable[[], None] | None = None  # the loop's, to resume reading when there is room
         self.want_room = False
-        self.queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self.queue: SimpleQueue[object] | None = None  # at the first line: most runs write no file
         self.queued = 0
         self.lock = threading.Lock()
         self.thread: threading.Thread | None = None
@@ -77,12 +80,13 @@ class LogFiles:
             else:
                 first = False
                 self.queued += len(data)
-                self.queue.put((path, data, settings))
+                self._queue().put((path, data, settings))
         if first:
             logger.warning("the log file %s does not keep up: dropping lines until it does", path,
                            extra={"event": "log-dropped"})
         if self.thread is None:
-            self.thread = threading.Thread(target=self._run, name="watchdog-log-files", daemon=True)
+            self.thread = threading.Thread(target=self._run, args=(self._queue(),), name="watchdog-log-files",
+                                           daemon=True)
             self.thread.start()
 
     def busy(self) -> bool:
@@ -96,20 +100,27 @@ class LogFiles:
     def reopen(self) -> None:
         """Close every file; each is opened again (created if gone) at its next line."""
         if self.thread is not None:
-            self.queue.put(_REOPEN)
+            self._queue().put(_REOPEN)
 
     def close(self, timeout: float = 2.0) -> None:
         """Write what is queued (for at most ``timeout``), then close the files."""
         if self.thread is not None:
-            self.queue.put(_STOP)
+            self._queue().put(_STOP)
             self.thread.join(timeout)
             self.thread = None
 
     # --- the thread --------------------------------------------------------------------------
 
-    def _run(self) -> None:
+    def _queue(self) -> SimpleQueue[object]:
+        if self.queue is None:
+            import queue  # here: see __init__
+
+            self.queue = queue.SimpleQueue()
+        return self.queue
+
+    def _run(self, items: SimpleQueue[object]) -> None:
         while True:
-            item = self.queue.get()
+            item = items.get()
             if item is _STOP:
                 self._close_all()
                 return

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import re
-import shlex
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -78,8 +77,12 @@ def split_env_values(envvar: str, text: str, assignments: bool) -> list[str]:
     regex's. With ``assignments`` (``NAME=VALUE`` flags), a line in which some word
     is not ``NAME=VALUE`` is one value: ``web=python3 app.py`` is one rule.
     """
+    if not text:  # the usual unset variable, which needs no shlex
+        return []
     if "\n" in text.strip():
         return [line.strip() for line in text.splitlines() if line.strip()]
+    import shlex  # here: a start with no such variable set needs none
+
     lexer = shlex.shlex(text, posix=True)
     lexer.whitespace_split = True
     lexer.escape = ""
@@ -111,13 +114,14 @@ class DefaultOrPerRule(click.types.StringParamType):
 
 SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024 ** 2, "mb": 1024 ** 2,
               "mib": 1024 ** 2, "g": 1024 ** 3, "gb": 1024 ** 3, "gib": 1024 ** 3}
-SIZE = re.compile(r"\s*(\d+)\s*([a-zA-Z]*)\s*")
+# Compiled at the first use (re caches it): most runs never give a size.
+SIZE = r"\s*(\d+)\s*([a-zA-Z]*)\s*"
 
 
 def parse_size(flag: str, text: str, maximum: int) -> int:
     """Bytes from ``1048576``, ``64K``, ``50MB`` or ``1GiB`` (supervisord's KB, MB and GB are
     1024-based too); a usage error beyond ``maximum``."""
-    found = SIZE.fullmatch(text)
+    found = re.fullmatch(SIZE, text)
     unit = found.group(2).lower() if found else ""
     if found is None or unit not in SIZE_UNITS:
         raise click.UsageError(f"{flag}: {text!r} is not a size (bytes, or with K, M or G: 64K, 50MB)")
