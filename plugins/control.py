@@ -70,10 +70,9 @@ class Control:
         self.path = None if off else (options.get("control_socket")
                                       or default_socket(options.get("status_file")))
 
-    @hookimpl
-    def watchdog_started(self, engine: EngineAPI) -> None:
-        if self.path is None:
-            return
+    def serve(self, engine: EngineAPI) -> None:
+        """Listen on the socket; a path that cannot be served is warned of once, and left."""
+        assert self.path is not None
         # Here, not at the top: the HTTP server, the feed and reloading are loaded by a run
         # that serves the socket, and every start registers this plugin.
         from watchdog.controlserver import ControlServer
@@ -84,6 +83,7 @@ class Control:
         except (OSError, ValueError) as exc:
             logger.warning("no control socket: %s", getattr(exc, "strerror", None) or exc,
                            extra={"event": "control-error"})
+            self.path = None
             return
         info = os.stat(self.path)
         self.inode = (info.st_dev, info.st_ino)
@@ -111,9 +111,14 @@ class Control:
             self.server.feed.transition(self.server.engine, rule, old, new, reason)
 
     @hookimpl
-    def watchdog_checked(self) -> None:
+    def watchdog_checked(self, engine: EngineAPI) -> None:
         if self.server is not None:
             self.server.emit_changes()
+        elif self.path is not None:
+            # Served once the first check has started the services, not before: loading and
+            # binding the server would delay every first start, and no client can be
+            # following changes before the socket exists.
+            self.serve(engine)
 
     @hookimpl
     def watchdog_process_exited(self, rule: Rule, pid: int, returncode: int | None,

@@ -26,7 +26,6 @@ with a debug line. In a config file: ``notify = ["sshd"]`` at the top level,
 from __future__ import annotations
 
 import os
-import socket
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -42,6 +41,8 @@ from watchdog.state import HEALTHY, RUNNING, STARTING, UNHEALTHY
 from watchdog.timers import Timer
 
 if TYPE_CHECKING:
+    import socket
+
     from watchdog.api import EngineAPI
 
 MAX_PER_WAKE = 64  # datagrams read per wake-up, so a flood cannot hold the loop

@@ -15,7 +15,6 @@ Reading and showing the file is ``watchdog.statusview``'s, which the lean
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Mapping
@@ -59,6 +58,8 @@ class StatusFile:
                    "rules": rules}
         if content == self._last:
             return
+        import json  # here: the status is first written after the first starts, which need none of it
+
         try:
             # Only in a directory no other user can change, never through a symlink,
             # its mode set on the open file (health checks may run as another user).

@@ -19,7 +19,6 @@ line and the key.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -272,6 +271,8 @@ def drop_unknown(cf: ConfigFile, params: Iterable[click.Parameter]) -> None:
                                     f"{key!r} setting{f' ({why})' if why else ''}")
         if message not in cf.notes:
             cf.notes.append(message)
+        import json  # here: only a configuration file with such a key needs it, and every start would pay
+
         cf.comments.setdefault((rule, None), []).append(
             f"{key} = {json.dumps(value, ensure_ascii=False)}: not honoured, this watchdog has no "
             f"{key!r} setting")

@@ -22,7 +22,6 @@ pluggy, psutil or the engine (``tests/test_exec_probe.py`` checks it).
 from __future__ import annotations
 
 import gc
-import json
 import math
 import os
 import sys
@@ -183,6 +182,8 @@ def get_status(path: str, timeout: float, names: Sequence[str]) -> dict[str, Any
             return None
         if name.strip().lower() == b"content-length" and value.strip().isdigit():
             body = body[: int(value)]
+    import json  # here: this module is also the way into every run, which needs none of it
+
     try:
         content = json.loads(body)
     except ValueError:
@@ -210,6 +211,8 @@ def ctl_status(path: str, timeout: float, names: Sequence[str], as_json: bool) -
     if content is None:
         return None
     rules = printable(content["rules"])  # what services said, without terminal escapes
+    import json
+
     try:
         shown = json.dumps(content, indent=1) if as_json else format_table(rules)
     except (KeyError, TypeError, AttributeError):

@@ -24,7 +24,6 @@ its timeout as timed out, and ends a loop probe then (``cancel``).
 from __future__ import annotations
 
 import errno
-import socket
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple, Protocol
@@ -92,9 +91,10 @@ def seconds_text(seconds: float) -> str:
 
 def failure_words(exc: BaseException, timeout: float) -> str:
     """A network or process error as the log says it: ``timed out after 5 s``, ``connection refused``."""
-    if isinstance(exc, TimeoutError | socket.timeout):
+    if isinstance(exc, TimeoutError):  # socket.timeout too: the same class since Python 3.10
         return f"timed out after {seconds_text(timeout)}"
-    if isinstance(exc, socket.gaierror):
+    socket = sys.modules.get("socket")  # loaded by any check that resolves a host
+    if socket is not None and isinstance(exc, socket.gaierror):
         return f"cannot resolve the host: {exc.strerror}"
     ssl = sys.modules.get("ssl")  # loaded only once an https check ran
     if ssl is not None and isinstance(exc, ssl.SSLError):

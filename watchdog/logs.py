@@ -11,7 +11,6 @@ dropped lines (counted, then said), never a blocked watchdog.
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import UTC, datetime
 
@@ -63,6 +62,8 @@ class JsonFormatter(logging.Formatter):
             entry["output"] = list(output)
         if record.exc_info:
             entry["traceback"] = self.formatException(record.exc_info)
+        import json  # here: only --log-format json needs it, and every start would pay
+
         return json.dumps(entry)
 
 

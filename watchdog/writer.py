@@ -23,7 +23,6 @@ import errno
 import functools
 import os
 import select
-import socket
 import stat
 import threading
 import time
@@ -238,6 +237,8 @@ class NonBlockingWriter:
 
 
 def _send_socket(fd: int, data: bytes | memoryview) -> int:
+    import socket  # here: only an output that is a socket needs it, and every start would pay
+
     sock = socket.socket(fileno=fd)
     try:
         return sock.send(data, socket.MSG_DONTWAIT)
