@@ -63,6 +63,14 @@ def flooder(tmp_path: Path, role: str, stream: str = "stdout", total: int | None
     return path
 
 
+def text_between_rotations(path: Path) -> str:
+    """The file's text; empty while a rotation has moved it and not yet made the next one."""
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return ""
+
+
 def logs(sock: Path, *args: str) -> list[dict]:
     done = ctl(sock, "logs", "--json", *args)
     assert done.returncode == 0, done.stderr
@@ -169,7 +177,7 @@ def test_log_file_rotates_at_the_byte_limit_keeping_n_backups(tmp_path: Path, wa
     wd = watchdog(str(svc), "--log-file", f"{rule}={path}", "--log-max-bytes", f"{rule}=1000",
                   "--log-backups", f"{rule}=3", "--timestamps")
     line = 30 + 46  # timestamp, space, "line " and 40 digits, newline
-    wait_for(lambda: path.exists() and path.read_text().endswith(f"{400:040d}\n"), what="the last line")
+    wait_for(lambda: text_between_rotations(path).endswith(f"{400:040d}\n"), what="the last line")
     assert oct(path.parent.stat().st_mode & 0o777) == "0o750"
     files = [path, *(Path(f"{path}.{i}") for i in (1, 2, 3))]
     assert all(f.exists() for f in files) and not Path(f"{path}.4").exists()
